@@ -1,0 +1,81 @@
+"""`python -m node --config node.toml` runs a node; `python -m node create-user NAME --admin`
+makes an account from the command line (password from stdin or a prompt)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+
+from node.config import Config, ConfigError, load_config
+
+
+def _serve(config: Config) -> None:
+    import uvicorn
+
+    from node.web.app import create_app
+
+    app = create_app(config)
+    print(f"Parley node starting: open {config.node.base_url}/", flush=True)
+    print(f"  data: {config.data_path}", flush=True)
+    # The asyncio loop, not uvloop: node.media.ice adjusts the running loop's UDP binding
+    # to honour [media] udp_port_min/max.
+    uvicorn.run(
+        app,
+        host=config.node.host,
+        port=config.node.port,
+        loop="asyncio",
+        log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        ws_max_size=16 * 1024,
+    )
+
+
+def _create_user(config: Config, username: str, admin: bool) -> int:
+    from node.accounts import AccountDirectory
+    from node.db import open_database
+    from node.errors import ParleyError
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {username}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    db = open_database(config.data_path)
+    try:
+        account = AccountDirectory(db).create(username, password, is_admin=admin)
+    except ParleyError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    kind = "admin" if account.is_admin else "user"
+    print(f"created {kind} {account.username}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m node", description="Run a Parley node.")
+    parser.add_argument("--config", default="node.toml", help="path to node.toml")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the node (the default)")
+    create = commands.add_parser("create-user", help="create an account")
+    create.add_argument("username")
+    create.add_argument("--admin", action="store_true", help="make it an administrator")
+    create.add_argument("--config", dest="sub_config", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(getattr(args, "sub_config", None) or args.config)
+    except ConfigError as exc:
+        print(f"node.toml error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "create-user":
+        return _create_user(config, args.username, args.admin)
+    _serve(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""node.toml -> frozen dataclasses.
+
+Every key is declared here with its type; an unknown key or a value of the wrong type stops
+start-up with a `ConfigError` naming the key (``media.max_speakers``), so a typo never runs
+silently with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+from urllib.parse import urlsplit
+
+Registration = Literal["open", "approval", "closed"]
+
+
+class ConfigError(Exception):
+    """node.toml cannot be used; `key` names the offending setting."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    base_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "data"
+    # Largest request body the JSON API accepts, in bytes.
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    registration: Registration = "open"
+    # Attempts per client address per minute on sign-up and log-in.
+    auth_rate_per_minute: int = 10
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    ice_servers: tuple[str, ...] = ()
+    # Addresses offered as ICE host candidates. Empty: every non-loopback interface
+    # (aioice's default). Set the public IP behind NAT, or 127.0.0.1 on a loopback-only
+    # test network (aioice leaves loopback out by default).
+    host_addresses: tuple[str, ...] = ()
+    udp_port_min: int = 0
+    udp_port_max: int = 0
+    max_speakers: int = 10
+    # A speaker whose audio stops for this long (and whose peer did not say goodbye) is
+    # taken off the stage.
+    speaker_timeout_s: float = 15.0
+    # How long a live room waits for a host who left without ending it.
+    host_grace_s: float = 60.0
+    max_sdp_bytes: int = 16 * 1024
+
+
+@dataclass(frozen=True)
+class FederationSettings:
+    authorized_fetch: bool = False
+    allow_private_addresses: bool = False
+    blocked_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    node: NodeSettings = field(default_factory=NodeSettings)
+    accounts: AccountSettings = field(default_factory=AccountSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.node.data_dir)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    if origin is Literal:
+        allowed = get_args(hint)
+        if value not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is tuple:
+        (item,) = get_args(hint)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(key, "must be a list")
+        return tuple(_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, "must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, "must be an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, "must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, "must be a string")
+        return value
+    raise ConfigError(key, f"unsupported type {hint!r}")  # pragma: no cover
+
+
+def _section(name: str, cls: type, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, "must be a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{name}.{key}", "unknown setting")
+        values[key] = _coerce(f"{name}.{key}", hints[key], value)
+    return cls(**values)
+
+
+def _validate(config: Config) -> None:
+    url = urlsplit(config.node.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
+        raise ConfigError("node.base_url", "must be an http(s) origin like https://example.org")
+    if not 0 <= config.node.port <= 65535:
+        raise ConfigError("node.port", "must be between 0 and 65535")
+    media = config.media
+    if (media.udp_port_min == 0) != (media.udp_port_max == 0):
+        raise ConfigError("media.udp_port_min", "set both udp_port_min and udp_port_max, or neither")
+    if media.udp_port_min and not 1024 <= media.udp_port_min <= media.udp_port_max <= 65535:
+        raise ConfigError("media.udp_port_max", "must satisfy 1024 <= udp_port_min <= max <= 65535")
+    if not 1 <= media.max_speakers <= 50:
+        raise ConfigError("media.max_speakers", "must be between 1 and 50")
+    from node.media.ice import parse_ice_server
+
+    for i, server in enumerate(media.ice_servers):
+        try:
+            parse_ice_server(server)
+        except ValueError as exc:
+            raise ConfigError(f"media.ice_servers[{i}]", str(exc)) from None
+    if config.accounts.auth_rate_per_minute < 1:
+        raise ConfigError("accounts.auth_rate_per_minute", "must be at least 1")
+
+
+_SECTIONS: dict[str, type] = {
+    "node": NodeSettings,
+    "accounts": AccountSettings,
+    "media": MediaSettings,
+    "federation": FederationSettings,
+}
+
+
+def parse_config(raw: dict[str, Any]) -> Config:
+    sections = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(name, "unknown section")
+        sections[name] = _section(name, _SECTIONS[name], value)
+    config = Config(**sections)
+    _validate(config)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    config = parse_config(raw)
+    # A relative data_dir is relative to the config file, not to the working directory.
+    data_dir = Path(config.node.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = (path.parent / data_dir).resolve()
+        config = dataclasses.replace(
+            config, node=dataclasses.replace(config.node, data_dir=str(data_dir))
+        )
+    return config

@@ -1,0 +1,86 @@
+"""The node's SQLite database (sqlite-utils, WAL mode) and its schema.
+
+One file under the data dir, created on first start. Schema changes are additive
+(`create(..., if_not_exists=True)` plus columns added by `ensure_schema`), so an old data
+dir keeps working after an upgrade.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+DB_FILENAME = "parley.db"
+
+
+def open_database(data_dir: str | Path) -> sqlite_utils.Database:
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    # check_same_thread=False: the node runs on one event loop thread, but start-up and
+    # CLI commands may open it from another thread; sqlite serialises access itself.
+    conn = sqlite3.connect(path / DB_FILENAME, check_same_thread=False, isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    db.enable_wal()
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    ensure_schema(db)
+    return db
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    db["accounts"].create(
+        {
+            "id": int,
+            "username": str,
+            "password_hash": str,
+            "display_name": str,
+            "bio": str,
+            "is_admin": int,
+            "status": str,  # active | pending
+            "private_key_pem": str,
+            "public_key_pem": str,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"username", "password_hash", "status"},
+        defaults={"display_name": "", "bio": "", "is_admin": 0, "status": "active"},
+        if_not_exists=True,
+    )
+    db["accounts"].create_index(["username"], unique=True, if_not_exists=True)
+    db["sessions"].create(
+        {
+            "id": str,
+            "account_id": int,
+            "token_hash": str,
+            "user_agent": str,
+            "created_at": float,
+            "last_used_at": float,
+        },
+        pk="id",
+        foreign_keys=[("account_id", "accounts", "id")],
+        if_not_exists=True,
+    )
+    db["sessions"].create_index(["token_hash"], unique=True, if_not_exists=True)
+    db["rooms"].create(
+        {
+            "id": str,
+            "host_id": int,
+            "title": str,
+            "description": str,
+            "visibility": str,  # public | unlisted
+            "state": str,  # scheduled | live | ended
+            "created_at": float,
+            "started_at": float,
+            "ended_at": float,
+        },
+        pk="id",
+        foreign_keys=[("host_id", "accounts", "id")],
+        if_not_exists=True,
+    )
+    db["room_blocks"].create(
+        {"room_id": str, "account_id": int, "created_at": float},
+        pk=("room_id", "account_id"),
+        if_not_exists=True,
+    )

@@ -1,0 +1,77 @@
+"""The node's exception tree. The web layer maps it to JSON errors in one place.
+
+    ParleyError
+    ├── InvalidInput          400/422  bad field value (`field`, `reason`)
+    ├── Unauthorized          401      no or bad credentials
+    ├── Forbidden             403      authenticated but not allowed (`reason`)
+    ├── NotFound              404      (`what`)
+    ├── Conflict              409      state does not allow it (`reason`)
+    │   └── IllegalTransition          a room life cycle move not in the graph
+    ├── PayloadTooLarge       413
+    └── RateLimited           429      (`retry_after` seconds)
+"""
+
+from __future__ import annotations
+
+
+class ParleyError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(ParleyError):
+    status = 422
+    code = "invalid_input"
+
+    def __init__(self, field: str, reason: str, *, status: int = 422) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+class Unauthorized(ParleyError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ParleyError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ParleyError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ParleyError):
+    status = 409
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"a room cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+class PayloadTooLarge(ParleyError):
+    status = 413
+    code = "payload_too_large"
+
+
+class RateLimited(ParleyError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many attempts; retry in {retry_after:.0f} s")
+        self.retry_after = retry_after

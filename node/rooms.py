@@ -1,0 +1,495 @@
+"""Rooms: the life cycle graph, roles, hands and invitations. No I/O frameworks here.
+
+A `Room` is the authoritative state of one room on its node. Every method that changes
+state takes the acting username, checks the permission, changes the state and emits an
+event dict to the room's listeners (the web layer sends them over WebSockets; the media
+layer reacts to mutes and role changes). `RoomStore` persists the durable part (title,
+life cycle, blocks) in SQLite.
+
+Permissions, in the spirit of Spaces:
+- host: everything; cannot be moved, removed or blocked; the only one who starts/ends
+  the room and makes cohosts.
+- cohost: invites to speak, mutes, moves speakers back to the audience, removes and blocks
+  speakers and listeners (not the host, not other cohosts); edits title/description.
+- speaker: speaks, self-mutes, may step down to the audience.
+- listener: raises and lowers a hand, accepts or declines an invitation.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from node.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
+
+MAX_TITLE = 120
+MAX_DESCRIPTION = 1000
+
+Event = dict[str, Any]
+
+
+class RoomState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+# The declared life cycle; anything else raises IllegalTransition.
+TRANSITIONS: dict[RoomState, frozenset[RoomState]] = {
+    RoomState.SCHEDULED: frozenset({RoomState.LIVE, RoomState.ENDED}),
+    RoomState.LIVE: frozenset({RoomState.ENDED}),
+    RoomState.ENDED: frozenset(),
+}
+
+
+class Role(enum.StrEnum):
+    HOST = "host"
+    COHOST = "cohost"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+
+ON_STAGE = frozenset({Role.HOST, Role.COHOST, Role.SPEAKER})
+MODERATORS = frozenset({Role.HOST, Role.COHOST})
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    UNLISTED = "unlisted"
+
+
+@dataclass(slots=True)
+class Member:
+    username: str
+    display_name: str
+    role: Role = Role.LISTENER
+    muted: bool = False
+    hand_raised_at: float | None = None
+    invited: bool = False
+    connections: int = 0
+    publishing: bool = False
+
+    @property
+    def on_stage(self) -> bool:
+        return self.role in ON_STAGE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role.value,
+            "muted": self.muted,
+            "hand_raised": self.hand_raised_at is not None,
+            "invited": self.invited,
+            "connected": self.connections > 0 or self.publishing,
+            "publishing": self.publishing,
+        }
+
+
+def validate_title(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput("title", "must be a string")
+    value = value.strip()
+    if not value:
+        raise InvalidInput("title", "must not be empty")
+    if len(value) > MAX_TITLE:
+        raise InvalidInput("title", f"at most {MAX_TITLE} characters")
+    return value
+
+
+def validate_description(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("description", "must be a string")
+    value = value.strip()
+    if len(value) > MAX_DESCRIPTION:
+        raise InvalidInput("description", f"at most {MAX_DESCRIPTION} characters")
+    return value
+
+
+def validate_visibility(value: Any) -> Visibility:
+    if value is None:
+        return Visibility.PUBLIC
+    try:
+        return Visibility(value)
+    except ValueError:
+        raise InvalidInput("visibility", "must be 'public' or 'unlisted'") from None
+
+
+@dataclass
+class Room:
+    id: str
+    host: str
+    host_display_name: str
+    title: str
+    description: str = ""
+    visibility: Visibility = Visibility.PUBLIC
+    state: RoomState = RoomState.SCHEDULED
+    max_speakers: int = 10
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    ended_at: float | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+    listener_count: int = 0
+    clock: Callable[[], float] = time.time
+    _subscribers: list[Callable[[Event], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.members.setdefault(
+            self.host, Member(self.host, self.host_display_name, role=Role.HOST)
+        )
+
+    # Events ----------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def _emit(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            callback(event)
+
+    def _member_changed(self, member: Member) -> None:
+        self._emit({"type": "member", "member": member.to_json()})
+
+    # Queries ---------------------------------------------------------------------------
+
+    @property
+    def stage(self) -> list[Member]:
+        order = {Role.HOST: 0, Role.COHOST: 1, Role.SPEAKER: 2}
+        return sorted(
+            (m for m in self.members.values() if m.on_stage),
+            key=lambda m: (order[m.role], m.username),
+        )
+
+    @property
+    def hands(self) -> list[Member]:
+        raised = [m for m in self.members.values() if m.hand_raised_at is not None]
+        return sorted(raised, key=lambda m: m.hand_raised_at or 0.0)
+
+    @property
+    def host_present(self) -> bool:
+        host = self.members[self.host]
+        return host.connections > 0 or host.publishing
+
+    def member(self, username: str) -> Member:
+        try:
+            return self.members[username]
+        except KeyError:
+            raise NotFound(f"{username} is not in this room") from None
+
+    def role_of(self, username: str | None) -> Role | None:
+        if username is None or username not in self.members:
+            return None
+        return self.members[username].role
+
+    def can_publish(self, username: str) -> bool:
+        return self.state is RoomState.LIVE and self.role_of(username) in ON_STAGE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "visibility": self.visibility.value,
+            "state": self.state.value,
+            "host": {"username": self.host, "display_name": self.host_display_name},
+            "speakers": [m.to_json() for m in self.stage],
+            "audience": [
+                m.to_json()
+                for m in sorted(self.members.values(), key=lambda m: m.username)
+                if not m.on_stage
+            ],
+            "hands": [m.username for m in self.hands],
+            "listener_count": self.listener_count,
+            "max_speakers": self.max_speakers,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+        }
+
+    # Permission checks -----------------------------------------------------------------
+
+    def _require_moderator(self, actor: str) -> Role:
+        role = self.role_of(actor)
+        if role not in MODERATORS:
+            raise Forbidden("only the host or a cohost may do this")
+        assert role is not None
+        return role
+
+    def _require_host(self, actor: str) -> None:
+        if actor != self.host:
+            raise Forbidden("only the host may do this")
+
+    def _require_power_over(self, actor: str, target: Member) -> None:
+        actor_role = self._require_moderator(actor)
+        if target.role is Role.HOST or (
+            target.role is Role.COHOST and actor_role is not Role.HOST
+        ):
+            raise Forbidden(f"a {actor_role.value} cannot do this to the {target.role.value}")
+
+    def _require_live(self) -> None:
+        if self.state is not RoomState.LIVE:
+            raise Conflict(f"the room is {self.state.value}, not live")
+
+    # Life cycle ------------------------------------------------------------------------
+
+    def _transition(self, target: RoomState) -> None:
+        if target not in TRANSITIONS[self.state]:
+            raise IllegalTransition(self.state.value, target.value)
+        self.state = target
+        if target is RoomState.LIVE:
+            self.started_at = self.clock()
+        elif target is RoomState.ENDED:
+            self.ended_at = self.clock()
+        self._emit({"type": "room", "room": self.to_json()})
+
+    def start(self, actor: str) -> None:
+        self._require_host(actor)
+        self._transition(RoomState.LIVE)
+
+    def end(self, actor: str | None) -> None:
+        """End the room; actor None means the node itself (host grace expired)."""
+        if actor is not None:
+            self._require_host(actor)
+        self._transition(RoomState.ENDED)
+
+    def update(self, actor: str, changes: dict[str, Any]) -> None:
+        self._require_moderator(actor)
+        for key, value in changes.items():
+            if key == "title":
+                self.title = validate_title(value)
+            elif key == "description":
+                self.description = validate_description(value)
+            else:
+                raise InvalidInput(key, "unknown or read-only field")
+        self._emit({"type": "room", "room": self.to_json()})
+
+    # Presence --------------------------------------------------------------------------
+
+    def connect(self, username: str, display_name: str) -> Member:
+        if username in self.blocked:
+            raise Forbidden("you are blocked from this room")
+        if self.state is RoomState.ENDED:
+            raise Conflict("the room has ended")
+        member = self.members.get(username)
+        if member is None:
+            member = self.members[username] = Member(username, display_name)
+        member.connections += 1
+        self._member_changed(member)
+        return member
+
+    def disconnect(self, username: str) -> None:
+        member = self.members.get(username)
+        if member is None:
+            return
+        member.connections = max(0, member.connections - 1)
+        if member.connections == 0 and not member.on_stage and not member.publishing:
+            del self.members[username]
+            self._emit({"type": "member_left", "username": username})
+        else:
+            self._member_changed(member)
+
+    def set_publishing(self, username: str, publishing: bool) -> None:
+        member = self.members.get(username)
+        if member is None or member.publishing == publishing:
+            return
+        member.publishing = publishing
+        self._member_changed(member)
+
+    def set_listener_count(self, count: int) -> None:
+        if count != self.listener_count:
+            self.listener_count = count
+            self._emit({"type": "listeners", "count": count})
+
+    # Hands and invitations -------------------------------------------------------------
+
+    def raise_hand(self, username: str) -> None:
+        self._require_live()
+        member = self.member(username)
+        if member.on_stage:
+            raise Conflict("you are already on stage")
+        if member.hand_raised_at is None:
+            member.hand_raised_at = self.clock()
+            self._member_changed(member)
+
+    def lower_hand(self, actor: str, username: str) -> None:
+        member = self.member(username)
+        if actor != username:
+            self._require_moderator(actor)
+        if member.hand_raised_at is not None:
+            member.hand_raised_at = None
+            self._member_changed(member)
+
+    def _stage_full(self) -> bool:
+        return len(self.stage) >= self.max_speakers
+
+    def invite(self, actor: str, username: str) -> None:
+        self._require_live()
+        self._require_moderator(actor)
+        member = self.member(username)
+        if member.on_stage:
+            raise Conflict(f"{username} is already on stage")
+        if self._stage_full():
+            raise Conflict(f"the stage is full ({self.max_speakers} speakers)")
+        member.invited = True
+        self._member_changed(member)
+
+    def answer_invitation(self, username: str, accept: bool) -> None:
+        member = self.member(username)
+        if not member.invited:
+            raise Conflict("you have no invitation to speak")
+        member.invited = False
+        if accept:
+            self._require_live()
+            if self._stage_full():
+                self._member_changed(member)
+                raise Conflict(f"the stage is full ({self.max_speakers} speakers)")
+            member.role = Role.SPEAKER
+            member.hand_raised_at = None
+            # Spaces brings new speakers up muted; they unmute when ready.
+            member.muted = True
+        self._member_changed(member)
+
+    # Moderation ------------------------------------------------------------------------
+
+    def set_muted(self, actor: str, username: str, muted: bool) -> None:
+        member = self.member(username)
+        if actor != username:
+            self._require_power_over(actor, member)
+            if not muted:
+                # As on Spaces, a moderator can silence a speaker but only the speaker
+                # turns their own microphone back on.
+                raise Forbidden("only the speaker can unmute themselves")
+        elif not member.on_stage:
+            raise Conflict("you are not on stage")
+        if member.muted != muted:
+            member.muted = muted
+            self._member_changed(member)
+
+    def set_role(self, actor: str, username: str, role: Role) -> None:
+        member = self.member(username)
+        if role is Role.HOST or member.role is Role.HOST:
+            raise Forbidden("the host role cannot be given or taken")
+        if actor == username and role is Role.LISTENER:
+            pass  # anyone may step down to the audience
+        elif role is Role.COHOST or member.role is Role.COHOST:
+            self._require_host(actor)
+        else:
+            self._require_power_over(actor, member)
+        if role in ON_STAGE and not member.on_stage and self._stage_full():
+            raise Conflict(f"the stage is full ({self.max_speakers} speakers)")
+        member.role = role
+        member.invited = False
+        if role in ON_STAGE:
+            member.hand_raised_at = None
+        else:
+            member.muted = False
+        self._member_changed(member)
+
+    def remove(self, actor: str, username: str, *, block: bool = False) -> None:
+        member = self.members.get(username)
+        if member is not None:
+            self._require_power_over(actor, member)
+        else:
+            self._require_moderator(actor)
+            if username == self.host:
+                raise Forbidden("the host cannot be removed")
+        if block:
+            self.blocked.add(username)
+        if member is not None:
+            del self.members[username]
+            self._emit({"type": "member_left", "username": username})
+        self._emit({"type": "kicked", "username": username, "blocked": block})
+
+
+def new_room_id() -> str:
+    return secrets.token_urlsafe(9)
+
+
+class RoomStore:
+    """Durable part of rooms: identity, title, life cycle, blocks."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self._db = db
+
+    def insert(self, room: Room, host_id: int) -> None:
+        self._db["rooms"].insert(
+            {
+                "id": room.id,
+                "host_id": host_id,
+                "title": room.title,
+                "description": room.description,
+                "visibility": room.visibility.value,
+                "state": room.state.value,
+                "created_at": room.created_at,
+                "started_at": room.started_at,
+                "ended_at": room.ended_at,
+            }
+        )
+
+    def save(self, room: Room) -> None:
+        self._db["rooms"].update(
+            room.id,
+            {
+                "title": room.title,
+                "description": room.description,
+                "state": room.state.value,
+                "started_at": room.started_at,
+                "ended_at": room.ended_at,
+            },
+        )
+
+    def save_block(self, room_id: str, account_id: int) -> None:
+        self._db["room_blocks"].insert(
+            {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
+            replace=True,
+        )
+
+    def rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
+        sql = (
+            "select rooms.*, accounts.username as host_username, "
+            "accounts.display_name as host_display_name from rooms "
+            "join accounts on accounts.id = rooms.host_id where " + where
+        )
+        return [dict(r) for r in self._db.query(sql, params)]
+
+    def blocked_usernames(self, room_id: str) -> set[str]:
+        sql = (
+            "select accounts.username from room_blocks join accounts "
+            "on accounts.id = room_blocks.account_id where room_blocks.room_id = ?"
+        )
+        return {r["username"] for r in self._db.query(sql, [room_id])}
+
+    def end_unfinished(self, now: float) -> int:
+        """Rooms left live or scheduled by a previous run of this node end at start-up:
+        their audio and connections did not survive the restart."""
+        cursor = self._db.execute(
+            "update rooms set state = 'ended', ended_at = ? where state = 'live'", [now]
+        )
+        return int(cursor.rowcount)
+
+
+def room_from_row(row: dict[str, Any], *, max_speakers: int, blocked: set[str]) -> Room:
+    return Room(
+        id=row["id"],
+        host=row["host_username"],
+        host_display_name=row["host_display_name"] or row["host_username"],
+        title=row["title"],
+        description=row["description"] or "",
+        visibility=Visibility(row["visibility"]),
+        state=RoomState(row["state"]),
+        max_speakers=max_speakers,
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        blocked=blocked,
+    )

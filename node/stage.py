@@ -1,0 +1,386 @@
+"""Rooms on air: a `Room` joined to its mixer, its WebRTC sessions and its watchers.
+
+`Stage` is the node-wide registry; `OnAir` is one room's runtime. The room (node.rooms)
+decides who may do what; this module carries the consequences into media: a mute drops
+that speaker's audio in the mixer, a move to the audience closes their publishing session,
+a removal closes everything they had open, and an ended room stops its mixer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.accounts import Account, AccountDirectory
+from node.config import Config
+from node.errors import Conflict, Forbidden, NotFound
+from node.media.mixer import RoomMixer, SpeakerInput
+from node.media.packets import PacketStream
+from node.media.peers import PeerSessions
+from node.rooms import Event, Role, Room, RoomState, RoomStore, new_room_id, room_from_row
+
+logger = logging.getLogger(__name__)
+
+LEVELS_INTERVAL_S = 0.25
+
+
+@dataclass
+class Watcher:
+    """One WebSocket client of a room: events are queued and sent by its own task, so a
+    slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
+
+    username: str | None
+    queue: asyncio.Queue[dict[str, Any] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=256)
+    )
+
+    def send(self, message: dict[str, Any]) -> bool:
+        try:
+            self.queue.put_nowait(message)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+
+@dataclass
+class Publisher:
+    username: str
+    session_id: str
+    sink: SpeakerInput
+
+
+class OnAir:
+    def __init__(self, room: Room, stage: Stage) -> None:
+        self.room = room
+        self._stage = stage
+        self.mixer: RoomMixer | None = None
+        self._mixer_task: asyncio.Task[None] | None = None
+        self._levels_task: asyncio.Task[None] | None = None
+        self._grace_task: asyncio.Task[None] | None = None
+        self.publishers: dict[str, Publisher] = {}
+        self.listener_sessions: set[str] = set()
+        self.http_listeners = 0
+        self.watchers: set[Watcher] = set()
+        room.subscribe(self._on_event)
+
+    # Media ---------------------------------------------------------------------------
+
+    def ensure_mixer(self) -> RoomMixer:
+        if self.mixer is None:
+            self.mixer = RoomMixer()
+            self._mixer_task = asyncio.create_task(self.mixer.run(), name=f"mixer-{self.room.id}")
+            self._levels_task = asyncio.create_task(self._levels_loop())
+        return self.mixer
+
+    @property
+    def program(self) -> PacketStream:
+        return self.ensure_mixer().program
+
+    async def _levels_loop(self) -> None:
+        timeout = self._stage.config.media.speaker_timeout_s
+        last_sent: dict[str, float] = {}
+        while self.mixer is not None:
+            await asyncio.sleep(LEVELS_INTERVAL_S)
+            if self.mixer is None:
+                break
+            levels = {k: round(v, 3) for k, v in self.mixer.levels().items()}
+            if levels != last_sent:
+                self.broadcast({"type": "levels", "levels": levels})
+                last_sent = levels
+            now = time.monotonic()
+            for publisher in list(self.publishers.values()):
+                if now - publisher.sink.last_audio_at > timeout:
+                    logger.info("speaker %s went silent on the wire; closing", publisher.username)
+                    await self._stage.peers.close(publisher.session_id)
+                    self.publisher_gone(publisher.session_id)
+
+    async def publish(self, account: Account, offer_sdp: str) -> tuple[str, str]:
+        username = account.username
+        if not self.room.can_publish(username):
+            if self.room.state is not RoomState.LIVE:
+                raise Conflict("the room is not live")
+            raise Forbidden("only the host and invited speakers may publish")
+        existing = self.publishers.get(username)
+        if existing is not None:
+            # A reconnecting browser replaces its old session rather than doubling up.
+            await self._stage.peers.close(existing.session_id)
+            self.publisher_gone(existing.session_id)
+        mixer = self.ensure_mixer()
+        sink = mixer.add_speaker(username)
+        sink.muted = self.room.members[username].muted
+        try:
+            session_id, answer = await self._stage.peers.publish(
+                offer_sdp, sink=sink, returns=mixer.return_stream(username)
+            )
+        except Exception:
+            mixer.remove_speaker(username)
+            raise
+        self.publishers[username] = Publisher(username, session_id, sink)
+        self._stage.sessions[session_id] = self
+        self.room.set_publishing(username, True)
+        self._update_host_grace()
+        return session_id, answer
+
+    def publisher_gone(self, session_id: str) -> None:
+        for username, publisher in list(self.publishers.items()):
+            if publisher.session_id == session_id:
+                del self.publishers[username]
+                if self.mixer is not None:
+                    self.mixer.remove_speaker(username)
+                self.room.set_publishing(username, False)
+        self._stage.sessions.pop(session_id, None)
+        self._update_host_grace()
+
+    async def listen(self, offer_sdp: str) -> tuple[str, str]:
+        if self.room.state is not RoomState.LIVE:
+            raise Conflict("the room is not live")
+        session_id, answer = await self._stage.peers.listen(offer_sdp, stream=self.program)
+        self.listener_sessions.add(session_id)
+        self._stage.sessions[session_id] = self
+        self._count_listeners()
+        return session_id, answer
+
+    def listener_gone(self, session_id: str) -> None:
+        self.listener_sessions.discard(session_id)
+        self._stage.sessions.pop(session_id, None)
+        self._count_listeners()
+
+    def http_listener(self, delta: int) -> None:
+        self.http_listeners += delta
+        self._count_listeners()
+
+    def _count_listeners(self) -> None:
+        self.room.set_listener_count(len(self.listener_sessions) + self.http_listeners)
+
+    async def close_session(self, session_id: str, username: str | None) -> None:
+        if session_id in self.listener_sessions:
+            await self._stage.peers.close(session_id)
+            self.listener_gone(session_id)
+            return
+        for publisher in self.publishers.values():
+            if publisher.session_id == session_id:
+                if username != publisher.username:
+                    raise Forbidden("this session is not yours")
+                await self._stage.peers.close(session_id)
+                self.publisher_gone(session_id)
+                return
+        raise NotFound("no such session")
+
+    # Watchers (WebSocket clients) ------------------------------------------------------
+
+    def watch(self, account: Account | None) -> Watcher:
+        if account is not None:
+            self.room.connect(account.username, account.display_name)
+        watcher = Watcher(account.username if account else None)
+        self.watchers.add(watcher)
+        you = None
+        if account is not None:
+            you = {"username": account.username, "role": self.room.members[account.username].role}
+        watcher.send({"type": "snapshot", "room": self._stage.room_json(self.room), "you": you})
+        self._update_host_grace()
+        return watcher
+
+    def unwatch(self, watcher: Watcher) -> None:
+        if watcher not in self.watchers:
+            return
+        self.watchers.discard(watcher)
+        if watcher.username is not None:
+            self.room.disconnect(watcher.username)
+        self._update_host_grace()
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        for watcher in list(self.watchers):
+            if not watcher.send(message):
+                logger.info("dropping a WebSocket client that cannot keep up")
+                self.watchers.discard(watcher)
+                watcher.close()
+                if watcher.username is not None:
+                    self.room.disconnect(watcher.username)
+
+    # Room events -> media and watchers ---------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "room":
+            event = {"type": "room", "room": self._stage.room_json(self.room)}
+        self.broadcast(event)
+        if kind == "member":
+            member = event["member"]
+            publisher = self.publishers.get(member["username"])
+            if publisher is not None:
+                publisher.sink.muted = member["muted"]
+                if member["role"] == Role.LISTENER:
+                    self._close_later(publisher.session_id)
+        elif kind == "kicked":
+            username = event["username"]
+            publisher = self.publishers.get(username)
+            if publisher is not None:
+                self._close_later(publisher.session_id)
+            for watcher in [w for w in self.watchers if w.username == username]:
+                self.watchers.discard(watcher)
+                watcher.close()
+            if event["blocked"]:
+                self._stage.persist_block(self.room, username)
+        elif kind == "room" and self.room.state is RoomState.ENDED:
+            self._stage.persist(self.room)
+            asyncio.get_running_loop().create_task(self.shut_down())
+        elif kind == "room":
+            self._stage.persist(self.room)
+
+    def _close_later(self, session_id: str) -> None:
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await self._stage.peers.close(session_id)
+            self.publisher_gone(session_id)
+
+        asyncio.get_running_loop().create_task(close())
+
+    # Host leaving without ending ----------------------------------------------------------
+
+    def _update_host_grace(self) -> None:
+        if self.room.state is not RoomState.LIVE or self.room.host_present:
+            if self._grace_task is not None:
+                self._grace_task.cancel()
+                self._grace_task = None
+            return
+        if self._grace_task is None:
+            self._grace_task = asyncio.get_running_loop().create_task(self._end_after_grace())
+
+    async def _end_after_grace(self) -> None:
+        await asyncio.sleep(self._stage.config.media.host_grace_s)
+        self._grace_task = None
+        if self.room.state is RoomState.LIVE and not self.room.host_present:
+            logger.info("host of room %s did not come back; ending it", self.room.id)
+            self.room.end(None)
+
+    async def shut_down(self) -> None:
+        for task in (self._grace_task, self._levels_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        for session_id in [p.session_id for p in self.publishers.values()] + list(
+            self.listener_sessions
+        ):
+            with contextlib.suppress(Exception):
+                await self._stage.peers.close(session_id)
+            self._stage.sessions.pop(session_id, None)
+        self.publishers.clear()
+        self.listener_sessions.clear()
+        if self.mixer is not None:
+            self.mixer.stop()
+            self.mixer.close()
+            self.mixer = None
+        if self._mixer_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._mixer_task, 2)
+        for watcher in list(self.watchers):
+            watcher.close()
+        self.watchers.clear()
+        self._stage.rooms_on_air.pop(self.room.id, None)
+
+
+class Stage:
+    """All rooms of this node that are not ended, and the node's WebRTC sessions."""
+
+    def __init__(
+        self,
+        config: Config,
+        accounts: AccountDirectory,
+        store: RoomStore,
+        peers: PeerSessions,
+        *,
+        room_url: Callable[[Room], dict[str, str]],
+    ) -> None:
+        self.config = config
+        self.accounts = accounts
+        self.store = store
+        self.peers = peers
+        self._room_urls = room_url
+        self.rooms_on_air: dict[str, OnAir] = {}
+        self.sessions: dict[str, OnAir] = {}
+        peers.on_closed(self._peer_closed)
+
+    def _peer_closed(self, session_id: str) -> None:
+        on_air = self.sessions.get(session_id)
+        if on_air is None:
+            return
+        if session_id in on_air.listener_sessions:
+            on_air.listener_gone(session_id)
+        else:
+            on_air.publisher_gone(session_id)
+
+    def room_json(self, room: Room) -> dict[str, Any]:
+        return {**room.to_json(), **self._room_urls(room)}
+
+    def create_room(self, host: Account, title: str, description: str, visibility: Any) -> Room:
+        room = Room(
+            id=new_room_id(),
+            host=host.username,
+            host_display_name=host.display_name,
+            title=title,
+            description=description,
+            visibility=visibility,
+            max_speakers=self.config.media.max_speakers,
+        )
+        self.store.insert(room, host.id)
+        self.rooms_on_air[room.id] = OnAir(room, self)
+        return room
+
+    def get(self, room_id: str) -> OnAir:
+        on_air = self.rooms_on_air.get(room_id)
+        if on_air is not None:
+            return on_air
+        rows = self.store.rows("rooms.id = ?", [room_id])
+        if not rows:
+            raise NotFound("no such room")
+        room = room_from_row(
+            rows[0],
+            max_speakers=self.config.media.max_speakers,
+            blocked=self.store.blocked_usernames(room_id),
+        )
+        if room.state is RoomState.ENDED:
+            # Ended rooms are read-only history: not kept on air.
+            return OnAir(room, self)
+        on_air = self.rooms_on_air[room_id] = OnAir(room, self)
+        return on_air
+
+    def live_public_rooms(self) -> list[Room]:
+        rooms = [
+            on_air.room
+            for on_air in self.rooms_on_air.values()
+            if on_air.room.state is RoomState.LIVE and on_air.room.visibility == "public"
+        ]
+        return sorted(rooms, key=lambda r: r.started_at or 0.0, reverse=True)
+
+    def rooms_hosted_by(self, username: str) -> list[Room]:
+        rows = self.store.rows(
+            "accounts.username = ? order by rooms.created_at desc limit 50", [username]
+        )
+        return [self.get(r["id"]).room for r in rows]
+
+    def persist(self, room: Room) -> None:
+        self.store.save(room)
+
+    def persist_block(self, room: Room, username: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.store.save_block(room.id, self.accounts.get(username).id)
+
+    def load_unfinished(self) -> None:
+        ended = self.store.end_unfinished(time.time())
+        if ended:
+            logger.info("%d rooms were live when the node stopped; marked ended", ended)
+        for row in self.store.rows("rooms.state = 'scheduled'", []):
+            self.get(row["id"])
+
+    async def close(self) -> None:
+        for on_air in list(self.rooms_on_air.values()):
+            await on_air.shut_down()
+        await self.peers.close_all()

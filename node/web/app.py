@@ -1,0 +1,137 @@
+"""The application factory: the only place where the node's parts are wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from node.accounts import AccountDirectory
+from node.config import Config
+from node.db import open_database
+from node.errors import ParleyError, RateLimited
+from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
+from node.media.peers import PeerSessions
+from node.rooms import Room, RoomStore
+from node.stage import Stage
+from node.web import api, signaling
+from node.web.auth import AttemptLimiter
+from node.web.openapi import openapi_document
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+
+
+def browser_ice_servers(servers: tuple[str, ...]) -> list[dict[str, Any]]:
+    """node.toml's ice_servers as RTCIceServer dictionaries for the browser."""
+    result: list[dict[str, Any]] = []
+    for server in map(parse_ice_server, servers):
+        entry: dict[str, Any] = {"urls": server.urls}
+        if server.username is not None:
+            entry.update(username=server.username, credential=server.credential)
+        result.append(entry)
+    return result
+
+
+def _error_response(status: int, code: str, detail: str, headers: Any = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status, headers=headers)
+
+
+async def _parley_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ParleyError)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.5)))}
+    return _error_response(exc.status, exc.code, exc.detail, headers)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return _error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error_response(500, "internal_error", "the node hit an unexpected error")
+
+
+def create_app(config: Config) -> Starlette:
+    base_url = config.node.base_url.rstrip("/")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = open_database(config.data_path)
+        ice = IceSettings(
+            ice_servers=config.media.ice_servers,
+            host_addresses=config.media.host_addresses,
+            udp_port_min=config.media.udp_port_min,
+            udp_port_max=config.media.udp_port_max,
+        )
+        install_ice_policy(ice, asyncio.get_running_loop())
+        accounts = AccountDirectory(db)
+        peers = PeerSessions(ice, max_sdp_bytes=config.media.max_sdp_bytes)
+
+        def urls(room: Room) -> dict[str, str]:
+            return signaling.room_urls(base_url, room.id, room.visibility)
+
+        stage = Stage(config, accounts, RoomStore(db), peers, room_url=urls)
+        stage.load_unfinished()
+        app.state.config = config
+        app.state.host = urlsplit(base_url).netloc
+        app.state.accounts = accounts
+        app.state.stage = stage
+        app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
+        app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
+        try:
+            yield
+        finally:
+            await stage.close()
+            db.close()
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(base_url))
+
+    async def not_found(request: Request) -> Response:
+        raise HTTPException(404, f"no route {request.url.path}")
+
+    routes = [
+        *api.routes,
+        *signaling.routes,
+        Route("/api/v1/openapi.json", openapi),
+        Route("/api/{rest:path}", not_found, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
+        Route("/", index),
+        Route("/login", index),
+        Route("/signup", index),
+        Route("/new", index),
+        Route("/rooms/{room_id}", index),
+        Route("/@{username}", index),
+        Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ParleyError: _parley_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )

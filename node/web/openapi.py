@@ -1,0 +1,177 @@
+"""The OpenAPI 3.1 description served at /api/v1/openapi.json (docs/API.md is the prose)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "detail"],
+        "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    },
+    "Credentials": {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "username": {"type": "string", "pattern": "^[a-z0-9_]{1,30}$"},
+            "password": {"type": "string", "minLength": 8, "maxLength": 256},
+            "display_name": {"type": "string", "maxLength": 64},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "properties": {"username": {"type": "string"}, "token": {"type": "string"}},
+    },
+    "Account": {
+        "type": "object",
+        "properties": {
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "bio": {"type": "string"},
+            "is_admin": {"type": "boolean"},
+            "handle": {"type": "string"},
+        },
+    },
+    "Member": {
+        "type": "object",
+        "properties": {
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "role": {"enum": ["host", "cohost", "speaker", "listener"]},
+            "muted": {"type": "boolean"},
+            "hand_raised": {"type": "boolean"},
+            "invited": {"type": "boolean"},
+            "connected": {"type": "boolean"},
+            "publishing": {"type": "boolean"},
+        },
+    },
+    "NewRoom": {
+        "type": "object",
+        "required": ["title"],
+        "properties": {
+            "title": {"type": "string", "maxLength": 120},
+            "description": {"type": "string", "maxLength": 1000},
+            "visibility": {"enum": ["public", "unlisted"]},
+        },
+    },
+    "Room": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "visibility": {"enum": ["public", "unlisted"]},
+            "state": {"enum": ["scheduled", "live", "ended"]},
+            "url": {"type": "string", "format": "uri"},
+            "host": {"type": "object"},
+            "speakers": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
+            "audience": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
+            "hands": {"type": "array", "items": {"type": "string"}},
+            "listener_count": {"type": "integer"},
+            "max_speakers": {"type": "integer"},
+            "whip_url": {"type": "string", "format": "uri"},
+            "whep_url": {"type": "string", "format": "uri"},
+            "listen_url": {"type": "string", "format": "uri"},
+            "ws_url": {"type": "string", "format": "uri"},
+        },
+    },
+}
+
+# (method, path, summary, needs auth, request schema, success status, response schema)
+_OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
+    ("get", "/api/v1/config", "Node settings a client needs", False, None, 200, {}),
+    ("post", "/api/v1/accounts", "Sign up", False, "Credentials", 201, "Token"),
+    ("get", "/api/v1/accounts/{username}", "Public profile", False, None, 200, "Account"),
+    ("get", "/api/v1/accounts/{username}/rooms", "Rooms hosted by an account", False, None, 200, {}),
+    ("post", "/api/v1/sessions", "Log in", False, "Credentials", 200, "Token"),
+    ("get", "/api/v1/sessions", "Your sessions", True, None, 200, {}),
+    ("delete", "/api/v1/sessions/{session_id}", "Revoke a session ('current' logs out)", True, None, 204, None),
+    ("get", "/api/v1/me", "Your account", True, None, 200, "Account"),
+    ("patch", "/api/v1/me", "Edit display name and bio", True, "Account", 200, "Account"),
+    ("get", "/api/v1/rooms", "Live public rooms", False, None, 200, {}),
+    ("post", "/api/v1/rooms", "Create a room", True, "NewRoom", 201, "Room"),
+    ("get", "/api/v1/rooms/{room_id}", "A room", False, None, 200, "Room"),
+    ("patch", "/api/v1/rooms/{room_id}", "Edit title/description (host, cohost)", True, "NewRoom", 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/start", "Go live (host)", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/end", "End (host)", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/hand", "Raise your hand", True, None, 200, "Room"),
+    ("delete", "/api/v1/rooms/{room_id}/hand", "Lower your hand", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/mute", "Mute or unmute yourself {muted}", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/invitation", "Accept or decline {accept}", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/members/{username}/{action}", "Moderate: invite, mute, role, remove, block", True, None, 200, "Room"),
+    ("delete", "/api/v1/rooms/{room_id}/members/{username}/hand", "Lower someone's hand", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/whip", "WHIP publish (RFC 9725), body application/sdp", True, None, 201, None),
+    ("post", "/api/v1/rooms/{room_id}/whep", "WHEP listen, body application/sdp", False, None, 201, None),
+    ("delete", "/api/v1/rooms/{room_id}/whip/{session_id}", "End a WHIP session", True, None, 200, None),
+    ("delete", "/api/v1/rooms/{room_id}/whep/{session_id}", "End a WHEP session", False, None, 200, None),
+    ("get", "/api/v1/rooms/{room_id}/listen.ogg", "Program as an Ogg/Opus stream", False, None, 200, None),
+]  # fmt: skip
+
+
+def _operation(
+    summary: str, auth: bool, request: str | None, status: int, response: Any, path: str
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {}}
+    params = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    if params:
+        op["parameters"] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in params
+        ]
+    if auth:
+        op["security"] = [{"bearer": []}, {"cookie": []}]
+    if request:
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
+            },
+        }
+    if "whip" in path or "whep" in path:
+        if status == 201:
+            op["requestBody"] = {"required": True, "content": {"application/sdp": {}}}
+            op["responses"]["201"] = {
+                "description": "SDP answer; Location names the session",
+                "content": {"application/sdp": {}},
+            }
+        else:
+            op["responses"][str(status)] = {"description": "ended"}
+    elif path.endswith("listen.ogg"):
+        op["responses"]["200"] = {"description": "stream", "content": {"audio/ogg": {}}}
+    elif response is None:
+        op["responses"][str(status)] = {"description": "done"}
+    else:
+        schema = {"$ref": f"#/components/schemas/{response}"} if response else {"type": "object"}
+        op["responses"][str(status)] = {
+            "description": "ok",
+            "content": {"application/json": {"schema": schema}},
+        }
+    op["responses"]["default"] = {
+        "description": "error",
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+    return op
+
+
+def openapi_document(base_url: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, auth, request, status, response in _OPERATIONS:
+        paths.setdefault(path, {})[method] = _operation(
+            summary, auth, request, status, response, path
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Parley node API", "version": "1"},
+        "servers": [{"url": base_url}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "parley_session"},
+            },
+        },
+    }

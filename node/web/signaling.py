@@ -1,0 +1,202 @@
+"""Media signalling: WHIP (RFC 9725) to speak, WHEP to listen, the Ogg/Opus HTTP stream,
+and the room's WebSocket of state events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, PayloadTooLarge
+from node.media.errors import InvalidOffer
+from node.media.stream import ogg_listener
+from node.rooms import RoomState, Visibility
+from node.stage import OnAir, Stage
+from node.web.auth import optional_account, require_account
+
+logger = logging.getLogger(__name__)
+
+SDP_TYPE = "application/sdp"
+PING_INTERVAL_S = 20.0
+
+
+async def _read_offer(request: Request) -> str:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != SDP_TYPE:
+        raise InvalidInput("content-type", f"must be {SDP_TYPE}", status=415)
+    limit: int = request.app.state.config.media.max_sdp_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            # 400 rather than 413: WHIP clients treat 4xx alike, and the issue asks 400 for
+            # oversized offers. The reason says what happened.
+            raise InvalidInput("offer", f"SDP offer over {limit} bytes", status=400)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("offer", "SDP must be UTF-8 text", status=400) from None
+
+
+def _on_air(request: Request) -> OnAir:
+    stage: Stage = request.app.state.stage
+    return stage.get(request.path_params["room_id"])
+
+
+def _sdp_created(request: Request, kind: str, session_id: str, answer: str) -> Response:
+    location = f"/api/v1/rooms/{request.path_params['room_id']}/{kind}/{session_id}"
+    return Response(
+        answer,
+        status_code=201,
+        media_type=SDP_TYPE,
+        headers={"Location": location, "ETag": f'"{session_id}"'},
+    )
+
+
+async def whip(request: Request) -> Response:
+    account = require_account(request)
+    on_air = _on_air(request)
+    offer = await _read_offer(request)
+    try:
+        session_id, answer = await on_air.publish(account, offer)
+    except InvalidOffer as exc:
+        raise InvalidInput("offer", exc.reason, status=400) from None
+    return _sdp_created(request, "whip", session_id, answer)
+
+
+async def whep(request: Request) -> Response:
+    on_air = _on_air(request)
+    _check_listener(request, on_air)
+    offer = await _read_offer(request)
+    try:
+        session_id, answer = await on_air.listen(offer)
+    except InvalidOffer as exc:
+        raise InvalidInput("offer", exc.reason, status=400) from None
+    return _sdp_created(request, "whep", session_id, answer)
+
+
+def _check_listener(request: Request, on_air: OnAir) -> None:
+    """Public and unlisted rooms are heard by anyone with the link (guests included),
+    except accounts blocked from the room."""
+    account = optional_account(request)
+    if account is not None and account.username in on_air.room.blocked:
+        raise Forbidden("you are blocked from this room")
+
+
+async def end_session(request: Request) -> Response:
+    on_air = _on_air(request)
+    account = optional_account(request)
+    await on_air.close_session(
+        request.path_params["session_id"], account.username if account else None
+    )
+    return Response(status_code=200)
+
+
+async def patch_session(request: Request) -> Response:
+    # Trickle ICE (RFC 9725 section 4.3) is optional; we gather before answering.
+    return Response(status_code=405, headers={"Allow": "DELETE"})
+
+
+async def listen_ogg(request: Request) -> Response:
+    on_air = _on_air(request)
+    _check_listener(request, on_air)
+    if on_air.room.state is not RoomState.LIVE:
+        raise Conflict("the room is not live")
+    stream = on_air.program
+
+    async def body() -> AsyncIterator[bytes]:
+        on_air.http_listener(+1)
+        try:
+            async for chunk in ogg_listener(stream):
+                yield chunk
+        finally:
+            on_air.http_listener(-1)
+
+    return StreamingResponse(
+        body(),
+        media_type="audio/ogg",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def room_socket(websocket: WebSocket) -> None:
+    try:
+        account = optional_account(websocket)
+        stage: Stage = websocket.app.state.stage
+        on_air = stage.get(websocket.path_params["room_id"])
+        if on_air.room.state is RoomState.ENDED:
+            raise Conflict("the room has ended")
+        watcher = on_air.watch(account)
+    except ParleyError as exc:
+        await websocket.accept()
+        await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.detail})
+        await websocket.close(code=4000 + exc.status)
+        return
+    await websocket.accept()
+
+    async def pump() -> None:
+        while True:
+            message = await watcher.queue.get()
+            if message is None:
+                await websocket.close(code=4001)
+                return
+            await websocket.send_text(json.dumps(message))
+
+    sender = asyncio.create_task(pump())
+    try:
+        while True:
+            receive = asyncio.create_task(websocket.receive_text())
+            done, _ = await asyncio.wait(
+                {receive, sender}, timeout=PING_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if sender in done:
+                receive.cancel()
+                break
+            if receive not in done:
+                receive.cancel()
+                watcher.send({"type": "ping"})
+                continue
+            text = receive.result()
+            if len(text) > 4096:
+                break
+            with contextlib.suppress(ValueError):
+                if json.loads(text).get("type") == "ping":
+                    watcher.send({"type": "pong"})
+    except (WebSocketDisconnect, RuntimeError, AttributeError):
+        pass
+    finally:
+        sender.cancel()
+        on_air.unwatch(watcher)
+
+
+def room_urls(base_url: str, room_id: str, visibility: Visibility) -> dict[str, str]:
+    api = f"{base_url}/api/v1/rooms/{room_id}"
+    ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return {
+        "url": f"{base_url}/rooms/{room_id}",
+        "whip_url": f"{api}/whip",
+        "whep_url": f"{api}/whep",
+        "listen_url": f"{api}/listen.ogg",
+        "ws_url": f"{ws_base}/api/v1/rooms/{room_id}/ws",
+    }
+
+
+__all__ = ["routes", "room_urls", "PayloadTooLarge"]
+
+routes = [
+    Route("/api/v1/rooms/{room_id}/whip", whip, methods=["POST"]),
+    Route("/api/v1/rooms/{room_id}/whep", whep, methods=["POST"]),
+    Route("/api/v1/rooms/{room_id}/whip/{session_id}", end_session, methods=["DELETE"]),
+    Route("/api/v1/rooms/{room_id}/whep/{session_id}", end_session, methods=["DELETE"]),
+    Route("/api/v1/rooms/{room_id}/whip/{session_id}", patch_session, methods=["PATCH"]),
+    Route("/api/v1/rooms/{room_id}/whep/{session_id}", patch_session, methods=["PATCH"]),
+    Route("/api/v1/rooms/{room_id}/listen.ogg", listen_ogg, methods=["GET"]),
+    WebSocketRoute("/api/v1/rooms/{room_id}/ws", room_socket),
+]

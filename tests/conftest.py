@@ -1,0 +1,191 @@
+"""Shared fixtures: real node processes on loopback ports, and API helpers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+@dataclass
+class NodeProcess:
+    """A node started as users start it: `python -m node --config node.toml`."""
+
+    directory: Path
+    port: int
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "node.toml"
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        sections: dict[str, dict[str, Any]] = {
+            "node": {"base_url": self.base_url, "port": self.port, "data_dir": "data"},
+            "accounts": {"registration": "open", "auth_rate_per_minute": 1000},
+            "media": {"host_addresses": ["127.0.0.1"]},
+            "federation": {"allow_private_addresses": True},
+        }
+        for name, values in self.overrides.items():
+            sections.setdefault(name, {}).update(values)
+        return sections
+
+    def start(self, timeout: float = 20.0) -> None:
+        write_config(self.config_path, self.sections())
+        log = open(self.directory / "node.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "node", "--config", str(self.config_path)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node exited at start-up:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/api/v1/config", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node did not start in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        path = self.directory / "node.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+@pytest.fixture
+def node_factory(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    started: list[NodeProcess] = []
+
+    def start(**overrides: dict[str, Any]) -> NodeProcess:
+        directory = tmp_path / f"node{len(started)}"
+        directory.mkdir()
+        node = NodeProcess(directory, free_port(), overrides)
+        started.append(node)
+        node.start()
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+def node(node_factory: Callable[..., NodeProcess]) -> NodeProcess:
+    return node_factory()
+
+
+class Api:
+    """A thin client for one node's JSON API, as a script or app would use it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=15)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def signup(self, username: str | None = None, password: str = "correct horse") -> str:
+        username = username or f"u{secrets.token_hex(4)}"
+        response = self.http.post(
+            "/api/v1/accounts", json={"username": username, "password": password}
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["token"])
+
+    def create_room(self, token: str, title: str = "Test room", **extra: Any) -> dict[str, Any]:
+        response = self.request("POST", "/api/v1/rooms", token, json={"title": title, **extra})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def live_room(self, token: str, title: str = "Live room") -> dict[str, Any]:
+        room = self.create_room(token, title)
+        response = self.request("POST", f"/api/v1/rooms/{room['id']}/start", token)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+@pytest.fixture
+def api_factory() -> Iterator[Callable[[NodeProcess], Api]]:
+    clients: list[Api] = []
+
+    def make(node: NodeProcess) -> Api:
+        client = Api(node.base_url)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def api(node: NodeProcess, api_factory: Callable[[NodeProcess], Api]) -> Api:
+    return api_factory(node)
