@@ -1,0 +1,153 @@
+"""The room WebSocket of a real node: snapshot, then events; moderation over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from tests.conftest import Api, NodeProcess
+
+
+def socket(api: Api, room: dict[str, Any], token: str | None = None) -> ClientConnection:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return connect(room["ws_url"], additional_headers=headers, open_timeout=10)
+
+
+def next_of(
+    ws: ClientConnection, kind: str, match: Callable[[dict], bool] = lambda m: True
+) -> dict:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+        if message["type"] == kind and match(message):
+            return message
+    raise AssertionError(f"no {kind} message")
+
+
+def member_event(username: str, **fields: Any) -> Callable[[dict], bool]:
+    def match(message: dict) -> bool:
+        member = message["member"]
+        return member["username"] == username and all(member[k] == v for k, v in fields.items())
+
+    return match
+
+
+def test_snapshot_then_events_through_hand_invite_and_block(api: Api) -> None:
+    host = api.signup("host")
+    bob = api.signup("bob")
+    room = api.live_room(host)
+    with (
+        socket(api, room, host) as host_ws,
+        socket(api, room, bob) as bob_ws,
+        socket(api, room) as guest_ws,
+    ):
+        snapshot = next_of(host_ws, "snapshot")
+        assert snapshot["you"] == {"username": "host", "role": "host"}
+        assert snapshot["room"]["speakers"][0]["username"] == "host"
+        assert next_of(bob_ws, "snapshot")["you"]["role"] == "listener"
+        assert next_of(guest_ws, "snapshot")["you"] is None
+        next_of(host_ws, "member", member_event("bob", role="listener", connected=True))
+
+        base = f"/api/v1/rooms/{room['id']}"
+        assert api.request("POST", f"{base}/hand", bob).status_code == 200
+        next_of(host_ws, "member", member_event("bob", hand_raised=True))
+        assert api.http.get(base).json()["hands"] == ["bob"]
+        assert api.request("POST", f"{base}/members/bob/invite", bob).status_code == 403
+        assert api.request("POST", f"{base}/members/bob/invite", host).status_code == 200
+        next_of(bob_ws, "member", member_event("bob", invited=True))
+        assert (
+            api.request("POST", f"{base}/invitation", bob, json={"accept": "yes"}).status_code
+            == 422
+        )
+        assert (
+            api.request("POST", f"{base}/invitation", bob, json={"accept": True}).status_code
+            == 200
+        )
+        event = next_of(guest_ws, "member", member_event("bob", role="speaker"))
+        assert event["member"]["muted"] is True and event["member"]["hand_raised"] is False
+        assert api.request("POST", f"{base}/mute", bob, json={"muted": False}).status_code == 200
+        next_of(host_ws, "member", member_event("bob", muted=False))
+        assert (
+            api.request("POST", f"{base}/members/bob/mute", host, json={"muted": True}).status_code
+            == 200
+        )
+        refused = api.request("POST", f"{base}/members/bob/mute", host, json={"muted": False})
+        assert refused.status_code == 403
+        moved = api.request("POST", f"{base}/members/bob/role", host, json={"role": "listener"})
+        assert moved.status_code == 200
+        next_of(guest_ws, "member", member_event("bob", role="listener"))
+        bad_role = api.request("POST", f"{base}/members/bob/role", host, json={"role": "host"})
+        assert bad_role.status_code in (403, 422)
+
+        assert api.request("POST", f"{base}/members/bob/block", host).status_code == 200
+        assert next_of(host_ws, "kicked")["username"] == "bob"
+        with pytest.raises(ConnectionClosed):
+            while True:
+                bob_ws.recv(timeout=10)
+    # Blocked: the socket refuses with 4403, and WHEP too.
+    with socket(api, room, bob) as again:
+        error = json.loads(again.recv(timeout=10))
+        assert error["type"] == "error" and error["error"] == "forbidden"
+    assert api.request("POST", f"{base}/hand", bob).status_code == 404
+
+
+def test_listener_count_and_room_end_reach_watchers(api: Api) -> None:
+    host = api.signup("host")
+    room = api.live_room(host)
+    with socket(api, room, host) as host_ws:
+        next_of(host_ws, "snapshot")
+        api.request("PATCH", f"/api/v1/rooms/{room['id']}", host, json={"title": "Renamed"})
+        assert next_of(host_ws, "room")["room"]["title"] == "Renamed"
+        api.request("POST", f"/api/v1/rooms/{room['id']}/end", host)
+        ended = next_of(host_ws, "room", lambda m: m["room"]["state"] == "ended")
+        assert ended["room"]["ended_at"] is not None
+        assert ended["room"]["whep_url"].endswith("/whep")
+
+
+def test_host_who_leaves_without_ending_has_a_grace_period(
+    node_factory: Callable[..., NodeProcess], api_factory: Callable[[NodeProcess], Api]
+) -> None:
+    node = node_factory(media={"host_grace_s": 1.5})
+    api = api_factory(node)
+    host = api.signup("host")
+    room = api.live_room(host)
+    url = f"/api/v1/rooms/{room['id']}"
+    with socket(api, room, host) as ws:
+        next_of(ws, "snapshot")
+    # Back within the grace period: the room stays live.
+    with socket(api, room, host) as ws:
+        next_of(ws, "snapshot")
+        time.sleep(2.5)
+        assert api.http.get(url).json()["state"] == "live"
+    state = "live"
+    for _ in range(60):
+        state = api.http.get(url).json()["state"]
+        if state == "ended":
+            break
+        time.sleep(0.1)
+    assert state == "ended"
+
+
+def test_ws_ping_and_oversized_messages(api: Api) -> None:
+    host = api.signup("host")
+    room = api.live_room(host)
+    with socket(api, room) as ws:
+        next_of(ws, "snapshot")
+        ws.send(json.dumps({"type": "ping"}))
+        assert next_of(ws, "pong")["type"] == "pong"
+        ws.send("not json")
+        ws.send(json.dumps({"type": "ping"}))
+        next_of(ws, "pong")
+    with socket(api, room) as ws:
+        next_of(ws, "snapshot")
+        with pytest.raises(ConnectionClosed):
+            ws.send("x" * 20_000)
+            while True:
+                ws.recv(timeout=10)
+    assert api.http.get(f"/api/v1/rooms/{room['id']}").status_code == 200
