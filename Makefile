@@ -21,12 +21,16 @@ check-chromium:
 	  echo "installing Debian's chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The independent ActivityPub peer (Fedify, pinned in its lockfile) for interop tests.
+tests/fedify/node_modules/.package-lock.json: tests/fedify/package-lock.json
+	cd tests/fedify && npm ci --no-audit --no-fund --loglevel=error
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check node federation tests bench
 	$(VENV)/bin/ruff format --check node federation tests bench
 	$(VENV)/bin/mypy node federation
 
-test: $(VENV)/.installed check-chromium lint
+test: $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed
