@@ -113,7 +113,7 @@ class AccountDirectory:
         if self._find_row(username) is not None:
             raise Conflict(f"the username {username} is taken")
         keys = generate_keypair()
-        table = self._db["accounts"]
+        table = self._db.table("accounts")
         table.insert(
             {
                 "username": username,
@@ -130,7 +130,7 @@ class AccountDirectory:
         return self.get(username)
 
     def _find_row(self, username: str) -> dict[str, Any] | None:
-        rows = list(self._db["accounts"].rows_where("username = ?", [username], limit=1))
+        rows = list(self._db.table("accounts").rows_where("username = ?", [username], limit=1))
         return rows[0] if rows else None
 
     def get(self, username: str) -> Account:
@@ -140,17 +140,17 @@ class AccountDirectory:
         return Account.from_row(row)
 
     def get_by_id(self, account_id: int) -> Account:
-        rows = list(self._db["accounts"].rows_where("id = ?", [account_id], limit=1))
+        rows = list(self._db.table("accounts").rows_where("id = ?", [account_id], limit=1))
         if not rows:
             raise NotFound(f"no account #{account_id}")
         return Account.from_row(rows[0])
 
     def private_key_pem(self, account_id: int) -> str:
-        row = self._db["accounts"].get(account_id)
+        row = self._db.table("accounts").get(account_id)
         return str(row["private_key_pem"])
 
     def count(self) -> int:
-        return int(self._db["accounts"].count_where("status = 'active'"))
+        return int(self._db.table("accounts").count_where("status = 'active'"))
 
     def authenticate(self, username: Any, password: Any) -> Account:
         if not isinstance(username, str) or not isinstance(password, str):
@@ -168,7 +168,7 @@ class AccountDirectory:
         if row["status"] != "active":
             raise Forbidden("this account is waiting for an administrator's approval")
         if _hasher.check_needs_rehash(row["password_hash"]):
-            self._db["accounts"].update(row["id"], {"password_hash": _hasher.hash(password)})
+            self._db.table("accounts").update(row["id"], {"password_hash": _hasher.hash(password)})
         return Account.from_row(row)
 
     def update_profile(self, account: Account, changes: dict[str, Any]) -> Account:
@@ -181,25 +181,25 @@ class AccountDirectory:
             else:
                 raise InvalidInput(key, "unknown field")
         if values:
-            self._db["accounts"].update(account.id, values)
+            self._db.table("accounts").update(account.id, values)
         return self.get_by_id(account.id)
 
     def approve(self, username: str) -> Account:
         account = self.get(username)
-        self._db["accounts"].update(account.id, {"status": "active"})
+        self._db.table("accounts").update(account.id, {"status": "active"})
         return self.get_by_id(account.id)
 
     def set_password(self, username: str, password: Any) -> None:
         account = self.get(username)
         password = validate_password(password)
-        self._db["accounts"].update(account.id, {"password_hash": _hasher.hash(password)})
+        self._db.table("accounts").update(account.id, {"password_hash": _hasher.hash(password)})
 
     # Sessions ------------------------------------------------------------------------
 
     def open_session(self, account: Account, *, user_agent: str = "") -> str:
         token = secrets.token_urlsafe(32)
         now = time.time()
-        self._db["sessions"].insert(
+        self._db.table("sessions").insert(
             {
                 "id": secrets.token_hex(8),
                 "account_id": account.id,
@@ -214,7 +214,7 @@ class AccountDirectory:
     def resolve_token(self, token: str) -> tuple[Account, str]:
         """The account and session id a bearer token belongs to, or Unauthorized."""
         rows = list(
-            self._db["sessions"].rows_where("token_hash = ?", [_token_hash(token)], limit=1)
+            self._db.table("sessions").rows_where("token_hash = ?", [_token_hash(token)], limit=1)
         )
         if not rows:
             raise Unauthorized("unknown or revoked session")
@@ -225,23 +225,23 @@ class AccountDirectory:
         now = time.time()
         # Touch at most once a minute: a write per request would serialise the node on disk.
         if now - session["last_used_at"] > 60:
-            self._db["sessions"].update(session["id"], {"last_used_at": now})
+            self._db.table("sessions").update(session["id"], {"last_used_at": now})
         return account, session["id"]
 
     def sessions(self, account: Account) -> list[SessionInfo]:
         return [
             SessionInfo(r["id"], r["created_at"], r["last_used_at"], r["user_agent"] or "")
-            for r in self._db["sessions"].rows_where(
+            for r in self._db.table("sessions").rows_where(
                 "account_id = ?", [account.id], order_by="created_at"
             )
         ]
 
     def revoke_session(self, account: Account, session_id: str) -> None:
         rows = list(
-            self._db["sessions"].rows_where(
+            self._db.table("sessions").rows_where(
                 "id = ? and account_id = ?", [session_id, account.id], limit=1
             )
         )
         if not rows:
             raise NotFound("no such session")
-        self._db["sessions"].delete(session_id)
+        self._db.table("sessions").delete(session_id)

@@ -132,9 +132,13 @@ def _validate(config: Config) -> None:
         raise ConfigError("node.port", "must be between 0 and 65535")
     media = config.media
     if (media.udp_port_min == 0) != (media.udp_port_max == 0):
-        raise ConfigError("media.udp_port_min", "set both udp_port_min and udp_port_max, or neither")
+        raise ConfigError(
+            "media.udp_port_min", "set both udp_port_min and udp_port_max, or neither"
+        )
     if media.udp_port_min and not 1024 <= media.udp_port_min <= media.udp_port_max <= 65535:
-        raise ConfigError("media.udp_port_max", "must satisfy 1024 <= udp_port_min <= max <= 65535")
+        raise ConfigError(
+            "media.udp_port_max", "must satisfy 1024 <= udp_port_min <= max <= 65535"
+        )
     if not 1 <= media.max_speakers <= 50:
         raise ConfigError("media.max_speakers", "must be between 1 and 50")
     from node.media.ice import parse_ice_server

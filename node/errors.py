@@ -1,14 +1,14 @@
 """The node's exception tree. The web layer maps it to JSON errors in one place.
 
-    ParleyError
-    ├── InvalidInput          400/422  bad field value (`field`, `reason`)
-    ├── Unauthorized          401      no or bad credentials
-    ├── Forbidden             403      authenticated but not allowed (`reason`)
-    ├── NotFound              404      (`what`)
-    ├── Conflict              409      state does not allow it (`reason`)
-    │   └── IllegalTransition          a room life cycle move not in the graph
-    ├── PayloadTooLarge       413
-    └── RateLimited           429      (`retry_after` seconds)
+ParleyError
+├── InvalidInput          400/422  bad field value (`field`, `reason`)
+├── Unauthorized          401      no or bad credentials
+├── Forbidden             403      authenticated but not allowed (`reason`)
+├── NotFound              404      (`what`)
+├── Conflict              409      state does not allow it (`reason`)
+│   └── IllegalTransition          a room life cycle move not in the graph
+├── PayloadTooLarge       413
+└── RateLimited           429      (`retry_after` seconds)
 """
 
 from __future__ import annotations

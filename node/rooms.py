@@ -143,8 +143,10 @@ class Room:
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
+        # Everyone comes on stage muted, the host included (as on Spaces): a microphone
+        # is never live before its owner says so.
         self.members.setdefault(
-            self.host, Member(self.host, self.host_display_name, role=Role.HOST)
+            self.host, Member(self.host, self.host_display_name, role=Role.HOST, muted=True)
         )
 
     # Events ----------------------------------------------------------------------------
@@ -387,12 +389,11 @@ class Room:
             self._require_power_over(actor, member)
         if role in ON_STAGE and not member.on_stage and self._stage_full():
             raise Conflict(f"the stage is full ({self.max_speakers} speakers)")
+        if role in ON_STAGE and not member.on_stage:
+            member.muted = True
+            member.hand_raised_at = None
         member.role = role
         member.invited = False
-        if role in ON_STAGE:
-            member.hand_raised_at = None
-        else:
-            member.muted = False
         self._member_changed(member)
 
     def remove(self, actor: str, username: str, *, block: bool = False) -> None:
@@ -422,7 +423,7 @@ class RoomStore:
         self._db = db
 
     def insert(self, room: Room, host_id: int) -> None:
-        self._db["rooms"].insert(
+        self._db.table("rooms").insert(
             {
                 "id": room.id,
                 "host_id": host_id,
@@ -437,7 +438,7 @@ class RoomStore:
         )
 
     def save(self, room: Room) -> None:
-        self._db["rooms"].update(
+        self._db.table("rooms").update(
             room.id,
             {
                 "title": room.title,
@@ -449,7 +450,7 @@ class RoomStore:
         )
 
     def save_block(self, room_id: str, account_id: int) -> None:
-        self._db["room_blocks"].insert(
+        self._db.table("room_blocks").insert(
             {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
             replace=True,
         )

@@ -19,6 +19,7 @@ from typing import Any
 from node.accounts import Account, AccountDirectory
 from node.config import Config
 from node.errors import Conflict, Forbidden, NotFound
+from node.media.errors import SessionNotFound
 from node.media.mixer import RoomMixer, SpeakerInput
 from node.media.packets import PacketStream
 from node.media.peers import PeerSessions
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 LEVELS_INTERVAL_S = 0.25
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     """One WebSocket client of a room: events are queued and sent by its own task, so a
     slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
@@ -56,6 +57,10 @@ class Publisher:
     username: str
     session_id: str
     sink: SpeakerInput
+    since: float = field(default_factory=time.monotonic)
+
+    def silent_for(self, now: float) -> float:
+        return now - max(self.sink.last_audio_at, self.since)
 
 
 class OnAir:
@@ -98,7 +103,7 @@ class OnAir:
                 last_sent = levels
             now = time.monotonic()
             for publisher in list(self.publishers.values()):
-                if now - publisher.sink.last_audio_at > timeout:
+                if publisher.silent_for(now) > timeout:
                     logger.info("speaker %s went silent on the wire; closing", publisher.username)
                     await self._stage.peers.close(publisher.session_id)
                     self.publisher_gone(publisher.session_id)
@@ -163,16 +168,19 @@ class OnAir:
 
     async def close_session(self, session_id: str, username: str | None) -> None:
         if session_id in self.listener_sessions:
-            await self._stage.peers.close(session_id)
+            with contextlib.suppress(SessionNotFound):
+                await self._stage.peers.close(session_id)
             self.listener_gone(session_id)
             return
         for publisher in self.publishers.values():
             if publisher.session_id == session_id:
                 if username != publisher.username:
                     raise Forbidden("this session is not yours")
-                await self._stage.peers.close(session_id)
+                with contextlib.suppress(SessionNotFound):
+                    await self._stage.peers.close(session_id)
                 self.publisher_gone(session_id)
                 return
+        # Also the answer for a session the node already closed (moved to the audience).
         raise NotFound("no such session")
 
     # Watchers (WebSocket clients) ------------------------------------------------------
@@ -306,7 +314,19 @@ class Stage:
         self._room_urls = room_url
         self.rooms_on_air: dict[str, OnAir] = {}
         self.sessions: dict[str, OnAir] = {}
+        self._room_watchers: list[Callable[[Room], None]] = []
         peers.on_closed(self._peer_closed)
+
+    def on_room(self, callback: Callable[[Room], None]) -> None:
+        """Call `callback` with every room this node puts on air (created or loaded), so
+        other parts (federation announcements) can subscribe to its events."""
+        self._room_watchers.append(callback)
+
+    def _on_air(self, room: Room) -> OnAir:
+        on_air = self.rooms_on_air[room.id] = OnAir(room, self)
+        for callback in self._room_watchers:
+            callback(room)
+        return on_air
 
     def _peer_closed(self, session_id: str) -> None:
         on_air = self.sessions.get(session_id)
@@ -331,7 +351,7 @@ class Stage:
             max_speakers=self.config.media.max_speakers,
         )
         self.store.insert(room, host.id)
-        self.rooms_on_air[room.id] = OnAir(room, self)
+        self._on_air(room)
         return room
 
     def get(self, room_id: str) -> OnAir:
@@ -349,8 +369,7 @@ class Stage:
         if room.state is RoomState.ENDED:
             # Ended rooms are read-only history: not kept on air.
             return OnAir(room, self)
-        on_air = self.rooms_on_air[room_id] = OnAir(room, self)
-        return on_air
+        return self._on_air(room)
 
     def live_public_rooms(self) -> list[Room]:
         rooms = [

@@ -55,6 +55,7 @@ class NodeProcess:
     port: int
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    _log: Any = None
 
     @property
     def base_url(self) -> str:
@@ -77,7 +78,10 @@ class NodeProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         write_config(self.config_path, self.sections())
-        log = open(self.directory / "node.log", "ab")  # noqa: SIM115 - lives with the process
+        if self._log is not None:
+            self._log.close()
+        self._log = open(self.directory / "node.log", "ab")  # noqa: SIM115 - lives with the process
+        log = self._log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "node", "--config", str(self.config_path)],
             cwd=ROOT,
@@ -102,14 +106,16 @@ class NodeProcess:
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
     def stop(self, *, kill: bool = False) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 @pytest.fixture
@@ -158,6 +164,8 @@ class Api:
             "/api/v1/accounts", json={"username": username, "password": password}
         )
         assert response.status_code == 201, response.text
+        # Scripts authenticate with the token; keeping the cookie would hide 401s.
+        self.http.cookies.clear()
         return str(response.json()["token"])
 
     def create_room(self, token: str, title: str = "Test room", **extra: Any) -> dict[str, Any]:

@@ -55,9 +55,7 @@ async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
         await pc.close()
 
 
-async def whip(
-    url: str, token: str | None, hz: float, pcs: list[RTCPeerConnection]
-) -> Peer:
+async def whip(url: str, token: str | None, hz: float, pcs: list[RTCPeerConnection]) -> Peer:
     pc, offer = await make_offer("sendrecv", ToneTrack(hz))
     pcs.append(pc)
     headers = {"Content-Type": "application/sdp"}
@@ -215,9 +213,7 @@ async def test_bad_offers_get_400_and_leak_nothing(
     assert api.http.get(f"/api/v1/rooms/{room['id']}").json()["listener_count"] == 0
 
 
-async def test_sessions_end_by_delete_and_listener_count_follows(
-    api: Api, clients: list
-) -> None:
+async def test_sessions_end_by_delete_and_listener_count_follows(api: Api, clients: list) -> None:
     host = api.signup("host")
     room = api.live_room(host)
     peer = await whep(room["whep_url"], clients)
@@ -257,3 +253,5 @@ async def test_a_speaker_who_vanishes_is_cleaned_up(
     finally:
         speaker.kill()
         speaker.wait()
+        if speaker.stdout is not None:
+            speaker.stdout.close()

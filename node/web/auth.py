@@ -16,24 +16,28 @@ SESSION_COOKIE = "parley_session"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 180
 
 
-def _token(conn: HTTPConnection) -> str | None:
+def optional_account(conn: HTTPConnection) -> Account | None:
+    """The signed-in account, or None for a guest.
+
+    A bad or revoked bearer token is a 401 rather than a silent downgrade to guest, so API
+    clients notice. A stale cookie is different: the browser cannot drop it by itself, and
+    its owner should still be able to listen as a guest, so it counts as no cookie.
+    """
+    accounts: AccountDirectory = conn.app.state.accounts
     header = conn.headers.get("authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization must be 'Bearer <token>'")
-        return token.strip()
-    return conn.cookies.get(SESSION_COOKIE) or None
-
-
-def optional_account(conn: HTTPConnection) -> Account | None:
-    """The signed-in account, None for a guest; a bad or revoked token is a 401 rather
-    than a silent downgrade to guest, so clients notice."""
-    token = _token(conn)
-    if token is None:
-        return None
-    accounts: AccountDirectory = conn.app.state.accounts
-    account, session_id = accounts.resolve_token(token)
+        account, session_id = accounts.resolve_token(token.strip())
+    else:
+        cookie = conn.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        try:
+            account, session_id = accounts.resolve_token(cookie)
+        except Unauthorized:
+            return None
     conn.scope.setdefault("state", {})["session_id"] = session_id
     return account
 

@@ -1,0 +1,250 @@
+"""WebRTC peer sessions: WHIP-style publishing (speakers) and WHEP-style listening.
+
+Listeners get pre-encoded Opus packets: :class:`PacketTrack` hands aiortc an
+``av.Packet`` which its ``RTCRtpSender`` packs into RTP without encoding, so a listener
+costs RTP + SRTP, never Opus. Offers are checked before any ``RTCPeerConnection`` exists,
+and a failed negotiation closes its connection: sessions never leak.
+
+We do not trickle ICE: the answer is returned after gathering completed (aiortc gathers
+inside ``setLocalDescription``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
+from node.media.ice import IceSettings, rtc_configuration
+from node.media.mixer import SpeakerInput
+from node.media.packets import PacketReader, PacketStream
+
+__all__ = ["PacketTrack", "PeerSessions", "check_offer"]
+
+logger = logging.getLogger(__name__)
+
+_MEDIA_LINE = re.compile(r"^m=(\S+)\s", re.MULTILINE)
+_OPUS_RTPMAP = re.compile(r"^a=rtpmap:\d+\s+opus/48000", re.MULTILINE | re.IGNORECASE)
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+def check_offer(sdp: str, *, max_bytes: int, directions: tuple[str, ...]) -> str:
+    """Refuse an offer we cannot serve; returns its audio direction.
+
+    Pure and cheap, so it runs before any peer connection is created.
+    """
+    if len(sdp.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise InvalidOffer("offer too large")
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    if not lines or lines[0].strip() != "v=0":
+        raise InvalidOffer("offer is not SDP")
+    kinds = _MEDIA_LINE.findall(sdp)
+    if not kinds or any(kind != "audio" for kind in kinds):
+        raise InvalidOffer("only audio is accepted")
+    if len(kinds) != 1:
+        raise InvalidOffer("exactly one audio stream is accepted")
+    if not _OPUS_RTPMAP.search(sdp):
+        raise InvalidOffer("the offer has no Opus codec")
+    direction = _audio_direction(lines)
+    if direction not in directions:
+        raise InvalidOffer(f"audio direction must be {' or '.join(directions)}")
+    return direction
+
+
+def _audio_direction(lines: list[str]) -> str:
+    session_level = "sendrecv"
+    media_level: str | None = None
+    in_media = False
+    for line in lines:
+        line = line.strip()
+        if line.startswith("m="):
+            in_media = True
+        elif line.startswith("a=") and line[2:] in _DIRECTIONS:
+            if in_media:
+                media_level = line[2:]
+            else:
+                session_level = line[2:]
+    return media_level or session_level
+
+
+class PacketTrack(MediaStreamTrack):
+    """An audio track that replays pre-encoded packets from a :class:`PacketStream`."""
+
+    kind = "audio"
+
+    def __init__(self, reader: PacketReader) -> None:
+        super().__init__()
+        self._reader = reader
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            packet = await self._reader.next()
+        except StreamClosed:
+            self.stop()
+            raise MediaStreamError from None
+        return packet.as_av_packet()
+
+
+@dataclass(slots=True)
+class _Session:
+    pc: RTCPeerConnection
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def _opus_only(transceiver: RTCRtpTransceiver) -> None:
+    # Our packets are Opus; if the offer preferred another codec aiortc would pick it and
+    # "pack" Opus bytes as, say, PCMU.
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "audio/opus"])
+
+
+class PeerSessions:
+    """All WebRTC sessions of a node, by opaque session id."""
+
+    def __init__(
+        self,
+        settings: IceSettings,
+        *,
+        max_sdp_bytes: int = 16384,
+        connect_timeout: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._max_sdp_bytes = max_sdp_bytes
+        self._connect_timeout = connect_timeout
+        self._sessions: dict[str, _Session] = {}
+        self._callbacks: list[Callable[[str], None]] = []
+
+    def count(self) -> int:
+        return len(self._sessions)
+
+    def on_closed(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(session_id)`` once when a session ends, whoever ended it."""
+        self._callbacks.append(callback)
+
+    async def publish(
+        self, offer_sdp: str, *, sink: SpeakerInput, returns: PacketStream | None
+    ) -> tuple[str, str]:
+        """WHIP: receive a speaker's audio into ``sink``; returns (session id, answer).
+
+        With ``returns`` and a sendrecv offer, that stream (the speaker's mix-minus) is
+        sent back on the same transceiver.
+        """
+        direction = check_offer(
+            offer_sdp, max_bytes=self._max_sdp_bytes, directions=("sendonly", "sendrecv")
+        )
+        send_back = returns is not None and direction == "sendrecv"
+        session_id, session = self._open()
+        pc = session.pc
+        transceiver = pc.addTransceiver("audio", direction="sendrecv" if send_back else "recvonly")
+        _opus_only(transceiver)
+        if send_back:
+            assert returns is not None
+            transceiver.sender.replaceTrack(PacketTrack(returns.reader()))
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                task = asyncio.create_task(_pump(track, sink), name=f"media-in-{session_id}")
+                session.tasks.append(task)
+
+        return session_id, await self._answer(session_id, offer_sdp)
+
+    async def listen(self, offer_sdp: str, *, stream: PacketStream) -> tuple[str, str]:
+        """WHEP: send ``stream``'s packets to a recvonly client; returns (session id, answer)."""
+        check_offer(offer_sdp, max_bytes=self._max_sdp_bytes, directions=("recvonly",))
+        session_id, session = self._open()
+        transceiver = session.pc.addTransceiver(PacketTrack(stream.reader()), direction="sendonly")
+        _opus_only(transceiver)
+        return session_id, await self._answer(session_id, offer_sdp)
+
+    async def close(self, session_id: str) -> None:
+        if session_id not in self._sessions:
+            raise SessionNotFound(session_id)
+        await self._finish(session_id)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self._finish(sid) for sid in list(self._sessions)))
+
+    # -- internals --------------------------------------------------------------------
+
+    def _open(self) -> tuple[str, _Session]:
+        session_id = secrets.token_urlsafe(16)
+        pc = RTCPeerConnection(rtc_configuration(self._settings))
+        session = _Session(pc)
+        self._sessions[session_id] = session
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                logger.info("media session %s %s", session_id, pc.connectionState)
+                await self._finish(session_id)
+
+        return session_id, session
+
+    async def _answer(self, session_id: str, offer_sdp: str) -> str:
+        pc = self._sessions[session_id].pc
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            logger.info("refused offer for session %s: %s", session_id, exc)
+            await self._finish(session_id, notify=False)
+            raise InvalidOffer("the offer could not be negotiated") from exc
+        self._sessions[session_id].tasks.append(
+            asyncio.create_task(self._watch_connect(session_id, pc), name=f"media-{session_id}")
+        )
+        return pc.localDescription.sdp
+
+    async def _watch_connect(self, session_id: str, pc: RTCPeerConnection) -> None:
+        # A client that vanishes before ICE completes would otherwise hold its session
+        # until aioice gives up on its connectivity checks, which takes much longer.
+        await asyncio.sleep(self._connect_timeout)
+        if pc.connectionState != "connected" and session_id in self._sessions:
+            logger.info("media session %s never connected; closing it", session_id)
+            await self._finish(session_id)
+
+    async def _finish(self, session_id: str, *, notify: bool = True) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return  # already finished (close() racing a connection state change)
+        tasks = [task for task in session.tasks if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await session.pc.close()
+        if notify:
+            for callback in self._callbacks:
+                try:
+                    callback(session_id)
+                except Exception:
+                    logger.exception("on_closed callback failed for session %s", session_id)
+
+
+async def _pump(track: MediaStreamTrack, sink: SpeakerInput) -> None:
+    """Feed a speaker's decoded frames to the mixer until the track ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        if isinstance(frame, av.AudioFrame):
+            sink.push(frame)

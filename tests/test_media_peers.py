@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from aiortc import RTCPeerConnection
+from tonekit import (
+    ToneTrack,
+    accept_answer,
+    dominant_frequency,
+    frequency_power,
+    make_offer,
+    record_track,
+    wait_connected,
+)
+
+from node.media.errors import InvalidOffer, SessionNotFound
+from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
+from node.media.mixer import RoomMixer
+from node.media.peers import PeerSessions
+
+LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[PeerSessions]:
+    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+    peers = PeerSessions(LOOPBACK)
+    yield peers
+    await peers.close_all()
+    install_ice_policy(IceSettings(), asyncio.get_running_loop())
+
+
+@pytest.fixture
+async def mixer() -> AsyncIterator[RoomMixer]:
+    room = RoomMixer()
+    task = asyncio.create_task(room.run())
+    yield room
+    room.stop()
+    await task
+    room.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
+    pcs: list[RTCPeerConnection] = []
+    yield pcs
+    for pc in pcs:
+        await pc.close()
+
+
+async def test_listener_hears_a_speaker(
+    sessions: PeerSessions, mixer: RoomMixer, clients: list[RTCPeerConnection]
+) -> None:
+    speaker, offer = await make_offer("sendonly", ToneTrack(440))
+    clients.append(speaker)
+    _, answer = await sessions.publish(offer, sink=mixer.add_speaker("s1"), returns=None)
+    await accept_answer(speaker, answer)
+
+    listener, offer = await make_offer("recvonly")
+    clients.append(listener)
+    _, answer = await sessions.listen(offer, stream=mixer.program)
+    transceiver = await accept_answer(listener, answer)
+
+    heard = await record_track(transceiver.receiver.track, 2.0, skip=0.5)
+    assert dominant_frequency(heard) == pytest.approx(440, abs=5)
+    assert sessions.count() == 2
+
+
+async def test_two_speakers_hear_each_other_but_not_themselves(
+    sessions: PeerSessions, mixer: RoomMixer, clients: list[RTCPeerConnection]
+) -> None:
+    returns = {}
+    for sid, hz in (("low", 440), ("high", 660)):
+        pc, offer = await make_offer("sendrecv", ToneTrack(hz))
+        clients.append(pc)
+        _, answer = await sessions.publish(
+            offer, sink=mixer.add_speaker(sid), returns=mixer.return_stream(sid)
+        )
+        returns[sid] = (await accept_answer(pc, answer)).receiver.track
+
+    listener, offer = await make_offer("recvonly")
+    clients.append(listener)
+    _, answer = await sessions.listen(offer, stream=mixer.program)
+    program_track = (await accept_answer(listener, answer)).receiver.track
+
+    program, heard_by_low, heard_by_high = await asyncio.gather(
+        record_track(program_track, 2.0, skip=0.5),
+        record_track(returns["low"], 2.0, skip=0.5),
+        record_track(returns["high"], 2.0, skip=0.5),
+    )
+    assert frequency_power(program, 48000, 440) > 0.2
+    assert frequency_power(program, 48000, 660) > 0.2
+    assert dominant_frequency(heard_by_low) == pytest.approx(660, abs=5)
+    assert frequency_power(heard_by_low, 48000, 440) < 0.02
+    assert dominant_frequency(heard_by_high) == pytest.approx(440, abs=5)
+    assert frequency_power(heard_by_high, 48000, 660) < 0.02
+
+
+async def test_remote_close_ends_the_session(sessions: PeerSessions, mixer: RoomMixer) -> None:
+    closed: list[str] = []
+    sessions.on_closed(closed.append)
+    listener, offer = await make_offer("recvonly")
+    session_id, answer = await sessions.listen(offer, stream=mixer.program)
+    await accept_answer(listener, answer)
+    await wait_connected(listener)
+    assert sessions.count() == 1
+    await listener.close()
+    # aiortc notices the DTLS close_notify and moves the connection to "closed".
+    while sessions.count():
+        await asyncio.sleep(0.05)
+    assert closed == [session_id]
+    with pytest.raises(SessionNotFound):
+        await sessions.close(session_id)
+
+
+async def test_close_by_id_notifies_once(sessions: PeerSessions, mixer: RoomMixer) -> None:
+    closed: list[str] = []
+    sessions.on_closed(closed.append)
+    listener, offer = await make_offer("recvonly")
+    session_id, answer = await sessions.listen(offer, stream=mixer.program)
+    await accept_answer(listener, answer)
+    await wait_connected(listener)
+    await sessions.close(session_id)
+    await listener.close()
+    await asyncio.sleep(0)
+    assert closed == [session_id]
+    assert sessions.count() == 0
+
+
+VIDEO_ONLY = """v=0
+o=- 1 1 IN IP4 127.0.0.1
+s=-
+t=0 0
+m=video 9 UDP/TLS/RTP/SAVPF 96
+c=IN IP4 0.0.0.0
+a=rtpmap:96 VP8/90000
+a=sendonly
+"""
+
+
+async def _audio_video_offer() -> str:
+    pc, offer = await make_offer("sendonly", ToneTrack(440))
+    await pc.close()
+    return offer + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n"
+
+
+async def test_bad_offers_are_refused_without_leaking(
+    sessions: PeerSessions, mixer: RoomMixer
+) -> None:
+    pc, good = await make_offer("sendonly", ToneTrack(440))
+    await pc.close()
+    sink = mixer.add_speaker("s")
+    bad = {
+        "garbage": "hello, I am not SDP",
+        "video only": VIDEO_ONLY,
+        "audio and video": await _audio_video_offer(),
+        "too large": good + "a=x-padding:" + "x" * 20000 + "\r\n",
+        "no opus": re.sub(r"(?im)^a=rtpmap:(\d+) opus/48000/2", r"a=rtpmap:\1 foo/8000", good),
+        # Passes the cheap checks but aiortc cannot use it (no ICE credentials).
+        "broken": re.sub(r"(?m)^a=ice-(ufrag|pwd):.*\r?\n", "", good),
+    }
+    reasons = {}
+    for name, offer in bad.items():
+        with pytest.raises(InvalidOffer) as refused:
+            await sessions.publish(offer, sink=sink, returns=None)
+        reasons[name] = refused.value.reason
+        assert sessions.count() == 0
+    assert reasons["too large"] == "offer too large"
+    assert reasons["video only"] == "only audio is accepted"
+    assert reasons["audio and video"] == "only audio is accepted"
+
+    listener, offer = await make_offer("recvonly")
+    await listener.close()
+    with pytest.raises(InvalidOffer):
+        await sessions.publish(offer, sink=sink, returns=None)  # a recvonly offer cannot publish
+    with pytest.raises(InvalidOffer):
+        await sessions.listen(good, stream=mixer.program)  # a sendonly offer cannot listen
+    assert sessions.count() == 0
+
+
+async def test_udp_port_range_is_respected(mixer: RoomMixer) -> None:
+    settings = IceSettings(host_addresses=("127.0.0.1",), udp_port_min=47100, udp_port_max=47140)
+    loop = asyncio.get_running_loop()
+    install_ice_policy(settings, loop)
+    install_ice_policy(settings, loop)  # idempotent
+    peers = PeerSessions(settings)
+    try:
+        listener, offer = await make_offer("recvonly")
+        _, answer = await peers.listen(offer, stream=mixer.program)
+        await listener.close()
+        ports = [
+            int(m.group(1))
+            for m in re.finditer(r"a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ host", answer)
+        ]
+        assert ports
+        assert all(47100 <= port <= 47140 for port in ports)
+    finally:
+        await peers.close_all()
+        install_ice_policy(IceSettings(), loop)
+
+
+def test_ice_server_strings() -> None:
+    turn = parse_ice_server("turn:al%40ice:p%3Ass@turn.example:3478?transport=tcp")
+    assert turn.urls == "turn:turn.example:3478?transport=tcp"
+    assert (turn.username, turn.credential) == ("al@ice", "p:ss")
+    stun = parse_ice_server("stun:stun.example:3478")
+    assert stun.urls == "stun:stun.example:3478" and stun.username is None
+    for bad in ("http://x", "turn:host:3478", "stun"):
+        with pytest.raises(ValueError):
+            parse_ice_server(bad)
