@@ -23,6 +23,7 @@ from node.media.errors import SessionNotFound
 from node.media.mixer import RoomMixer, SpeakerInput
 from node.media.packets import PacketStream
 from node.media.peers import PeerSessions
+from node.media.stream import OggOpusPages
 from node.rooms import Event, Role, Room, RoomState, RoomStore, new_room_id, room_from_row
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class OnAir:
         self.room = room
         self._stage = stage
         self.mixer: RoomMixer | None = None
+        self.ogg_pages: OggOpusPages | None = None
         self._mixer_task: asyncio.Task[None] | None = None
         self._levels_task: asyncio.Task[None] | None = None
         self._grace_task: asyncio.Task[None] | None = None
@@ -82,6 +84,8 @@ class OnAir:
     def ensure_mixer(self) -> RoomMixer:
         if self.mixer is None:
             self.mixer = RoomMixer()
+            # Ogg pages are built once per room and shared by every HTTP listener.
+            self.ogg_pages = OggOpusPages(self.mixer.program)
             self._mixer_task = asyncio.create_task(self.mixer.run(), name=f"mixer-{self.room.id}")
             self._levels_task = asyncio.create_task(self._levels_loop())
         return self.mixer
@@ -89,6 +93,12 @@ class OnAir:
     @property
     def program(self) -> PacketStream:
         return self.ensure_mixer().program
+
+    @property
+    def pages(self) -> OggOpusPages:
+        self.ensure_mixer()
+        assert self.ogg_pages is not None
+        return self.ogg_pages
 
     async def _levels_loop(self) -> None:
         timeout = self._stage.config.media.speaker_timeout_s
@@ -286,6 +296,9 @@ class OnAir:
             self.mixer.stop()
             self.mixer.close()
             self.mixer = None
+        if self.ogg_pages is not None:
+            await self.ogg_pages.close()
+            self.ogg_pages = None
         if self._mixer_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._mixer_task, 2)

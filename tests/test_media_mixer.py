@@ -5,7 +5,11 @@ import asyncio
 import av
 import numpy as np
 import pytest
-from tonekit import (
+
+from node.media.errors import StreamClosed
+from node.media.mixer import RoomMixer
+from node.media.packets import OpusPacket, PacketReader, PacketStream
+from tests.tonekit import (
     FRAME,
     decode_opus_packets,
     dominant_frequency,
@@ -13,10 +17,6 @@ from tonekit import (
     rms,
     tone_frame,
 )
-
-from node.media.errors import StreamClosed
-from node.media.mixer import RoomMixer
-from node.media.packets import OpusPacket, PacketReader, PacketStream
 
 TICKS = 75  # 1.5 s of audio
 
@@ -40,7 +40,7 @@ def play(mixer: RoomMixer, tones: dict[str, float], ticks: int = TICKS) -> None:
 def stereo(frame: av.AudioFrame) -> av.AudioFrame:
     """What aiortc's Opus decoder hands over: s16 interleaved stereo."""
     mono = frame.to_ndarray().reshape(-1)
-    both = np.repeat(mono, 2).reshape(1, -1)
+    both = np.repeat(mono, 2).reshape(1, -1).astype(np.int16)
     out = av.AudioFrame.from_ndarray(both, format="s16", layout="stereo")
     out.sample_rate = 48000
     out.pts = frame.pts

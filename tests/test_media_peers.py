@@ -6,7 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiortc import RTCPeerConnection
-from tonekit import (
+
+from node.media.errors import InvalidOffer, SessionNotFound
+from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
+from node.media.mixer import RoomMixer
+from node.media.peers import PeerSessions
+from tests.tonekit import (
     ToneTrack,
     accept_answer,
     dominant_frequency,
@@ -15,11 +20,6 @@ from tonekit import (
     record_track,
     wait_connected,
 )
-
-from node.media.errors import InvalidOffer, SessionNotFound
-from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
-from node.media.mixer import RoomMixer
-from node.media.peers import PeerSessions
 
 LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
 
@@ -211,3 +211,23 @@ def test_ice_server_strings() -> None:
     for bad in ("http://x", "turn:host:3478", "stun"):
         with pytest.raises(ValueError):
             parse_ice_server(bad)
+
+
+async def test_a_client_that_never_connects_is_dropped(mixer: RoomMixer) -> None:
+    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+    peers = PeerSessions(LOOPBACK, connect_timeout=0.5)
+    closed: list[str] = []
+    peers.on_closed(closed.append)
+    try:
+        client, offer = await make_offer("recvonly")
+        await client.close()  # goes away without ever applying the answer
+        session_id, _ = await peers.listen(offer, stream=mixer.program)
+
+        async def gone() -> None:
+            while peers.count():
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(gone(), 20)
+        assert closed == [session_id]
+    finally:
+        await peers.close_all()

@@ -5,7 +5,11 @@ import os
 import struct
 
 import pytest
-from tonekit import (
+
+from node.media.mixer import RoomMixer
+from node.media.packets import OpusPacket, PacketStream
+from node.media.stream import OggOpusPages, lacing, ogg_crc, ogg_listener, ogg_page
+from tests.tonekit import (
     FRAME,
     decode_ogg,
     dominant_frequency,
@@ -13,10 +17,6 @@ from tonekit import (
     opus_tone_packets,
     tone_frame,
 )
-
-from node.media.mixer import RoomMixer
-from node.media.packets import OpusPacket, PacketStream
-from node.media.stream import OggOpusPages, lacing, ogg_crc, ogg_listener, ogg_page
 
 
 def slow_ogg_crc(data: bytes) -> int:
@@ -92,9 +92,9 @@ async def test_listener_on_a_bare_stream_and_page_numbers_are_continuous() -> No
     for packet in packets:
         stream.publish(packet)
     chunks = [await first]
-    chunks += [await anext(listener) for _ in range(4)]
     stream.close()
-    assert [c async for c in listener] == []  # the stream ended: so does the listener
+    chunks += [c async for c in listener]  # ends with the stream, after what it holds
+    assert len(chunks) == 6
 
     data = b"".join(chunks)
     seqs = [struct.unpack_from("<I", data, i + 18)[0] for i in _page_offsets(data)]

@@ -161,7 +161,7 @@ async def record_track(
 
 def decode_ogg(data: bytes) -> Floats:
     """Decode an Ogg/Opus byte string with PyAV to mono floats."""
-    with av.open(io.BytesIO(data), format="ogg") as container:
+    with av.open(io.BytesIO(data), mode="r", format="ogg") as container:
         frames = list(container.decode(audio=0))
     return frames_to_mono(frames)
 
@@ -175,7 +175,7 @@ def decode_opus_packets(packets: list[OpusPacket]) -> Floats:
     decoder.format = "s16"
     frames: list[av.AudioFrame] = []
     for packet in packets:
-        frames.extend(decoder.decode(av.Packet(packet.data)))  # type: ignore[arg-type]
+        frames.extend(decoder.decode(av.Packet(packet.data)))
     return frames_to_mono(frames)
 
 

@@ -26,6 +26,7 @@ from node.media.packets import (
     SAMPLES_PER_FRAME,
     Broadcast,
     BroadcastReader,
+    PacketReader,
     PacketStream,
 )
 
@@ -133,7 +134,11 @@ class OggOpusPages:
     def page_reader(self) -> BroadcastReader[OggPage]:
         """A reader of data pages from the next page on (starts the builder if needed)."""
         if self._task is None and not self.pages.closed:
-            self._task = asyncio.get_running_loop().create_task(self._build(), name="ogg-pages")
+            # The packet reader is taken now, not when the task first runs, so packets
+            # published in between are not missed.
+            self._task = asyncio.get_running_loop().create_task(
+                self._build(self.stream.reader()), name="ogg-pages"
+            )
         return BroadcastReader(self.pages, self.pages.published)
 
     async def close(self) -> None:
@@ -143,8 +148,7 @@ class OggOpusPages:
                 await self._task
         self.pages.close()
 
-    async def _build(self) -> None:
-        reader = self.stream.reader()
+    async def _build(self, reader: PacketReader) -> None:
         batch: list[bytes] = []
         try:
             while True:

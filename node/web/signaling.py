@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, PayloadTooLarge
+from node.errors import Conflict, Forbidden, InvalidInput, ParleyError
 from node.media.errors import InvalidOffer
 from node.media.stream import ogg_listener
 from node.rooms import RoomState, Visibility
@@ -109,12 +109,12 @@ async def listen_ogg(request: Request) -> Response:
     _check_listener(request, on_air)
     if on_air.room.state is not RoomState.LIVE:
         raise Conflict("the room is not live")
-    stream = on_air.program
+    pages = on_air.pages
 
     async def body() -> AsyncIterator[bytes]:
         on_air.http_listener(+1)
         try:
-            async for chunk in ogg_listener(stream):
+            async for chunk in ogg_listener(pages):
                 yield chunk
         finally:
             on_air.http_listener(-1)
@@ -187,8 +187,6 @@ def room_urls(base_url: str, room_id: str, visibility: Visibility) -> dict[str, 
         "ws_url": f"{ws_base}/api/v1/rooms/{room_id}/ws",
     }
 
-
-__all__ = ["routes", "room_urls", "PayloadTooLarge"]
 
 routes = [
     Route("/api/v1/rooms/{room_id}/whip", whip, methods=["POST"]),
