@@ -162,14 +162,22 @@ async def handle_follow(activity: Activity, ctx: InboxContext) -> None:
     await ctx.deliveries.enqueue(json.dumps(accept), follower.inbox, local)
 
 
+def _ref(value: object) -> str | None:
+    """An IRI, or the id of an embedded object (Fedify embeds the whole actor in the Follow
+    it echoes back inside Accept and Undo)."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
 async def handle_undo(activity: Activity, ctx: InboxContext) -> None:
     inner = activity.object
     if inner is None or inner.get("type") != "Follow":
         log.info("Undo of %s ignored", activity.object_id)
         return
-    if inner.get("actor") != activity.actor:
+    if _ref(inner.get("actor")) != activity.actor:
         raise ActivityParseError("Undo of someone else's Follow", "object.actor")
-    target = inner.get("object")
+    target = _ref(inner.get("object"))
     if isinstance(target, str):
         await ctx.follows.remove_follower(target, activity.actor)
 
@@ -179,7 +187,7 @@ async def _following_pair(activity: Activity, ctx: InboxContext) -> tuple[str, s
     if inner is not None:
         if inner.get("type") != "Follow":
             return None
-        local, remote = inner.get("actor"), inner.get("object")
+        local, remote = _ref(inner.get("actor")), _ref(inner.get("object"))
         if remote != activity.actor or not isinstance(local, str):
             raise ActivityParseError("answers a Follow of someone else", "object.object")
         return local, activity.actor

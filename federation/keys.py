@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -48,6 +49,13 @@ def public_pem_of(private_key: rsa.RSAPrivateKey) -> str:
 
 def load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
     data = pem.encode("ascii") if isinstance(pem, str) else pem
+    return _load_private_key(data)
+
+
+# Loading a PEM private key validates the RSA key (tens of milliseconds with cryptography
+# >= 39); every signed request would pay it. Key objects are immutable, so cache them.
+@functools.lru_cache(maxsize=256)
+def _load_private_key(data: bytes) -> rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

@@ -132,3 +132,48 @@ class RoomDirectory(Protocol):
     async def end_by_note(self, note_id: str) -> bool: ...
 
     async def list_rooms(self) -> list[RemoteRoom]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAccount:
+    """What the federation routes publish about one of the node's own accounts."""
+
+    username: str
+    display_name: str
+    summary: str
+    public_key_pem: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUsage:
+    """NodeInfo's usage block and registration policy."""
+
+    users_total: int
+    users_active_month: int
+    users_active_halfyear: int
+    local_posts: int
+    open_registrations: bool
+
+
+class LocalActors(Protocol):
+    """The node's own accounts, as the actor, WebFinger and NodeInfo routes need them."""
+
+    async def account(self, username: str) -> LocalAccount | None:
+        """An active account by username, or None."""
+        ...
+
+    async def instance_public_key(self) -> str: ...
+
+    async def usage(self) -> NodeUsage: ...
+
+
+class OutboxStore(Protocol):
+    """Activities our actors published, for their outbox collections."""
+
+    async def add(self, actor: str, activity: Mapping[str, Any]) -> None: ...
+
+    async def count(self, actor: str) -> int: ...
+
+    async def page(self, actor: str, offset: int, limit: int) -> list[Mapping[str, Any]]:
+        """Newest first."""
+        ...

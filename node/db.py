@@ -30,7 +30,10 @@ def open_database(data_dir: str | Path) -> sqlite_utils.Database:
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
-    db["accounts"].create(
+    from node.fediverse import ensure_federation_schema
+
+    ensure_federation_schema(db)
+    db.table("accounts").create(
         {
             "id": int,
             "username": str,
@@ -48,8 +51,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         defaults={"display_name": "", "bio": "", "is_admin": 0, "status": "active"},
         if_not_exists=True,
     )
-    db["accounts"].create_index(["username"], unique=True, if_not_exists=True)
-    db["sessions"].create(
+    db.table("accounts").create_index(["username"], unique=True, if_not_exists=True)
+    db.table("sessions").create(
         {
             "id": str,
             "account_id": int,
@@ -62,8 +65,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         foreign_keys=[("account_id", "accounts", "id")],
         if_not_exists=True,
     )
-    db["sessions"].create_index(["token_hash"], unique=True, if_not_exists=True)
-    db["rooms"].create(
+    db.table("sessions").create_index(["token_hash"], unique=True, if_not_exists=True)
+    db.table("rooms").create(
         {
             "id": str,
             "host_id": int,
@@ -79,7 +82,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         foreign_keys=[("host_id", "accounts", "id")],
         if_not_exists=True,
     )
-    db["room_blocks"].create(
+    db.table("room_blocks").create(
         {"room_id": str, "account_id": int, "created_at": float},
         pk=("room_id", "account_id"),
         if_not_exists=True,

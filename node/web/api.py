@@ -189,7 +189,8 @@ async def rooms(request: Request) -> Response:
             validate_visibility(body.get("visibility")),
         )
         return JSONResponse(stage.room_json(room), 201)
-    return JSONResponse({"rooms": [stage.room_json(r) for r in stage.live_public_rooms()]})
+    local = [stage.room_json(r) for r in stage.live_public_rooms()]
+    return JSONResponse({"rooms": local + request.app.state.fediverse.remote_rooms()})
 
 
 async def room(request: Request) -> Response:
@@ -263,7 +264,7 @@ async def member_action(request: Request) -> Response:
         room.lower_hand(account.username, target)
     elif action == "role":
         try:
-            role = Role(body.get("role"))
+            role = Role(str(body.get("role")))
         except ValueError:
             raise InvalidInput("role", "must be cohost, speaker or listener") from None
         room.set_role(account.username, target, role)
@@ -325,7 +326,5 @@ routes = [
     Route(
         "/api/v1/rooms/{room_id}/members/{username}/hand", member_hand_delete, methods=["DELETE"]
     ),
-    Route(
-        "/api/v1/rooms/{room_id}/members/{username}/{action}", member_action, methods=["POST"]
-    ),
+    Route("/api/v1/rooms/{room_id}/members/{username}/{action}", member_action, methods=["POST"]),
 ]

@@ -21,6 +21,7 @@ from node.accounts import AccountDirectory
 from node.config import Config
 from node.db import open_database
 from node.errors import ParleyError, RateLimited
+from node.fediverse import Fediverse, fediverse_routes
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
 from node.rooms import Room, RoomStore
@@ -98,9 +99,13 @@ def create_app(config: Config) -> Starlette:
         app.state.stage = stage
         app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
+        fediverse = Fediverse(config, db, accounts, stage)
+        app.state.fediverse = fediverse
+        await fediverse.start()
         try:
             yield
         finally:
+            await fediverse.stop()
             await stage.close()
             db.close()
 
@@ -110,14 +115,11 @@ def create_app(config: Config) -> Starlette:
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(base_url))
 
-    async def not_found(request: Request) -> Response:
-        raise HTTPException(404, f"no route {request.url.path}")
-
     routes = [
         *api.routes,
         *signaling.routes,
         Route("/api/v1/openapi.json", openapi),
-        Route("/api/{rest:path}", not_found, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
+        *fediverse_routes(),
         Route("/", index),
         Route("/login", index),
         Route("/signup", index),

@@ -1,0 +1,426 @@
+"""The ActivityPub face of a node: discovery, actor documents, inboxes and collections.
+
+Built only on ``federation.ports``: the node hands in a ``FederationSite`` (through a
+callable, because Starlette's route list exists before the node's database is open).
+
+- ``/.well-known/webfinger``, ``/.well-known/nodeinfo``, ``/nodeinfo/2.1``,
+  ``/.well-known/host-meta``: open to anyone, never signed.
+- ``/users/{username}``: content negotiation; ActivityPub clients get the ``Person``,
+  browsers are redirected to the HTML profile ``/@{username}``.
+- ``/actor``: the instance ``Application``, always fetchable unsigned (otherwise two nodes
+  in "secure mode" could never fetch each other's keys: the chicken and egg Mastodon
+  solved the same way).
+- ``/users/{username}/inbox``, ``/inbox``, ``/actor/inbox``: verify, store, 202.
+- ``/users/{username}/outbox|followers|following``: paged ``OrderedCollection``\\ s.
+
+With ``authorized_fetch`` the actor documents (except the instance actor) and collections
+require a signed GET; a signature by a blocked domain is refused (403) on every route.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from federation.actors import (
+    ACTIVITY_JSON,
+    AS_CONTEXT,
+    ActorUrls,
+    RemoteActor,
+    build_host_meta,
+    build_instance_actor,
+    build_nodeinfo,
+    build_nodeinfo_links,
+    build_person,
+    build_webfinger,
+    parse_acct,
+)
+from federation.client import domain_is_blocked
+from federation.errors import (
+    ActivityParseError,
+    BlockedDomain,
+    FederationError,
+    PayloadTooLarge,
+    RemoteFetchError,
+    SignatureError,
+)
+from federation.inbox import MAX_BODY_BYTES, ActorLookup, http_status_for, receive
+from federation.ports import FollowStore, InboxStore, LocalActors, OutboxStore
+from federation.signatures import identify_signature, verify_request
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 20
+JRD_JSON = "application/jrd+json"
+NODEINFO_21_JSON = 'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"'
+XRD_XML = "application/xrd+xml"
+# Media types after which a client wants the ActivityPub document rather than HTML.
+JSON_MEDIA_TYPES = ("application/activity+json", "application/ld+json", "application/json")
+
+
+@dataclass(slots=True)
+class FederationSite:
+    """Everything the routes need from the node; built once its database is open."""
+
+    base_url: str
+    actors: LocalActors
+    follows: FollowStore
+    outbox: OutboxStore
+    inbox: InboxStore
+    resolver: ActorLookup
+    authorized_fetch: bool = False
+    blocked_domains: frozenset[str] = frozenset()
+    software_version: str = "0.1.0"
+    # Called after an activity was stored, so the inbox worker wakes without polling.
+    on_stored: Callable[[], None] = field(default=lambda: None)
+    clock: Callable[[], dt.datetime] | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.base_url.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` as it appears in handles (``alice@host``)."""
+        return urlsplit(self.base_url).netloc.lower()
+
+    def user_urls(self, username: str) -> ActorUrls:
+        return ActorUrls.for_user(self.base_url, username)
+
+    @property
+    def instance_urls(self) -> ActorUrls:
+        return ActorUrls.for_instance(self.base_url)
+
+    def is_blocked(self, url_or_host: str) -> bool:
+        host = urlsplit(url_or_host).hostname if "/" in url_or_host else url_or_host
+        return bool(host) and domain_is_blocked(str(host), self.blocked_domains)
+
+    def now(self) -> dt.datetime | None:
+        return self.clock() if self.clock is not None else None
+
+
+SiteOf = Callable[[Request], FederationSite | None]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Unavailable(Exception):
+    """The node is still starting (no site yet)."""
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status)
+
+
+def _error_code(error: FederationError) -> str:
+    if isinstance(error, PayloadTooLarge):
+        return "payload_too_large"
+    if isinstance(error, SignatureError):
+        return "unauthorized"
+    if isinstance(error, BlockedDomain):
+        return "blocked_domain"
+    if isinstance(error, ActivityParseError):
+        return "invalid_activity"
+    return "bad_request"
+
+
+def federation_error_response(error: FederationError) -> JSONResponse:
+    # http_status_for is the inbox's mapping; a blocked domain is refused, not malformed.
+    status = 403 if isinstance(error, BlockedDomain) else http_status_for(error)
+    return _error(status, _error_code(error), str(error))
+
+
+def _activity_json(doc: Mapping[str, Any], status: int = 200) -> Response:
+    return Response(
+        json.dumps(doc),
+        status,
+        media_type=ACTIVITY_JSON,
+        headers={"Vary": "Accept, Signature, Signature-Input"},
+    )
+
+
+def wants_activity_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "").lower()
+    return any(media in accept for media in JSON_MEDIA_TYPES)
+
+
+def request_url(site: FederationSite, request: Request) -> str:
+    """The absolute URL the sender addressed: our public origin, not the socket address
+    (behind a reverse proxy the two differ, and RFC 9421 signs ``@target-uri``)."""
+    url = site.origin + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    return url
+
+
+def _refuse_blocked_signer(site: FederationSite, headers: Mapping[str, str]) -> None:
+    try:
+        info = identify_signature(headers)
+    except SignatureError:
+        return
+    host = urlsplit(info.key_id).hostname or ""
+    if site.is_blocked(host):
+        raise BlockedDomain(host)
+
+
+async def verify_signed_get(site: FederationSite, request: Request) -> RemoteActor:
+    """Authenticate a GET (authorized fetch); raise SignatureError or BlockedDomain."""
+    headers = dict(request.headers)
+    _refuse_blocked_signer(site, headers)
+    info = identify_signature(headers)
+    url = request_url(site, request)
+    try:
+        owner = await site.resolver.key_owner(info.key_id)
+    except (RemoteFetchError, ActivityParseError) as exc:
+        raise SignatureError(f"cannot obtain key {info.key_id}: {exc}") from exc
+    try:
+        verify_request("GET", url, headers, None, owner.public_key_pem, now=site.now())
+    except SignatureError:
+        try:
+            fresh = await site.resolver.key_owner(info.key_id, refresh=True)
+        except (RemoteFetchError, ActivityParseError) as exc:
+            raise SignatureError(f"cannot obtain key {info.key_id}: {exc}") from exc
+        verify_request("GET", url, headers, None, fresh.public_key_pem, now=site.now())
+        owner = fresh
+    return owner
+
+
+async def _guard_fetch(site: FederationSite, request: Request, *, required: bool) -> None:
+    """Refuse blocked signers always; require a signature when ``required``."""
+    if required:
+        await verify_signed_get(site, request)
+    else:
+        _refuse_blocked_signer(site, dict(request.headers))
+
+
+def _page_number(request: Request) -> int | None:
+    raw = request.query_params.get("page")
+    if raw is None:
+        return None
+    if raw in ("true", "1"):
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ActivityParseError("must be a positive integer", "page")
+    return int(raw)
+
+
+def ordered_collection(
+    collection_id: str, total: int, page: int | None, items: Sequence[Any]
+) -> dict[str, Any]:
+    """An OrderedCollection, or its ``page``-th OrderedCollectionPage when ``page`` is set
+    (``items`` is then that page's items)."""
+    if page is None:
+        doc: dict[str, Any] = {
+            "@context": AS_CONTEXT,
+            "id": collection_id,
+            "type": "OrderedCollection",
+            "totalItems": total,
+        }
+        if total:
+            doc["first"] = f"{collection_id}?page=1"
+            doc["last"] = f"{collection_id}?page={max(1, -(-total // PAGE_SIZE))}"
+        return doc
+    doc = {
+        "@context": AS_CONTEXT,
+        "id": f"{collection_id}?page={page}",
+        "type": "OrderedCollectionPage",
+        "partOf": collection_id,
+        "totalItems": total,
+        "orderedItems": list(items),
+    }
+    if page * PAGE_SIZE < total:
+        doc["next"] = f"{collection_id}?page={page + 1}"
+    if page > 1:
+        doc["prev"] = f"{collection_id}?page={page - 1}"
+    return doc
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def build_routes(site_of: SiteOf) -> list[Route]:
+    """The federation routes; ``site_of(request)`` returns the node's site (None while
+    starting, answered with 503)."""
+
+    def site(request: Request) -> FederationSite:
+        value = site_of(request)
+        if value is None:
+            raise _Unavailable()
+        return value
+
+    def guarded(
+        handler: Callable[[Request, FederationSite], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request, site(request))
+            except _Unavailable:
+                return _error(503, "unavailable", "the node is starting")
+            except FederationError as exc:
+                return federation_error_response(exc)
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    async def webfinger(request: Request, s: FederationSite) -> Response:
+        resource = request.query_params.get("resource")
+        if not resource:
+            return _error(400, "bad_request", "resource: missing")
+        username: str | None = None
+        if resource.startswith(("http://", "https://")):
+            # Mastodon also looks actors up by URL (resource=https://host/users/alice).
+            for candidate in (f"{s.origin}/users/", f"{s.origin}/@"):
+                if resource.startswith(candidate):
+                    username = resource[len(candidate) :]
+            if resource in (s.instance_urls.id, s.instance_urls.profile):
+                username = s.host
+        else:
+            user, host = parse_acct(resource)
+            if host != s.host:
+                return _error(404, "not_found", f"{host} is not this node")
+            username = user.lower()
+        if username is None:
+            return _error(404, "not_found", f"no such resource {resource}")
+        if username == s.host:
+            jrd = build_webfinger(username, s.host, s.instance_urls)
+        else:
+            if "/" in username or await s.actors.account(username) is None:
+                return _error(404, "not_found", f"no such account {username}")
+            jrd = build_webfinger(username, s.host, s.user_urls(username))
+        return JSONResponse(jrd, media_type=JRD_JSON, headers={"Access-Control-Allow-Origin": "*"})
+
+    async def nodeinfo_links(request: Request, s: FederationSite) -> Response:
+        return JSONResponse(build_nodeinfo_links(s.base_url))
+
+    async def nodeinfo(request: Request, s: FederationSite) -> Response:
+        usage = await s.actors.usage()
+        doc = build_nodeinfo(
+            software_version=s.software_version,
+            users_total=usage.users_total,
+            users_active_month=usage.users_active_month,
+            users_active_halfyear=usage.users_active_halfyear,
+            local_posts=usage.local_posts,
+            open_registrations=usage.open_registrations,
+            metadata={"nodeName": s.host},
+        )
+        return JSONResponse(doc, media_type=NODEINFO_21_JSON)
+
+    async def host_meta(request: Request, s: FederationSite) -> Response:
+        return Response(build_host_meta(s.base_url), media_type=XRD_XML)
+
+    async def actor(request: Request, s: FederationSite) -> Response:
+        username = request.path_params["username"]
+        account = await s.actors.account(username)
+        if account is None:
+            return _error(404, "not_found", f"no such account {username}")
+        urls = s.user_urls(account.username)
+        if not wants_activity_json(request):
+            return RedirectResponse(urls.profile, 302, headers={"Vary": "Accept"})
+        await _guard_fetch(s, request, required=s.authorized_fetch)
+        doc = build_person(
+            urls,
+            username=account.username,
+            name=account.display_name,
+            summary=account.summary,
+            public_key_pem=account.public_key_pem,
+        )
+        return _activity_json(doc)
+
+    async def instance_actor(request: Request, s: FederationSite) -> Response:
+        doc = build_instance_actor(
+            s.instance_urls, host=s.host, public_key_pem=await s.actors.instance_public_key()
+        )
+        return _activity_json(doc)
+
+    async def inbox(request: Request, s: FederationSite) -> Response:
+        username = request.path_params.get("username")
+        if username is not None and await s.actors.account(username) is None:
+            return _error(404, "not_found", f"no such account {username}")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(MAX_BODY_BYTES)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise PayloadTooLarge(MAX_BODY_BYTES)
+        headers = dict(request.headers)
+        _refuse_blocked_signer(s, headers)
+        activity = await receive(
+            "POST",
+            request_url(s, request),
+            headers,
+            bytes(body),
+            s.resolver,
+            s.inbox,
+            now=s.now(),
+        )
+        if s.is_blocked(activity.actor):
+            raise BlockedDomain(urlsplit(activity.actor).hostname or "")
+        s.on_stored()
+        return Response(status_code=202)
+
+    async def _user_collection(
+        request: Request, s: FederationSite
+    ) -> tuple[str, int | None, ActorUrls] | Response:
+        username = request.path_params["username"]
+        account = await s.actors.account(username)
+        if account is None:
+            return _error(404, "not_found", f"no such account {username}")
+        await _guard_fetch(s, request, required=s.authorized_fetch)
+        return username, _page_number(request), s.user_urls(account.username)
+
+    async def outbox(request: Request, s: FederationSite) -> Response:
+        found = await _user_collection(request, s)
+        if isinstance(found, Response):
+            return found
+        _, page, urls = found
+        total = await s.outbox.count(urls.id)
+        items: list[Mapping[str, Any]] = []
+        if page is not None:
+            items = await s.outbox.page(urls.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+            items = [{k: v for k, v in item.items() if k != "@context"} for item in items]
+        return _activity_json(ordered_collection(urls.outbox, total, page, items))
+
+    async def followers(request: Request, s: FederationSite) -> Response:
+        found = await _user_collection(request, s)
+        if isinstance(found, Response):
+            return found
+        _, page, urls = found
+        everyone = await s.follows.followers(urls.id)
+        items = everyone[(page - 1) * PAGE_SIZE : page * PAGE_SIZE] if page else []
+        return _activity_json(ordered_collection(urls.followers, len(everyone), page, items))
+
+    async def following(request: Request, s: FederationSite) -> Response:
+        found = await _user_collection(request, s)
+        if isinstance(found, Response):
+            return found
+        _, page, urls = found
+        everyone = await s.follows.following(urls.id)
+        items = everyone[(page - 1) * PAGE_SIZE : page * PAGE_SIZE] if page else []
+        return _activity_json(ordered_collection(urls.following, len(everyone), page, items))
+
+    return [
+        Route("/.well-known/webfinger", guarded(webfinger)),
+        Route("/.well-known/nodeinfo", guarded(nodeinfo_links)),
+        Route("/nodeinfo/2.1", guarded(nodeinfo)),
+        Route("/.well-known/host-meta", guarded(host_meta)),
+        Route("/actor", guarded(instance_actor)),
+        Route("/actor/inbox", guarded(inbox), methods=["POST"]),
+        Route("/inbox", guarded(inbox), methods=["POST"]),
+        Route("/users/{username}", guarded(actor)),
+        Route("/users/{username}/inbox", guarded(inbox), methods=["POST"]),
+        Route("/users/{username}/outbox", guarded(outbox)),
+        Route("/users/{username}/followers", guarded(followers)),
+        Route("/users/{username}/following", guarded(following)),
+    ]

@@ -1,0 +1,68 @@
+"""Follows across nodes for the web client: follow by handle, unfollow, and the lists.
+
+- ``POST /api/v1/follows {"handle"}``: ``alice@host``, ``@alice@host`` or an actor URL;
+  WebFinger and the actor are fetched (signed as the instance actor), a Follow signed by
+  the user is queued. 201 ``{"handle", "actor", "state"}``.
+- ``GET /api/v1/follows``: who I follow, ``state`` pending or accepted.
+- ``DELETE /api/v1/follows?handle=...``: Undo{Follow}.
+- ``GET /api/v1/accounts/{username}/followers`` and ``/following``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from node.errors import InvalidInput, NotFound
+from node.web.api import read_json
+from node.web.auth import require_account
+
+if TYPE_CHECKING:
+    from node.fediverse import Fediverse
+
+
+def _fediverse(request: Request) -> Fediverse:
+    fediverse: Fediverse = request.app.state.fediverse
+    return fediverse
+
+
+async def follows(request: Request) -> Response:
+    account = require_account(request)
+    fediverse = _fediverse(request)
+    if request.method == "POST":
+        body = await read_json(request)
+        return JSONResponse(await fediverse.follow(account, body.get("handle")), 201)
+    if request.method == "DELETE":
+        handle = request.query_params.get("handle")
+        if not handle:
+            raise InvalidInput("handle", "missing (?handle=alice@example.org)", status=400)
+        return JSONResponse(await fediverse.unfollow(account, handle))
+    return JSONResponse({"following": fediverse.following_of(account.username)})
+
+
+def _local_username(request: Request) -> str:
+    username = request.path_params["username"]
+    account = request.app.state.accounts.get(username)
+    if account.status != "active":
+        raise NotFound("no such account")
+    return str(account.username)
+
+
+async def account_followers(request: Request) -> Response:
+    username = _local_username(request)
+    return JSONResponse({"followers": _fediverse(request).followers_of(username)})
+
+
+async def account_following(request: Request) -> Response:
+    username = _local_username(request)
+    return JSONResponse({"following": _fediverse(request).following_of(username)})
+
+
+routes = [
+    Route("/api/v1/follows", follows, methods=["GET", "POST", "DELETE"]),
+    Route("/api/v1/accounts/{username}/followers", account_followers),
+    Route("/api/v1/accounts/{username}/following", account_following),
+]
