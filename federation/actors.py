@@ -39,22 +39,16 @@ class ActorUrls:
 
     @classmethod
     def for_user(cls, base_url: str, username: str) -> ActorUrls:
-        base = base_url.rstrip("/")
-        actor = f"{base}/users/{username}"
-        return cls(
-            id=actor,
-            inbox=f"{actor}/inbox",
-            outbox=f"{actor}/outbox",
-            followers=f"{actor}/followers",
-            following=f"{actor}/following",
-            shared_inbox=f"{base}/inbox",
-            profile=f"{base}/@{username}",
-        )
+        return cls._at(base_url, f"/users/{username}", f"/@{username}")
 
     @classmethod
     def for_instance(cls, base_url: str) -> ActorUrls:
+        return cls._at(base_url, "/actor", "/about")
+
+    @classmethod
+    def _at(cls, base_url: str, actor_path: str, profile_path: str) -> ActorUrls:
         base = base_url.rstrip("/")
-        actor = f"{base}/actor"
+        actor = f"{base}{actor_path}"
         return cls(
             id=actor,
             inbox=f"{actor}/inbox",
@@ -62,7 +56,7 @@ class ActorUrls:
             followers=f"{actor}/followers",
             following=f"{actor}/following",
             shared_inbox=f"{base}/inbox",
-            profile=f"{base}/about",
+            profile=f"{base}{profile_path}",
         )
 
 
