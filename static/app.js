@@ -1,7 +1,8 @@
 // Parley web client: router, account pages, home and room creation.
-// The room page itself lives in room.js.
+// The room page itself lives in room.js; profiles and follows in profile.js.
 
 import { ApiError, del, get, post } from './api.js';
+import { followPanel, renderProfile } from './profile.js';
 import { mountRoom } from './room.js';
 
 const main = document.getElementById('main');
@@ -77,6 +78,7 @@ const routes = [
   [/^\/signup\/?$/, renderSignup],
   [/^\/new\/?$/, renderNewRoom],
   [/^\/rooms\/([^/]+)\/?$/, renderRoom],
+  [/^\/@([^/]+)\/?$/, renderProfilePage],
 ];
 
 export function navigate(path, { replace = false } = {}) {
@@ -159,17 +161,30 @@ async function loadMe() {
 function renderNav() {
   const items = [];
   if (app.me) {
+    const profilePath = `/@${encodeURIComponent(app.me.username)}`;
+    const onProfile = location.pathname === profilePath;
     items.push(
       h('a.button.primary.small', { href: '/new', 'data-link': true }, 'Start a room'),
       h(
-        'span.nav-user',
-        { title: app.me.handle || app.me.username },
-        `@${app.me.username}`,
+        'a.nav-user',
+        {
+          href: profilePath,
+          'data-link': true,
+          title: app.me.handle || app.me.username,
+          'aria-label': `Your profile (@${app.me.username})`,
+          'aria-current': onProfile ? 'page' : null,
+        },
+        h(
+          'span.avatar.xs',
+          { 'aria-hidden': 'true' },
+          (app.me.display_name || app.me.username).slice(0, 1).toUpperCase(),
+        ),
+        h('span.nav-user-name', {}, `@${app.me.username}`),
       ),
       h('button.button.small.ghost', { type: 'button', onclick: logout }, 'Log out'),
     );
   } else {
-    const next = location.pathname.startsWith('/rooms/')
+    const next = /^\/(rooms\/|@)/.test(location.pathname)
       ? `?next=${encodeURIComponent(location.pathname)}`
       : '';
     items.push(
@@ -220,6 +235,8 @@ async function renderHome() {
     status,
     list,
   );
+  const panel = app.me ? followPanel(pageContext(), { onChange: () => refresh() }) : null;
+  if (panel) main.append(panel.element);
 
   let stopped = false;
   async function refresh() {
@@ -239,10 +256,12 @@ async function renderHome() {
   app.cleanup = () => {
     stopped = true;
     clearInterval(timer);
+    if (panel) panel.stop();
   };
 }
 
 function roomCard(room) {
+  if (room.remote) return remoteRoomCard(room);
   const speakers = room.speakers || [];
   const names = speakers
     .slice(0, 4)
@@ -267,6 +286,45 @@ function roomCard(room) {
       ),
     ),
   );
+}
+
+/** A live room on another server, known because someone here follows its host. */
+function remoteRoomCard(room) {
+  const origin = room.origin || hostOf(room.url);
+  const host = room.host || {};
+  const hostName = host.display_name || host.username || '?';
+  return h(
+    'li.room-card.remote',
+    {},
+    // A plain link: the room plays on its own server, so this leaves our page.
+    h(
+      'a.room-card-link',
+      { href: room.url, rel: 'noopener' },
+      h(
+        'span.badges',
+        {},
+        h('span.live-badge', { 'aria-hidden': 'true' }, 'LIVE'),
+        h('span.origin-badge', {}, `on ${origin}`),
+      ),
+      h('span.room-card-title', {}, room.title),
+      room.description ? h('span.room-card-desc', {}, room.description) : null,
+      h(
+        'span.room-card-meta',
+        {},
+        `Host: ${hostName}`,
+        host.handle ? ` (@${host.handle})` : '',
+        ' · opens on their server',
+      ),
+    ),
+  );
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'another server';
+  }
 }
 
 function field(label, input, hint) {
@@ -468,6 +526,29 @@ async function renderNewRoom() {
     h('button.button.primary', { type: 'submit' }, 'Create room'),
   );
   formPage('Start a room', form, h('p.muted', {}, 'You can go live when you are ready.'));
+}
+
+/** What profile.js needs from the page, the same way room.js gets it. */
+function pageContext() {
+  return {
+    me: app.me,
+    h,
+    field,
+    submitting,
+    showError,
+    clearError,
+    announce,
+    navigate,
+    setTitle,
+    setMe(account) {
+      app.me = account;
+      renderNav();
+    },
+  };
+}
+
+async function renderProfilePage(username) {
+  app.cleanup = await renderProfile(main, username, pageContext());
 }
 
 async function renderRoom(roomId) {
