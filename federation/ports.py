@@ -177,3 +177,8 @@ class OutboxStore(Protocol):
     async def page(self, actor: str, offset: int, limit: int) -> list[Mapping[str, Any]]:
         """Newest first."""
         ...
+
+    async def latest_object(self, object_id: str) -> Mapping[str, Any] | None:
+        """The newest version of an object our actors published (a room's Note, as its
+        last Create or Update carried it), so its id can be fetched like Mastodon's."""
+        ...

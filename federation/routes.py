@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from federation.activities import NOTE_CONTEXT
 from federation.actors import (
     ACTIVITY_JSON,
     AS_CONTEXT,
@@ -336,6 +337,19 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         )
         return _activity_json(doc)
 
+    async def published_object(request: Request, s: FederationSite) -> Response:
+        username, room_id = request.path_params["username"], request.path_params["room_id"]
+        urls = s.user_urls(username)
+        if not wants_activity_json(request):
+            # A person following the Note's id from Mastodon lands on the room page.
+            base = urls.shared_inbox.rsplit("/", 1)[0]
+            return RedirectResponse(f"{base}/rooms/{room_id}", 302, headers={"Vary": "Accept"})
+        await _guard_fetch(s, request, required=s.authorized_fetch)
+        found = await s.outbox.latest_object(f"{urls.id}/rooms/{room_id}")
+        if found is None:
+            return _error(404, "not_found", "no such object")
+        return _activity_json({"@context": NOTE_CONTEXT, **found})
+
     async def instance_actor(request: Request, s: FederationSite) -> Response:
         doc = build_instance_actor(
             s.instance_urls, host=s.host, public_key_pem=await s.actors.instance_public_key()
@@ -423,4 +437,5 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         Route("/users/{username}/outbox", guarded(outbox)),
         Route("/users/{username}/followers", guarded(followers)),
         Route("/users/{username}/following", guarded(following)),
+        Route("/users/{username}/rooms/{room_id}", guarded(published_object)),
     ]

@@ -523,6 +523,14 @@ class SqliteOutbox:
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    async def latest_object(self, object_id: str) -> Mapping[str, Any] | None:
+        row = self._db.execute(
+            "select json_extract(activity, '$.object') from fed_outbox "
+            "where json_extract(activity, '$.object.id') = ? order by id desc limit 1",
+            [object_id],
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
 
 class NodeActors:
     """LocalActors and KeyStore over the accounts table and the instance keypair."""

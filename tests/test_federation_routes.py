@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -142,3 +144,29 @@ def test_ordered_collection_pages() -> None:
 def test_unknown_inbox_is_404(node: NodeProcess) -> None:
     response = httpx.post(f"{node.base_url}/users/nobody/inbox", content=b"{}")
     assert response.status_code == 404
+
+
+def test_a_room_note_can_be_fetched_by_its_id(node: NodeProcess, api: Api, alice: str) -> None:
+    room = api.live_room(alice, "Fetch me")
+    outbox = f"{node.base_url}/users/alice/outbox"
+    create = None
+    for _ in range(100):
+        items = httpx.get(outbox, params={"page": 1}, headers=AP).json()["orderedItems"]
+        create = next((i for i in items if i["type"] == "Create"), None)
+        if create is not None:
+            break
+        time.sleep(0.1)
+    assert create is not None
+    note_id = create["object"]["id"]
+    assert note_id == f"{node.base_url}/users/alice/rooms/{room['id']}"
+    note = httpx.get(note_id, headers=AP)
+    assert note.status_code == 200
+    assert note.headers["content-type"].startswith("application/activity+json")
+    doc = note.json()
+    assert doc["type"] == "Note" and doc["id"] == note_id and "@context" in doc
+    assert "Fetch me" in doc["content"]
+    browser = httpx.get(note_id, headers={"Accept": "text/html"})
+    assert browser.status_code == 302
+    assert browser.headers["location"] == room["url"]
+    missing = httpx.get(f"{node.base_url}/users/alice/rooms/nothing", headers=AP)
+    assert missing.status_code == 404
