@@ -1,0 +1,524 @@
+"""The load generator: N real listeners in one process, driven over stdin/stdout.
+
+    python -m bench.loadgen --kind webrtc|http --count N --url URL [--duration S]
+
+Protocol (one JSON object per stdout line): after connecting it prints
+``{"event": "connected", ...}``. Then either it is driven over stdin (``start`` resets the
+counters and opens the measurement window, ``stop`` prints ``{"event": "result", ...}``,
+``quit`` closes every listener and exits) or, with ``--duration``, it runs one window by
+itself and exits. ``--max-seconds`` bounds the whole process whatever happens.
+
+WebRTC listeners are full aiortc peers (ICE, DTLS, SRTP). To keep the generator cheap the
+Opus payload is not decoded: ``RTCRtpReceiver._handle_rtp_packet`` (called by the DTLS
+transport with an already decrypted and parsed ``RtpPacket``) is replaced per receiver by a
+counter that checks the payload type and the Opus TOC byte (one 20 ms frame). One canary
+listener keeps aiortc's decoder and checks that the audio is the 440 Hz tone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import av
+import httpx
+import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.rtp import RtpPacket
+
+from node.media.ice import IceSettings, install_ice_policy
+from tests.tonekit import (
+    accept_answer,
+    decode_ogg,
+    dominant_frequency,
+    frames_to_mono,
+    make_offer,
+    wait_connected,
+)
+
+__all__ = ["RtpCounter", "opus_frame_ms"]
+
+PACKETS_PER_SECOND = 50
+CONNECT_CONCURRENCY = 8
+CANARY_SECONDS = 3.0
+
+
+def opus_frame_ms(toc: int) -> float:
+    """Duration of an Opus packet's frames from its TOC byte (RFC 6716 section 3.1)."""
+    config = toc >> 3
+    if config < 12:
+        size = (10.0, 20.0, 40.0, 60.0)[config % 4]
+    elif config < 16:
+        size = (10.0, 20.0)[config % 2]
+    else:
+        size = (2.5, 5.0, 10.0, 20.0)[config % 4]
+    code = toc & 3
+    frames = 1 if code == 0 else 2 if code in (1, 2) else 0  # code 3: count in next byte
+    return size * frames
+
+
+class RtpCounter:
+    """Counts one listener's RTP packets in the window; loss by sequence, RFC 3550 jitter."""
+
+    __slots__ = (
+        "payload_type",
+        "packets",
+        "bad",
+        "octets",
+        "first_ext",
+        "last_ext",
+        "last_seq",
+        "last_arrival",
+        "last_ts",
+        "jitter",
+        "max_gap",
+        "ts_span",
+        "first_at",
+    )
+
+    def __init__(self, payload_type: int | None) -> None:
+        self.payload_type = payload_type
+        self.last_seq: int | None = None
+        self.first_at: float | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.packets = 0
+        self.bad = 0
+        self.octets = 0
+        self.first_ext: int | None = None
+        self.last_ext = 0
+        self.last_arrival: float | None = None
+        self.last_ts = 0
+        self.jitter = 0.0
+        self.max_gap = 0.0
+        self.ts_span = 0
+
+    def add(self, packet: RtpPacket) -> None:
+        now = time.monotonic()
+        if self.first_at is None:
+            self.first_at = now
+        payload = packet.payload
+        if (
+            not payload
+            or (self.payload_type is not None and packet.payload_type != self.payload_type)
+            or opus_frame_ms(payload[0]) != 20.0
+        ):
+            self.bad += 1
+        seq = packet.sequence_number
+        if self.first_ext is None:
+            self.first_ext = self.last_ext = seq
+        else:
+            assert self.last_seq is not None
+            delta = (seq - self.last_seq) & 0xFFFF
+            if delta < 0x8000:
+                self.last_ext += delta
+            else:
+                # A reordered or duplicate packet: count it, do not move the span.
+                self.packets += 1
+                self.octets += len(payload)
+                return
+        self.last_seq = seq
+        self.packets += 1
+        self.octets += len(payload)
+        if self.last_arrival is not None:
+            # A sender that skips stale packets keeps RTP sequence numbers contiguous but
+            # jumps the timestamp: the span in 20 ms frames shows what was never sent.
+            self.ts_span += (packet.timestamp - self.last_ts) & 0xFFFFFFFF
+            gap = now - self.last_arrival
+            if gap > self.max_gap:
+                self.max_gap = gap
+            transit_delta = gap - ((packet.timestamp - self.last_ts) & 0xFFFFFFFF) / 48000
+            self.jitter += (abs(transit_delta) - self.jitter) / 16
+        self.last_arrival = now
+        self.last_ts = packet.timestamp
+
+    def expected(self) -> int:
+        return 0 if self.first_ext is None else self.last_ext - self.first_ext + 1
+
+    def expected_by_timestamp(self) -> int:
+        return 0 if self.first_ext is None else self.ts_span // 960 + 1
+
+
+@dataclass
+class WebRtcListener:
+    pc: RTCPeerConnection
+    counter: RtpCounter
+    location: str | None
+    canary_frames: list[av.AudioFrame] = field(default_factory=list)
+    canary_task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class HttpListener:
+    task: asyncio.Task[None] | None = None
+    octets: int = 0
+    pages: int = 0
+    ended: bool = False
+    error: str | None = None
+    first_at: float | None = None
+    canary_bytes: bytearray | None = None
+
+
+class Generator:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.kind: str = args.kind
+        self.count: int = args.count
+        self.url: str = args.url
+        self.canary: bool = args.canary
+        self.webrtc: list[WebRtcListener] = []
+        self.http: list[HttpListener] = []
+        self.failures: list[str] = []
+        self.window_start = 0.0
+        self.rusage_start = 0.0
+        self.http_client: httpx.AsyncClient | None = None
+
+    # -- connecting --------------------------------------------------------------------
+
+    async def connect_all(self) -> dict[str, Any]:
+        started = time.monotonic()
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        join_times: list[float] = []
+
+        async def one(index: int) -> None:
+            async with gate:
+                t0 = time.monotonic()
+                try:
+                    if self.kind == "webrtc":
+                        await self._connect_webrtc(index == 0 and self.canary)
+                    else:
+                        await self._connect_http(index == 0 and self.canary)
+                    join_times.append(time.monotonic() - t0)
+                except Exception as exc:  # counted and reported, never fatal
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+
+        self.http_client = httpx.AsyncClient(timeout=60)
+        await asyncio.gather(*(one(i) for i in range(self.count)))
+        join_times.sort()
+        return {
+            "event": "connected",
+            "ok": len(join_times),
+            "failed": len(self.failures),
+            "failures": self.failures[:5],
+            "connect_s": round(time.monotonic() - started, 2),
+            "join_median_s": round(join_times[len(join_times) // 2], 3) if join_times else None,
+        }
+
+    async def _connect_webrtc(self, canary: bool) -> None:
+        assert self.http_client is not None
+        pc, offer = await make_offer("recvonly")
+        try:
+            response = await self.http_client.post(
+                self.url, content=offer, headers={"Content-Type": "application/sdp"}
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"WHEP answered {response.status_code}: {response.text}")
+            location = response.headers.get("location")
+            transceiver = await accept_answer(pc, response.text)
+            receiver = transceiver.receiver
+            payload_type = next(  # the negotiated Opus payload type
+                (c.payloadType for c in transceiver._codecs if c.mimeType.lower() == "audio/opus"),
+                None,
+            )
+            counter = RtpCounter(payload_type)
+            listener = WebRtcListener(
+                pc, counter, urljoin(self.url, location) if location else None
+            )
+            original = receiver._handle_rtp_packet
+
+            if canary:
+
+                async def count_and_decode(packet: RtpPacket, arrival_time_ms: int) -> None:
+                    counter.add(packet)
+                    await original(packet, arrival_time_ms=arrival_time_ms)
+
+                receiver._handle_rtp_packet = count_and_decode  # type: ignore[method-assign]
+                listener.canary_task = asyncio.create_task(_drain_canary(receiver, listener))
+            else:
+
+                async def count_only(packet: RtpPacket, arrival_time_ms: int) -> None:
+                    counter.add(packet)
+
+                receiver._handle_rtp_packet = count_only  # type: ignore[method-assign]
+            self.webrtc.append(listener)
+            await wait_connected(pc, timeout=60)
+        except BaseException:
+            await pc.close()
+            raise
+
+    async def _connect_http(self, canary: bool) -> None:
+        listener = HttpListener(canary_bytes=bytearray() if canary else None)
+        connected = asyncio.get_running_loop().create_future()
+        listener.task = asyncio.create_task(_http_listen(self.url, listener, connected))
+        self.http.append(listener)
+        await asyncio.wait_for(connected, 30)
+
+    # -- the window --------------------------------------------------------------------
+
+    def start_window(self) -> None:
+        self.window_start = time.monotonic()
+        self.rusage_start = _cpu_seconds()
+        for listener in self.webrtc:
+            listener.counter.reset()
+        for http in self.http:
+            http.octets = 0
+            http.pages = 0
+
+    def result(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.window_start
+        cpu = _cpu_seconds() - self.rusage_start
+        result: dict[str, Any] = {
+            "event": "result",
+            "kind": self.kind,
+            "listeners": self.count,
+            "window_s": round(elapsed, 3),
+            "loadgen_cpu_percent": round(100 * cpu / elapsed, 1),
+            "failures": len(self.failures),
+        }
+        if self.kind == "webrtc":
+            result.update(self._webrtc_result(elapsed))
+        else:
+            result.update(self._http_result(elapsed))
+        return result
+
+    def _webrtc_result(self, elapsed: float) -> dict[str, Any]:
+        counters = [listener.counter for listener in self.webrtc]
+        received = sum(c.packets for c in counters)
+        expected_seq = sum(c.expected() for c in counters)
+        expected_ts = sum(c.expected_by_timestamp() for c in counters)
+        expected_time = PACKETS_PER_SECOND * elapsed * len(counters)
+        silent = sum(1 for c in counters if c.packets == 0)
+        jitters = sorted(c.jitter * 1000 for c in counters if c.packets > 1)
+        gaps = sorted(c.max_gap * 1000 for c in counters if c.packets > 1)
+        connected = sum(
+            1 for listener in self.webrtc if listener.pc.connectionState == "connected"
+        )
+        out: dict[str, Any] = {
+            "connected": connected,
+            "packets": received,
+            "bad_packets": sum(c.bad for c in counters),
+            "silent_listeners": silent,
+            "loss_percent_seq": round(100 * (1 - received / expected_seq), 3)
+            if expected_seq
+            else None,
+            "loss_percent_ts": round(100 * (1 - received / expected_ts), 3)
+            if expected_ts
+            else None,
+            "rate_percent": round(100 * received / expected_time, 2) if expected_time else None,
+            "jitter_ms_mean": round(sum(jitters) / len(jitters), 2) if jitters else None,
+            "jitter_ms_max": round(jitters[-1], 2) if jitters else None,
+            "max_gap_ms_median": round(gaps[len(gaps) // 2], 1) if gaps else None,
+            "max_gap_ms_max": round(gaps[-1], 1) if gaps else None,
+        }
+        for listener in self.webrtc:
+            if listener.canary_task is not None and listener.canary_frames:
+                samples = frames_to_mono(listener.canary_frames)
+                out["canary_hz"] = round(dominant_frequency(samples[int(0.2 * 48000) :]), 1)
+                out["canary_dbfs"] = round(_dbfs(samples), 1)
+        return out
+
+    def _http_result(self, elapsed: float) -> dict[str, Any]:
+        listeners = max(len(self.http), 1)
+        out: dict[str, Any] = {
+            "connected": sum(1 for h in self.http if not h.ended),
+            "ended_early": sum(1 for h in self.http if h.ended),
+            "errors": sorted({h.error for h in self.http if h.error})[:5],
+            "bytes_per_s_mean": round(sum(h.octets for h in self.http) / elapsed / listeners),
+            "pages_per_s_mean": round(sum(h.pages for h in self.http) / elapsed / listeners, 2),
+            "pages_per_s_min": round(min((h.pages for h in self.http), default=0) / elapsed, 2),
+        }
+        for h in self.http:
+            if h.canary_bytes:
+                try:
+                    samples = decode_ogg(_dechunk(bytes(h.canary_bytes)))
+                    out["canary_hz"] = round(dominant_frequency(samples[int(0.2 * 48000) :]), 1)
+                    out["canary_dbfs"] = round(_dbfs(samples), 1)
+                except Exception as exc:
+                    out["canary_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    # -- leaving -----------------------------------------------------------------------
+
+    async def close_all(self) -> dict[str, Any]:
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY * 2)
+        deleted = 0
+
+        async def leave(listener: WebRtcListener) -> None:
+            nonlocal deleted
+            async with gate:
+                if listener.canary_task is not None:
+                    listener.canary_task.cancel()
+                if listener.location and self.http_client is not None:
+                    with contextlib.suppress(httpx.HTTPError):
+                        response = await self.http_client.delete(listener.location)
+                        deleted += response.status_code == 200
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(listener.pc.close(), 10)
+
+        await asyncio.gather(*(leave(listener) for listener in self.webrtc))
+        for http in self.http:
+            if http.task is not None:
+                http.task.cancel()
+        await asyncio.gather(*(h.task for h in self.http if h.task), return_exceptions=True)
+        if self.http_client is not None:
+            await self.http_client.aclose()
+        return {"event": "closed", "deleted": deleted}
+
+
+async def _drain_canary(receiver: Any, listener: WebRtcListener) -> None:
+    wanted = int((CANARY_SECONDS + 0.2) * 48000)
+    got = 0
+    while True:
+        frame = await receiver.track.recv()
+        if got < wanted and isinstance(frame, av.AudioFrame):
+            listener.canary_frames.append(frame)
+            got += frame.samples
+
+
+async def _http_listen(url: str, listener: HttpListener, connected: asyncio.Future[None]) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or 80
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    canary_limit = 64 * 1024
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: audio/ogg\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        if status != b"200":
+            raise RuntimeError(f"HTTP {status.decode()}")
+        if not connected.done():
+            connected.set_result(None)
+        tail = b""
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                listener.ended = True
+                return
+            if listener.first_at is None:
+                listener.first_at = time.monotonic()
+            listener.octets += len(data)
+            # Pages are counted by their capture pattern; the tail catches one split
+            # across two reads (chunk-size lines are hex digits and cannot contain it).
+            joined = tail + data
+            listener.pages += joined.count(b"OggS")
+            tail = data[-3:]
+            if listener.canary_bytes is not None and len(listener.canary_bytes) < canary_limit:
+                listener.canary_bytes.extend(data)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        listener.ended = True
+        listener.error = f"{type(exc).__name__}: {exc}"
+        if not connected.done():
+            connected.set_exception(exc)
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+def _dechunk(data: bytes) -> bytes:
+    """The body of an HTTP/1.1 chunked transfer (as far as it goes)."""
+    out = bytearray()
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            break
+        try:
+            size = int(data[pos:end].split(b";")[0], 16)
+        except ValueError:
+            return data  # not chunked after all
+        start = end + 2
+        if size == 0 or start + size > len(data):
+            out += data[start : start + size]
+            break
+        out += data[start : start + size]
+        pos = start + size + 2
+    return bytes(out)
+
+
+def _dbfs(samples: np.ndarray[Any, Any]) -> float:
+    rms = float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
+    return 20 * float(np.log10(max(rms, 1e-9)))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def _stdin_lines() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def run(args: argparse.Namespace) -> None:
+    install_ice_policy(IceSettings(host_addresses=("127.0.0.1",)), asyncio.get_running_loop())
+    generator = Generator(args)
+    try:
+        _emit(await generator.connect_all())
+        if args.duration is not None:
+            await asyncio.sleep(args.settle)
+            generator.start_window()
+            await asyncio.sleep(args.duration)
+            _emit(generator.result())
+            return
+        commands = await _stdin_lines()
+        while True:
+            line = (await commands.readline()).decode().strip()
+            if line == "start":
+                generator.start_window()
+                _emit({"event": "started"})
+            elif line == "stop":
+                _emit(generator.result())
+            elif line in ("quit", ""):  # "" is EOF: the driver is gone
+                return
+    finally:
+        _emit(await generator.close_all())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kind", choices=("webrtc", "http"), required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--url", required=True, help="WHEP URL or Ogg listen URL")
+    parser.add_argument("--duration", type=float, help="run one window alone, then exit")
+    parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument("--no-canary", dest="canary", action="store_false")
+    args = parser.parse_args(argv)
+    if not 0 < args.count <= 5000:
+        parser.error("--count must be 1..5000")
+    if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("loopback only: the URL must point at 127.0.0.1")
+
+    async def bounded() -> None:
+        try:
+            await asyncio.wait_for(run(args), args.max_seconds)
+        except TimeoutError:
+            _emit({"event": "timeout", "after_s": args.max_seconds})
+
+    asyncio.run(bounded())
+
+
+if __name__ == "__main__":
+    main()

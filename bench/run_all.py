@@ -1,0 +1,49 @@
+"""Every Parley media benchmark, one after another (`make bench`).
+
+    .venv/bin/python -m bench.run_all [--quick]
+
+Each appends its own section to bench/RESULTS.md. ``--quick`` runs small counts and short
+windows (a smoke test of the harness, not figures to quote).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench import bench_fanout, bench_join, bench_mixer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    if args.quick:
+        bench_mixer.main(["--ticks", "200", "--repeat", "1"])
+        bench_join.main(["--joins", "5"])
+        bench_fanout.main(
+            [
+                "--counts",
+                "10,20",
+                "--http-extra",
+                "100",
+                "--frames-count",
+                "5",
+                "--duration",
+                "5",
+                "--settle",
+                "2",
+                "--profile-at",
+                "0",
+            ]
+        )
+    else:
+        bench_mixer.main([])
+        bench_join.main([])
+        bench_fanout.main([])
+    print(f"all benchmarks done in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
