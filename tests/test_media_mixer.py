@@ -184,3 +184,13 @@ async def test_cancelling_one_waiting_reader_does_not_disturb_others() -> None:
     assert (await waiting_2).seq == 7
     with pytest.raises(asyncio.CancelledError):
         await waiting_1
+
+
+async def test_nobody_reading_a_mix_minus_costs_no_encode() -> None:
+    # A send-only WHIP speaker never reads its return stream: nothing is published to it.
+    mixer = RoomMixer()
+    program = mixer.program.reader()
+    play(mixer, {"a": 440.0, "b": 660.0})
+    assert mixer.return_stream("a").published == 0
+    assert mixer.return_stream("b").published == 0
+    assert frequency_power(audio(await drain(program)), 48_000, 440) > 0.2

@@ -234,6 +234,8 @@ class RoomMixer:
         for speaker in self._speakers.values():
             own = speaker.own
             speaker.own = None
+            if not speaker.returns.ever_read:
+                continue  # a send-only speaker: nobody would decode this mix-minus
             if speaker.hangover > 0:
                 speaker.hangover -= 1
                 if own is None:

@@ -73,6 +73,7 @@ class Broadcast(Generic[T]):
         self._next = 0  # stream index the next published item gets
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._ever_read = False
 
     @property
     def closed(self) -> bool:
@@ -90,8 +91,15 @@ class Broadcast(Generic[T]):
         self._next += 1
         self._wake()
 
+    @property
+    def ever_read(self) -> bool:
+        """Whether anybody ever asked for a reader: a producer may skip work for a stream
+        nobody consumes (a send-only WHIP speaker never reads its mix-minus)."""
+        return self._ever_read
+
     def reader(self) -> BroadcastReader[T]:
         """A reader that starts at the newest item (or the next one if none yet)."""
+        self._ever_read = True
         return BroadcastReader(self, max(self._next - 1, 0))
 
     def close(self) -> None:
