@@ -9,64 +9,29 @@ A's own API. Federation is asynchronous, so every cross-node check polls.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 
 from tests.conftest import Api, NodeProcess
+from tests.e2e.browser import ARTIFACTS, PASSWORD, launch, new_context
 from tests.federation_helpers import handle, wait_for
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "correct horse battery"
-UI_TIMEOUT_MS = 10_000
 # Follow/Accept and the room announcement travel through delivery queues on both nodes.
 FEDERATION_TIMEOUT_MS = 20_000
 FEDERATION_TIMEOUT_S = FEDERATION_TIMEOUT_MS / 1000
 
 
-def launch(playwright: Playwright) -> Browser:
-    # The flags of test_browser_room.py, without the fake microphone: no audio here.
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            "--disable-features=WebRtcHideLocalIpsWithMdns",
-            "--allow-loopback-in-peer-connection",
-            "--autoplay-policy=no-user-gesture-required",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    )
-
-
 def new_page(browser: Browser, base_url: str, **kwargs: Any) -> Page:
-    context = browser.new_context(base_url=base_url, **kwargs)
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    context.on(
-        "console", lambda msg: print(f"[{msg.type}] {msg.page and msg.page.url}: {msg.text}")
-    )
-    context.on("weberror", lambda err: print(f"[pageerror] {err.error}"))
-    return context.new_page()
+    return new_context(browser, base_url, **kwargs).new_page()
 
 
 def handles(api: Api, path: str, key: str) -> list[str]:
     response = api.http.get(path)
     assert response.status_code == 200, response.text
     return [entry["handle"] for entry in response.json()[key]]
-
-
-@pytest.fixture
-def playwright_instance() -> Iterator[Playwright]:
-    with sync_playwright() as playwright:
-        yield playwright
 
 
 @pytest.mark.e2e

@@ -7,125 +7,24 @@ through the client's `window.parley` analyser hooks, never by packet counts.
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
-import struct
-import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import Playwright, expect
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "correct horse battery"
-# Audio paths have jitter buffers and a mixer in between; generous, not timing asserts.
-AUDIO_TIMEOUT_MS = 20_000
-UI_TIMEOUT_MS = 10_000
-
-
-def write_tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48_000) -> Path:
-    """Mono 16-bit PCM sine; Chromium loops the file as its fake microphone."""
-    frames = bytearray()
-    for i in range(int(seconds * rate)):
-        frames += struct.pack("<h", int(0.5 * 32767 * math.sin(2 * math.pi * hz * i / rate)))
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    return path
-
-
-def launch(playwright: Playwright, wav: Path) -> Browser:
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-            "--disable-features=WebRtcHideLocalIpsWithMdns",
-            "--allow-loopback-in-peer-connection",
-            "--autoplay-policy=no-user-gesture-required",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    )
-
-
-def new_context(browser: Browser, base_url: str, **kwargs: Any) -> BrowserContext:
-    context = browser.new_context(base_url=base_url, permissions=["microphone"], **kwargs)
-    # Tests hear pure tones: echo cancellation and noise suppression would eat them.
-    context.add_init_script(
-        "try { localStorage.setItem('parley.voiceProcessing', 'off') } catch (e) {}"
-    )
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    # Browser console output lands in pytest's captured output, shown on failure.
-    context.on(
-        "console", lambda msg: print(f"[{msg.type}] {msg.page and msg.page.url}: {msg.text}")
-    )
-    context.on("weberror", lambda err: print(f"[pageerror] {err.error}"))
-    return context
-
-
-def describe_audio(page: Page) -> str:
-    """What the page's audio is doing, for a failure message."""
-    return str(
-        page.evaluate(
-            """async () => {
-                const p = window.parley;
-                if (!p) return 'no window.parley';
-                return JSON.stringify({
-                    dominant: p.dominantFrequency(), level: p.level(), stats: await p.stats(),
-                });
-            }"""
-        )
-    )
-
-
-def hears(page: Page, hz: float, timeout: float = AUDIO_TIMEOUT_MS) -> None:
-    """Wait until the loudest frequency the page plays is `hz` (±20 Hz)."""
-    try:
-        page.wait_for_function(
-            """hz => {
-                const p = window.parley;
-                const f = p && p.dominantFrequency();
-                return f !== null && f !== undefined && Math.abs(f - hz) < 20;
-            }""",
-            arg=hz,
-            timeout=timeout,
-            polling=200,
-        )
-    except PlaywrightTimeoutError:
-        pytest.fail(f"{page.url} did not hear {hz} Hz: {describe_audio(page)}")
-
-
-def sign_up(page: Page, username: str, next_path: str = "") -> None:
-    page.goto(f"/signup{'?next=' + next_path if next_path else ''}")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-@pytest.fixture
-def tones(tmp_path: Path) -> dict[int, Path]:
-    return {hz: write_tone_wav(tmp_path / f"tone{hz}.wav", hz) for hz in (440, 660)}
-
-
-@pytest.fixture
-def playwright_instance() -> Iterator[Playwright]:
-    with sync_playwright() as playwright:
-        yield playwright
+from tests.conftest import free_port
+from tests.e2e.browser import (
+    ARTIFACTS,
+    AUDIO_TIMEOUT_MS,
+    FlakyLink,
+    hears,
+    launch,
+    new_context,
+    sign_up,
+)
 
 
 @pytest.mark.e2e
@@ -223,3 +122,32 @@ def test_room_is_heard_across_browsers(
     finally:
         browser_440.close()
         browser_660.close()
+
+
+@pytest.mark.e2e
+def test_the_room_page_recovers_from_a_network_blip(
+    node_factory: Any, api_factory: Any, tones: dict[int, Path], playwright_instance: Playwright
+) -> None:
+    # The browser reaches the node through a link we can cut: base_url is the link's end.
+    link_port = free_port()
+    node = node_factory(node={"base_url": f"http://127.0.0.1:{link_port}"})
+    link = FlakyLink(link_port, node.port)
+    api = api_factory(node)
+    host = api.signup(f"host_{secrets.token_hex(3)}")
+    room = api.live_room(host, "Blip test")
+    browser = launch(playwright_instance, tones[440])
+    try:
+        listener = new_context(browser, f"http://127.0.0.1:{link_port}").new_page()
+        listener.goto(room["url"])
+        expect(listener.get_by_role("heading", name="Blip test")).to_be_visible()
+        link.cut()
+        expect(listener.get_by_text("Connection lost. Reconnecting…")).to_be_visible()
+        listener.wait_for_timeout(1500)
+        link.restore()
+        # Back online: the page reconnects by itself and follows the room again.
+        api.request("PATCH", f"/api/v1/rooms/{room['id']}", host, json={"title": "After blip"})
+        expect(listener.get_by_role("heading", name="After blip")).to_be_visible(timeout=15_000)
+        expect(listener.get_by_text("Connection lost. Reconnecting…")).to_be_hidden()
+    finally:
+        browser.close()
+        link.close()
