@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 Registration = Literal["open", "approval", "closed"]
+WebRtcFanout = Literal["batched", "aiortc"]
 
 
 class ConfigError(Exception):
@@ -59,6 +60,9 @@ class MediaSettings:
     # How long a live room waits for a host who left without ending it.
     host_grace_s: float = 60.0
     max_sdp_bytes: int = 16 * 1024
+    # How WebRTC listeners get their packets: "batched" (one send loop per room, see
+    # node/media/fanout.py) or "aiortc" (aiortc's own sender per listener, the fallback).
+    webrtc_fanout: WebRtcFanout = "batched"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
 """WebRTC peer sessions: WHIP-style publishing (speakers) and WHEP-style listening.
 
-Listeners get pre-encoded Opus packets: :class:`PacketTrack` hands aiortc an
-``av.Packet`` which its ``RTCRtpSender`` packs into RTP without encoding, so a listener
-costs RTP + SRTP, never Opus. Offers are checked before any ``RTCPeerConnection`` exists,
-and a failed negotiation closes its connection: sessions never leak.
+Listeners get pre-encoded Opus packets, never a per-listener encode. By default (fan-out
+"batched") one :class:`~node.media.fanout.RtpFanout` per packet stream builds, protects and
+sends every WHEP listener's RTP in one loop, and aiortc keeps ICE, DTLS and RTCP (see
+``node/media/fanout.py``). With fan-out "aiortc" each listener instead has a
+:class:`PacketTrack` handing its ``RTCRtpSender`` an ``av.Packet`` to pack (the slower,
+stock path, kept as a fallback and as the benchmark's baseline). Speakers' return
+streams (few per room) always use :class:`PacketTrack`.
+
+Offers are checked before any ``RTCPeerConnection`` exists, and a failed negotiation
+closes its connection: sessions never leak.
 
 We do not trickle ICE: the answer is returned after gathering completed (aiortc gathers
 inside ``setLocalDescription``).
@@ -18,6 +24,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import av
 from aiortc import (
@@ -30,11 +37,14 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
+from node.media.fanout import FanoutTrack, RtpFanout, RtpListener, listener_for
 from node.media.ice import IceSettings, rtc_configuration
 from node.media.mixer import SpeakerInput
 from node.media.packets import PacketReader, PacketStream
 
-__all__ = ["PacketTrack", "PeerSessions", "check_offer"]
+__all__ = ["FanoutMode", "PacketTrack", "PeerSessions", "check_offer"]
+
+FanoutMode = Literal["batched", "aiortc"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +134,14 @@ class PeerSessions:
         *,
         max_sdp_bytes: int = 16384,
         connect_timeout: float = 30.0,
+        fanout: FanoutMode = "batched",
     ) -> None:
+        if fanout not in ("batched", "aiortc"):
+            raise ValueError(f"unknown fan-out {fanout!r}")
         self._settings = settings
+        self._fanout_mode = fanout
+        self._fanouts: dict[PacketStream, RtpFanout] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._max_sdp_bytes = max_sdp_bytes
         self._connect_timeout = connect_timeout
         self._sessions: dict[str, _Session] = {}
@@ -170,9 +186,50 @@ class PeerSessions:
         """WHEP: send ``stream``'s packets to a recvonly client; returns (session id, answer)."""
         check_offer(offer_sdp, max_bytes=self._max_sdp_bytes, directions=("recvonly",))
         session_id, session = self._open()
-        transceiver = session.pc.addTransceiver(PacketTrack(stream.reader()), direction="sendonly")
+        if self._fanout_mode == "aiortc":
+            track: MediaStreamTrack = PacketTrack(stream.reader())
+        else:
+            track = self._fanout_track(session_id, stream)
+        transceiver = session.pc.addTransceiver(track, direction="sendonly")
         _opus_only(transceiver)
         return session_id, await self._answer(session_id, offer_sdp)
+
+    def fanout_listeners(self) -> int:
+        """WebRTC listeners currently served by batched fan-out loops."""
+        return sum(len(fanout) for fanout in self._fanouts.values())
+
+    def _fanout_track(self, session_id: str, stream: PacketStream) -> FanoutTrack:
+        attached: list[RtpListener] = []
+
+        def on_start() -> None:
+            session = self._sessions.get(session_id)
+            if session is None:
+                raise ConnectionError("session already closed")
+            transceiver = session.pc.getTransceivers()[0]
+            listener = listener_for(transceiver)
+            listener.on_drop = lambda _listener, _reason: self._close_soon(session_id)
+            fanout = self._fanouts.get(stream)
+            if fanout is None:
+                fanout = self._fanouts[stream] = RtpFanout(stream)
+            fanout.add(listener)
+            attached.append(listener)
+
+        def on_stop() -> None:
+            fanout = self._fanouts.get(stream)
+            if fanout is None:
+                return
+            for listener in attached:
+                fanout.remove(listener)
+            if not len(fanout):
+                del self._fanouts[stream]
+
+        return FanoutTrack(on_start, on_stop)
+
+    def _close_soon(self, session_id: str) -> None:
+        # Called from inside the fan-out loop, which must not wait for a close.
+        task = asyncio.get_running_loop().create_task(self._finish(session_id))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self, session_id: str) -> None:
         if session_id not in self._sessions:
@@ -181,6 +238,9 @@ class PeerSessions:
 
     async def close_all(self) -> None:
         await asyncio.gather(*(self._finish(sid) for sid in list(self._sessions)))
+        for fanout in list(self._fanouts.values()):
+            await fanout.close()
+        self._fanouts.clear()
 
     # -- internals --------------------------------------------------------------------
 

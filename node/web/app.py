@@ -86,7 +86,9 @@ def create_app(config: Config) -> Starlette:
         )
         install_ice_policy(ice, asyncio.get_running_loop())
         accounts = AccountDirectory(db)
-        peers = PeerSessions(ice, max_sdp_bytes=config.media.max_sdp_bytes)
+        peers = PeerSessions(
+            ice, max_sdp_bytes=config.media.max_sdp_bytes, fanout=config.media.webrtc_fanout
+        )
 
         def urls(room: Room) -> dict[str, str]:
             return signaling.room_urls(base_url, room.id, room.visibility)

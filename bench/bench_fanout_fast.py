@@ -1,0 +1,346 @@
+"""WebRTC fan-out, side by side: aiortc's sender per listener against the batched loop.
+
+    .venv/bin/python -m bench.bench_fanout_fast --counts 100,200 --duration 10
+
+Both paths are served by the same small server (bench/fast_server.py: Parley's
+``PeerSessions.listen`` over a ``PacketStream`` of pre-encoded 440 Hz Opus, nothing else
+in the process), one fresh server process per point, points interleaved (aiortc, batched,
+aiortc, batched...) so drift of the shared machine hits both. Listeners are real aiortc
+peers (ICE + DTLS + SRTP) in separate load-generator processes (bench/loadgen.py, which
+counts RTP sequence numbers and computes RFC 3550 jitter; one canary per point decodes
+and must hear 440 Hz). The server's CPU comes from /proc/PID/stat over the window; per
+listener is the least-squares slope over N = 0 and the counts. With ``--profile-at N``
+py-spy records both servers at N listeners and the report says where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import profile
+from bench.harness import (
+    LoadGen,
+    ProcessUnderTest,
+    append_results,
+    cpu_sample,
+    fit_line,
+    free_port,
+    markdown_table,
+    rss_kib,
+    run_dir,
+)
+
+MODES = ("aiortc", "batched")
+
+
+class FastServer(ProcessUnderTest):
+    def __init__(self, directory: Path, fanout: str) -> None:
+        self.port = free_port()
+        super().__init__(
+            [
+                sys.executable,
+                "-m",
+                "bench.fast_server",
+                "--port",
+                str(self.port),
+                "--fanout",
+                fanout,
+            ],
+            directory / f"server-{fanout}.log",
+        )
+
+    @property
+    def whep_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/whep"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"server exited:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=1).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_tail()}")
+
+    def stats(self) -> dict[str, Any]:
+        return dict(httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=10).json())
+
+
+@dataclass
+class Point:
+    mode: str
+    listeners: int
+    cpu_percent: float = 0.0
+    machine_percent: float = 0.0
+    rss_kib: int = 0
+    loadgen_cpu_percent: float = 0.0
+    connected: int = 0
+    failures: int = 0
+    connect_s: float = 0.0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    leftover: int | None = None
+    profile: str | None = None
+    error: str | None = None
+
+    def merged(self, key: str, how: str = "mean") -> float | None:
+        values = [(r[key], r["listeners"]) for r in self.results if r.get(key) is not None]
+        if not values:
+            return None
+        if how == "max":
+            return float(max(v for v, _ in values))
+        weight = sum(w for _, w in values)
+        return sum(v * w for v, w in values) / weight
+
+
+def measure(
+    mode: str, n: int, args: argparse.Namespace, workdir: Path, profile_seconds: int
+) -> Point:
+    point = Point(mode, n)
+    directory = workdir / f"{mode}-{n}"
+    directory.mkdir()
+    server = FastServer(directory, mode)
+    generators: list[LoadGen] = []
+    try:
+        server.start()
+        time.sleep(args.warmup)
+        procs = math.ceil(n / args.per_proc) if n else 0
+        budget = args.settle + args.duration + profile_seconds + 120 + n * 0.5
+        for i in range(procs):
+            share = n // procs + (1 if i < n % procs else 0)
+            generators.append(
+                LoadGen(
+                    directory,
+                    kind="webrtc",
+                    count=share,
+                    url=server.whep_url,
+                    name=str(i),
+                    max_seconds=budget,
+                    canary=i == 0,
+                )
+            )
+        for generator in generators:
+            connected = generator.expect("connected", timeout=budget)
+            point.connected += int(connected["ok"])
+            point.failures += int(connected["failed"])
+            point.connect_s = max(point.connect_s, float(connected["connect_s"]))
+        time.sleep(args.settle)
+        for generator in generators:
+            generator.send("start")
+        before = cpu_sample(server.pid)
+        time.sleep(args.duration)
+        after = cpu_sample(server.pid)
+        point.rss_kib = rss_kib(server.pid)
+        for generator in generators:
+            generator.send("stop")
+        for generator in generators:
+            point.results.append(generator.expect("result", timeout=60))
+        point.cpu_percent = before.process_percent(after)
+        point.machine_percent = before.machine_percent(after)
+        point.loadgen_cpu_percent = sum(r["loadgen_cpu_percent"] for r in point.results)
+        if profile_seconds:
+            raw = workdir / f"profile-{mode}-{n}.txt"
+            point.profile = profile.record(server.pid, profile_seconds, raw) or str(raw)
+        for generator in generators:
+            generator.send("quit")
+        for generator in generators:
+            try:
+                generator.expect("closed", timeout=60)
+            except (TimeoutError, RuntimeError):
+                pass
+        time.sleep(2)
+        point.leftover = int(server.stats()["peer_connections"])
+    except Exception as exc:
+        point.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        for generator in generators:
+            generator.stop()
+        server.stop()
+    return point
+
+
+def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
+    slopes: dict[str, tuple[float, float]] = {}
+    rows = []
+    for mode in MODES:
+        series = [
+            (float(p.listeners), p.cpu_percent) for p in points if p.mode == mode and not p.error
+        ]
+        rss = [
+            (float(p.listeners), float(p.rss_kib))
+            for p in points
+            if p.mode == mode and not p.error
+        ]
+        if len({x for x, _ in series}) < 2:
+            continue
+        slope, intercept = fit_line(series)
+        rss_slope, _ = fit_line(rss)
+        slopes[mode] = (slope, intercept)
+        rows.append(
+            [
+                mode,
+                ",".join(str(int(x)) for x, _ in series),
+                f"{intercept:.1f}",
+                f"{slope:.4f}",
+                f"{100 / slope:.0f}" if slope > 0 else "n/a",
+                f"{rss_slope:.0f}",
+            ]
+        )
+    text = [
+        f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh server per point; "
+        f"{args.per_proc} listeners per load-generator process. Logs: `{workdir}`.\n",
+        markdown_table(
+            [
+                "fan-out",
+                "points (N)",
+                "base CPU %",
+                "% core / listener",
+                "listeners / core",
+                "RSS KiB / listener",
+            ],
+            rows,
+        ),
+    ]
+    if "aiortc" in slopes and "batched" in slopes and slopes["batched"][0] > 0:
+        text.append(
+            f"\nbatched is **{slopes['aiortc'][0] / slopes['batched'][0]:.2f}×** cheaper per "
+            "WebRTC listener than aiortc's sender per listener (same run)."
+        )
+    detail = []
+    for p in points:
+        loss = p.merged("loss_percent_seq")
+        rate = p.merged("rate_percent")
+        jitter = p.merged("jitter_ms_mean")
+        jitter_max = p.merged("jitter_ms_max", "max")
+        gap = p.merged("max_gap_ms_max", "max")
+        canary = next((r.get("canary_hz") for r in p.results if r.get("canary_hz")), None)
+        silent = sum(int(r.get("silent_listeners", 0)) for r in p.results)
+        bad = sum(int(r.get("bad_packets", 0)) for r in p.results)
+        detail.append(
+            [
+                p.mode,
+                p.listeners,
+                f"{p.connected}/{p.listeners}",
+                f"{p.cpu_percent:.1f}",
+                f"{p.cpu_percent / p.listeners:.3f}" if p.listeners else "-",
+                f"{p.rss_kib / 1024:.1f}",
+                f"{p.loadgen_cpu_percent:.0f}",
+                f"{p.machine_percent:.0f}",
+                f"{loss:.3f}" if loss is not None else "-",
+                f"{rate:.1f}" if rate is not None else "-",
+                f"{jitter:.2f}/{jitter_max:.1f}" if jitter is not None else "-",
+                f"{gap:.0f}" if gap is not None else "-",
+                f"{silent}/{bad}",
+                f"{canary:.0f}" if canary else "-",
+                "-" if p.leftover is None else p.leftover,
+                p.error or "",
+            ]
+        )
+    text += [
+        "",
+        markdown_table(
+            [
+                "fan-out",
+                "N",
+                "connected",
+                "server CPU %",
+                "% / listener (raw)",
+                "RSS MiB",
+                "loadgen CPU %",
+                "machine busy %",
+                "loss % (seq)",
+                "rate %",
+                "jitter ms mean/max",
+                "max gap ms",
+                "silent/bad",
+                "canary Hz",
+                "left after close",
+                "error",
+            ],
+            detail,
+        ),
+    ]
+    for p in points:
+        if p.profile is None or not Path(p.profile).exists():
+            if p.profile:
+                text.append(f"\nprofile {p.mode} N={p.listeners}: {p.profile}")
+            continue
+        total, own, inclusive = profile.summarise(Path(p.profile), top=14)
+        if not total:
+            continue
+        text.append(
+            f"\n### py-spy: {p.mode} at {p.listeners} listeners ({total} active samples)\n"
+        )
+        text.append(
+            markdown_table(
+                ["self time: function (file)", "% of active"],
+                [[name, f"{100 * c / total:.1f}"] for name, c in own],
+            )
+        )
+        text.append("")
+        text.append(
+            markdown_table(
+                ["inclusive: function (file)", "% of active"],
+                [[name, f"{100 * c / total:.1f}"] for name, c in inclusive[:20]],
+            )
+        )
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> list[Point]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--counts", default="100,200")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--settle", type=float, default=4.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--per-proc", type=int, default=100)
+    parser.add_argument("--profile-at", type=int, default=0, help="N to profile (0: none)")
+    parser.add_argument("--profile-seconds", type=int, default=8)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--no-results", dest="write", action="store_false")
+    args = parser.parse_args(argv)
+    counts = [0] + [int(c) for c in args.counts.split(",") if c.strip()]
+    modes = [m for m in args.modes.split(",") if m in MODES]
+    workdir = run_dir("fanout-fast")
+    points = []
+    for n in counts:
+        for mode in modes:
+            seconds = args.profile_seconds if n == args.profile_at and n else 0
+            started = time.monotonic()
+            point = measure(mode, n, args, workdir, seconds)
+            points.append(point)
+            print(
+                json.dumps(
+                    {
+                        "mode": mode,
+                        "n": n,
+                        "cpu": round(point.cpu_percent, 1),
+                        "took_s": round(time.monotonic() - started, 1),
+                        "error": point.error,
+                        "results": point.results,
+                    }
+                ),
+                flush=True,
+            )
+    body = report(points, args, workdir)
+    print(body)
+    if args.write:
+        append_results("WebRTC fan-out: aiortc sender per listener vs batched loop", body)
+    return points
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""A WHEP server on Parley's own media layer, for comparing listener fan-out paths.
+
+    python -m bench.fast_server --port P --fanout aiortc|batched
+
+A 440 Hz tone is encoded once (``OpusFrameEncoder``, as the mixer does) and published to a
+:class:`~node.media.packets.PacketStream` every 20 ms; ``PeerSessions.listen`` serves it to
+WHEP clients either the way the node did before issue 5 (``aiortc``: one ``PacketTrack``
+and one ``RTCRtpSender`` coroutine per listener) or through the batched send loop of
+``node/media/fanout.py`` (``batched``). Nothing else runs in the process (no mixer
+decoding, no rooms, no speaker), so its CPU is the fan-out's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from node.media.ice import IceSettings, install_ice_policy
+from node.media.mixer import OpusFrameEncoder
+from node.media.packets import OPUS_RATE, SAMPLES_PER_FRAME, OpusPacket, PacketStream
+from node.media.peers import PeerSessions
+
+LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
+
+
+async def publish_tone(stream: PacketStream, hz: float = 440.0) -> None:
+    """Encode a tone once per 20 ms and publish it, paced on the monotonic clock."""
+    encoder = OpusFrameEncoder(frame_samples=SAMPLES_PER_FRAME, bitrate=32000)
+    seq = 0
+    due = time.monotonic()
+    while True:
+        t = (np.arange(SAMPLES_PER_FRAME) + seq * SAMPLES_PER_FRAME) / OPUS_RATE
+        data = encoder.encode((np.sin(2 * np.pi * hz * t) * 0.3 * 32767).astype(np.int16))
+        if data is not None:
+            stream.publish(OpusPacket(seq, seq * SAMPLES_PER_FRAME, data))
+        seq += 1
+        due += SAMPLES_PER_FRAME / OPUS_RATE
+        await asyncio.sleep(max(due - time.monotonic(), 0.0))
+
+
+def create_app(fanout: str) -> Starlette:
+    stream = PacketStream()
+    peers = PeerSessions(LOOPBACK, fanout=fanout)  # type: ignore[arg-type]
+
+    async def whep(request: Request) -> Response:
+        offer = (await request.body()).decode()
+        session_id, answer = await peers.listen(offer, stream=stream)
+        return Response(
+            answer,
+            status_code=201,
+            media_type="application/sdp",
+            headers={"Location": f"/whep/{session_id}"},
+        )
+
+    async def leave(request: Request) -> Response:
+        with contextlib.suppress(Exception):
+            await peers.close(request.path_params["session_id"])
+        return Response(status_code=200)
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse({"peer_connections": peers.count(), "fanout": fanout})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+        task = asyncio.create_task(publish_tone(stream))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await peers.close_all()
+
+    return Starlette(
+        routes=[
+            Route("/whep", whep, methods=["POST"]),
+            Route("/whep/{session_id}", leave, methods=["DELETE"]),
+            Route("/stats", stats, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="WHEP fan-out server (aiortc or batched)")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fanout", choices=("aiortc", "batched"), default="batched")
+    args = parser.parse_args()
+    uvicorn.run(create_app(args.fanout), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

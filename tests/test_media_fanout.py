@@ -1,0 +1,251 @@
+"""The batched RTP fan-out: listeners hear the tone, RTP stays well-formed, and a
+leaving or broken listener does not disturb the others.
+
+Audio is checked as audio (decoded, dominant frequency); nothing here asserts timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.rtp import RtpPacket
+
+from node.media.fanout import RtpFanout, RtpListener, plain_transmitter
+from node.media.ice import IceSettings, install_ice_policy
+from node.media.packets import OpusPacket, PacketStream
+from node.media.peers import PeerSessions
+from tests.tonekit import (
+    accept_answer,
+    dominant_frequency,
+    make_offer,
+    opus_tone_packets,
+    record_track,
+    wait_connected,
+)
+
+LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
+TONE = opus_tone_packets(440, 50)  # one second: a whole number of 440 Hz cycles
+
+
+async def _play(stream: PacketStream) -> None:
+    """Publish the tone in a loop, one packet per 20 ms, as the mixer does."""
+    seq = 0
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while True:
+        source = TONE[seq % len(TONE)]
+        stream.publish(OpusPacket(seq, seq * 960, source.data))
+        seq += 1
+        due += 0.02
+        await asyncio.sleep(max(due - loop.time(), 0))
+
+
+@pytest.fixture
+async def stream() -> AsyncIterator[PacketStream]:
+    program = PacketStream()
+    task = asyncio.create_task(_play(program))
+    yield program
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    program.close()
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[PeerSessions]:
+    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+    peers = PeerSessions(LOOPBACK)
+    yield peers
+    await peers.close_all()
+    install_ice_policy(IceSettings(), asyncio.get_running_loop())
+
+
+@dataclass
+class Client:
+    pc: RTCPeerConnection
+    session_id: str
+    transceiver: Any
+    packets: list[RtpPacket] = field(default_factory=list)
+
+
+@pytest.fixture
+async def connect(
+    sessions: PeerSessions, stream: PacketStream
+) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
+    clients: list[Client] = []
+
+    async def one() -> Client:
+        pc, offer = await make_offer("recvonly")
+        session_id, answer = await sessions.listen(offer, stream=stream)
+        transceiver = await accept_answer(pc, answer)
+        client = Client(pc, session_id, transceiver)
+        receiver = transceiver.receiver
+        original = receiver._handle_rtp_packet
+
+        async def record(packet: RtpPacket, arrival_time_ms: int) -> None:
+            client.packets.append(packet)
+            await original(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = record
+        clients.append(client)
+        await wait_connected(pc)
+        return client
+
+    yield one
+    for client in clients:
+        await client.pc.close()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), 20)  # guards a hung test only
+
+
+def _assert_continuous(packets: list[RtpPacket]) -> None:
+    assert len(packets) > 10
+    assert len({p.ssrc for p in packets}) == 1
+    assert len({p.payload_type for p in packets}) == 1
+    for before, after in zip(packets, packets[1:], strict=False):
+        assert after.sequence_number == (before.sequence_number + 1) & 0xFFFF
+        assert after.timestamp == (before.timestamp + 960) & 0xFFFFFFFF
+
+
+async def test_listeners_on_the_fast_path_hear_the_tone(
+    sessions: PeerSessions, connect: Callable[[], Awaitable[Client]]
+) -> None:
+    clients = [await connect() for _ in range(3)]
+    assert sessions.fanout_listeners() == 3
+    heard = await asyncio.gather(
+        *(record_track(c.transceiver.receiver.track, 1.5, skip=0.3) for c in clients)
+    )
+    for samples in heard:
+        assert dominant_frequency(samples) == pytest.approx(440, abs=5)
+    for client in clients:
+        _assert_continuous(client.packets)
+        assert client.packets[0].marker == 1
+        assert not any(p.marker for p in client.packets[1:])
+        # The MID header extension is there, as aiortc's own sender writes it.
+        assert client.packets[0].extensions.mid == client.transceiver.mid
+    # Every listener has its own SSRC and sequence space.
+    assert len({c.packets[0].ssrc for c in clients}) == 3
+
+
+async def test_a_listener_leaving_does_not_disturb_the_others(
+    sessions: PeerSessions, connect: Callable[[], Awaitable[Client]]
+) -> None:
+    clients = [await connect() for _ in range(3)]
+    leaving = clients.pop(1)
+    await _until(lambda: len(leaving.packets) > 10)
+    await leaving.pc.close()
+    await _until(lambda: sessions.count() == 2)
+    assert sessions.fanout_listeners() == 2
+    marks = [len(c.packets) for c in clients]
+    heard = await asyncio.gather(
+        *(record_track(c.transceiver.receiver.track, 1.0, skip=0.2) for c in clients)
+    )
+    for client, mark, samples in zip(clients, marks, heard, strict=True):
+        assert dominant_frequency(samples) == pytest.approx(440, abs=5)
+        assert len(client.packets) > mark
+        _assert_continuous(client.packets)
+
+
+async def test_a_broken_listener_is_dropped_and_the_rest_keep_playing(
+    sessions: PeerSessions, connect: Callable[[], Awaitable[Client]]
+) -> None:
+    closed: list[str] = []
+    sessions.on_closed(closed.append)
+    clients = [await connect() for _ in range(3)]
+    broken = clients.pop(0)
+    await _until(lambda: len(broken.packets) > 5)
+    # Break the server side under the fan-out: close the UDP socket of the listener's
+    # nominated ICE pair, as a dying transport would, without telling aiortc first.
+    server_pc = sessions._sessions[broken.session_id].pc
+    ice = server_pc.getTransceivers()[0].sender.transport.transport
+    ice._connection._nominated[1].protocol.transport.close()
+    await _until(lambda: broken.session_id in closed)
+    assert sessions.fanout_listeners() == 2
+    marks = [len(c.packets) for c in clients]
+    heard = await asyncio.gather(
+        *(record_track(c.transceiver.receiver.track, 1.0, skip=0.2) for c in clients)
+    )
+    for client, mark, samples in zip(clients, marks, heard, strict=True):
+        assert dominant_frequency(samples) == pytest.approx(440, abs=5)
+        assert len(client.packets) > mark
+        _assert_continuous(client.packets)
+
+
+# -- the loop alone, without aiortc ------------------------------------------------------
+
+
+def _capturing_listener(sent: list[bytes], ssrc: int, **kwargs: Any) -> RtpListener:
+    extension = b"\xbe\xde\x00\x01\x10a\x00\x00"  # one-byte header: MID "a", padded
+    transmit = plain_transmitter(ssrc, extension, lambda data: data, sent.append)
+    return RtpListener(ssrc=ssrc, payload_type=111, transmit=transmit, **kwargs)
+
+
+async def test_rtp_headers_are_built_per_listener() -> None:
+    stream = PacketStream()
+    fanout = RtpFanout(stream)
+    sent_a: list[bytes] = []
+    sent_b: list[bytes] = []
+    fanout.add(_capturing_listener(sent_a, 1, seq=0xFFFE, ts_origin=0xFFFFFC00))
+    fanout.add(_capturing_listener(sent_b, 2, seq=7, ts_origin=5))
+    for i, packet in enumerate(TONE[:4]):
+        await fanout.send_packet(OpusPacket(i, i * 960, packet.data))
+    a = [RtpPacket.parse(data) for data in sent_a]
+    b = [RtpPacket.parse(data) for data in sent_b]
+    assert [p.sequence_number for p in a] == [0xFFFE, 0xFFFF, 0, 1]
+    assert [p.timestamp for p in a] == [0xFFFFFC00, 0xFFFFFFC0, 0x380, 0x740]
+    assert [p.sequence_number for p in b] == [7, 8, 9, 10]
+    assert [p.marker for p in b] == [1, 0, 0, 0]
+    assert {p.ssrc for p in a} == {1} and {p.ssrc for p in b} == {2}
+    assert [p.payload for p in b] == [p.data for p in TONE[:4]]
+    await fanout.close()
+
+
+async def test_failing_listeners_are_dropped_without_stalling_the_batch() -> None:
+    stream = PacketStream()
+    fanout = RtpFanout(stream)
+    dropped: list[str] = []
+    healthy: list[bytes] = []
+
+    def closed_socket(data: bytes) -> None:
+        raise OSError(9, "Bad file descriptor")
+
+    def full_socket(data: bytes) -> None:
+        raise BlockingIOError
+
+    broken = RtpListener(
+        ssrc=3,
+        payload_type=111,
+        transmit=plain_transmitter(3, b"", bytes, closed_socket),
+        on_drop=lambda _, reason: dropped.append(reason),
+    )
+    slow = RtpListener(
+        ssrc=4,
+        payload_type=111,
+        transmit=plain_transmitter(4, b"", bytes, full_socket),
+        on_drop=lambda _, reason: dropped.append(reason),
+    )
+    fanout.add(broken)
+    fanout.add(slow)
+    fanout.add(_capturing_listener(healthy, 5))
+    await fanout.send_packet(OpusPacket(0, 0, TONE[0].data))
+    assert broken not in fanout.listeners and slow in fanout.listeners
+    assert len(healthy) == 1
+    for i in range(1, 60):
+        await fanout.send_packet(OpusPacket(i, i * 960, TONE[i % len(TONE)].data))
+    # A full buffer loses packets, then (still full after MAX_SEND_ERRORS) the listener.
+    assert slow not in fanout.listeners
+    assert len(dropped) == 2 and "socket buffer full" in dropped[1]
+    assert len(healthy) == 60
+    await fanout.close()
