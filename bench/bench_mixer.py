@@ -62,6 +62,9 @@ def run_scenario(scenario: Scenario, ticks: int, warmup: int = 50) -> dict[str, 
         talking = i < scenario.talking
         frames = _stereo_frames(300.0 + 50.0 * i, 50, 0.1 if talking else 0.0)
         loops.append((mixer.add_speaker(f"s{i}"), frames))
+        # Browser speakers publish sendrecv and read their mix-minus back; a send-only
+        # speaker (OBS) costs no mix-minus encode at all.
+        mixer.return_stream(f"s{i}").reader()
     tick_ns: list[int] = []
     push_ns = 0
     cpu_start = 0.0
