@@ -5,7 +5,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
 
 from node.media.errors import InvalidOffer, SessionNotFound
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
@@ -14,6 +14,7 @@ from node.media.peers import PeerSessions
 from tests.tonekit import (
     ToneTrack,
     accept_answer,
+    decode_opus_packets,
     dominant_frequency,
     frequency_power,
     make_offer,
@@ -141,10 +142,10 @@ a=sendonly
 """
 
 
-async def _audio_video_offer() -> str:
+async def _data_channel_offer() -> str:
     pc, offer = await make_offer("sendonly", ToneTrack(440))
     await pc.close()
-    return offer + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n"
+    return offer + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
 
 
 async def test_bad_offers_are_refused_without_leaking(
@@ -156,7 +157,7 @@ async def test_bad_offers_are_refused_without_leaking(
     bad = {
         "garbage": "hello, I am not SDP",
         "video only": VIDEO_ONLY,
-        "audio and video": await _audio_video_offer(),
+        "data channel": await _data_channel_offer(),
         "too large": good + "a=x-padding:" + "x" * 20000 + "\r\n",
         "no opus": re.sub(r"(?im)^a=rtpmap:(\d+) opus/48000/2", r"a=rtpmap:\1 foo/8000", good),
         # Passes the cheap checks but aiortc cannot use it (no ICE credentials).
@@ -170,7 +171,7 @@ async def test_bad_offers_are_refused_without_leaking(
         assert sessions.count() == 0
     assert reasons["too large"] == "offer too large"
     assert reasons["video only"] == "only audio is accepted"
-    assert reasons["audio and video"] == "only audio is accepted"
+    assert reasons["data channel"] == "only audio is accepted"
 
     listener, offer = await make_offer("recvonly")
     await listener.close()
@@ -231,3 +232,32 @@ async def test_a_client_that_never_connects_is_dropped(mixer: RoomMixer) -> None
         assert closed == [session_id]
     finally:
         await peers.close_all()
+
+
+async def test_an_obs_style_offer_with_video_is_heard_and_its_video_declined(
+    sessions: PeerSessions, mixer: RoomMixer
+) -> None:
+    # OBS's WHIP output always offers video too: the audio goes on air, the video is
+    # answered inactive so nothing is received or decoded for it.
+    program = mixer.program.reader()
+    sink = mixer.add_speaker("obs")
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(ToneTrack(440), direction="sendonly")
+    pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    try:
+        _, answer = await sessions.publish(pc.localDescription.sdp, sink=sink, returns=None)
+        video = answer[answer.index("m=video") :]
+        assert "a=inactive" in video
+        await accept_answer(pc, answer)
+        await wait_connected(pc)
+        mixing = asyncio.create_task(mixer.run())
+        try:
+            packets = [await program.next() for _ in range(75)]
+        finally:
+            mixer.stop()
+            await mixing
+        heard = decode_opus_packets(packets[25:])
+        assert abs(dominant_frequency(heard) - 440) < 15
+    finally:
+        await pc.close()

@@ -64,10 +64,12 @@ def check_offer(sdp: str, *, max_bytes: int, directions: tuple[str, ...]) -> str
     if not lines or lines[0].strip() != "v=0":
         raise InvalidOffer("offer is not SDP")
     kinds = _MEDIA_LINE.findall(sdp)
-    if not kinds or any(kind != "audio" for kind in kinds):
+    if "audio" not in kinds or any(kind not in ("audio", "video") for kind in kinds):
         raise InvalidOffer("only audio is accepted")
-    if len(kinds) != 1:
+    if kinds.count("audio") != 1:
         raise InvalidOffer("exactly one audio stream is accepted")
+    # Video m-lines are tolerated and declined (answered inactive): OBS's WHIP output
+    # always offers video, and a room is audio only.
     if not _OPUS_RTPMAP.search(sdp):
         raise InvalidOffer("the offer has no Opus codec")
     direction = _audio_direction(lines)
@@ -262,6 +264,9 @@ class PeerSessions:
         pc = self._sessions[session_id].pc
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind != "audio":
+                    transceiver.direction = "inactive"
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             logger.info("refused offer for session %s: %s", session_id, exc)
