@@ -38,6 +38,7 @@ from federation.ports import (
     InboxStore,
     KeyStore,
     RemoteActorCache,
+    RoomActions,
     RoomDirectory,
 )
 from federation.signatures import identify_signature, verify_request
@@ -145,6 +146,7 @@ class InboxContext:
     actors: RemoteActorCache
     resolver: ActorLookup
     new_activity_id: Callable[[str], str] = field(default=_new_activity_id)
+    room_actions: RoomActions | None = None
 
 
 Handler = Callable[[Activity, InboxContext], Awaitable[None]]
@@ -236,6 +238,12 @@ async def handle_delete(activity: Activity, ctx: InboxContext) -> None:
         await ctx.rooms.end_by_note(activity.object_id)
 
 
+async def handle_room_action(activity: Activity, ctx: InboxContext) -> None:
+    """A remote user's action in a room we carry; the node checks the room's rules."""
+    if ctx.room_actions is not None:
+        await ctx.room_actions.apply_activity(activity.actor, dict(activity.raw))
+
+
 HANDLERS: Mapping[str, Handler] = {
     "Follow": handle_follow,
     "Undo": handle_undo,
@@ -251,6 +259,8 @@ def handler_for(activity: Activity) -> Handler | None:
     """The handler for an activity's type, or None to ignore it (Like, Announce, ...)."""
     if activity.type in ("Create", "Update") and activity.object_type not in (None, "Note"):
         return None
+    if activity.type.startswith("parley:"):
+        return handle_room_action
     return HANDLERS.get(activity.type)
 
 

@@ -182,3 +182,9 @@ class OutboxStore(Protocol):
         """The newest version of an object our actors published (a room's Note, as its
         last Create or Update carried it), so its id can be fetched like Mastodon's."""
         ...
+
+
+class RoomActions(Protocol):
+    """Applies room actions of remote users (``parley:RaiseHand`` ...; FEDERATION.md)."""
+
+    async def apply_activity(self, actor_id: str, activity: dict[str, Any]) -> None: ...

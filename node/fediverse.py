@@ -77,6 +77,7 @@ from federation.routes import FederationSite, build_routes
 from node.accounts import Account, AccountDirectory
 from node.config import Config
 from node.errors import Forbidden, InvalidInput, NotFound
+from node.relay import RelayService
 from node.rooms import Room, RoomState, Visibility, room_from_row
 from node.stage import Stage
 
@@ -794,9 +795,17 @@ def _software_version() -> str:
 
 class Fediverse:
     def __init__(
-        self, config: Config, db: sqlite_utils.Database, accounts: AccountDirectory, stage: Stage
+        self,
+        config: Config,
+        db: sqlite_utils.Database,
+        accounts: AccountDirectory,
+        stage: Stage,
+        relay: RelayService | None = None,
     ) -> None:
         ensure_federation_schema(db)
+        self.relay = relay
+        if relay is not None:
+            relay.fediverse = self
         self.config = config
         self.stage = stage
         self.base_url = config.node.base_url.rstrip("/")
@@ -851,6 +860,7 @@ class Fediverse:
             rooms=self.remote_room_directory,
             actors=self.actor_cache,
             resolver=self.resolver,
+            room_actions=self.relay,
         )
         inbox_worker = InboxWorker(self.inbox, context)
         delivery_worker = DeliveryWorker(
@@ -923,6 +933,9 @@ class Fediverse:
                     "visibility": "public",
                     "state": row["state"],
                     "url": row["url"],
+                    # Where this node's client opens it: our relayed copy (node.relay).
+                    "local_url": f"{self.base_url}/rooms/remote?origin="
+                    + quote(row["url"], safe=""),
                     "origin": origin,
                     "remote": True,
                     "host": {

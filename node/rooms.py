@@ -411,6 +411,70 @@ class Room:
             self._emit({"type": "member_left", "username": username})
         self._emit({"type": "kicked", "username": username, "blocked": block})
 
+    # Replication (a room carried from another node) -------------------------------------
+    # A relaying node's copy follows the carrying node's events without permission checks:
+    # the carrying node already checked them. These emit the same events as local changes.
+
+    def replicate(
+        self,
+        *,
+        title: str,
+        description: str,
+        state: RoomState,
+        host: str,
+        host_display_name: str,
+        members: list[Member],
+        listener_count: int,
+        started_at: float | None,
+    ) -> None:
+        self.title = title
+        self.description = description
+        if state is not self.state and state in TRANSITIONS[self.state]:
+            self._transition(state)
+        self.host = host
+        self.host_display_name = host_display_name
+        self.members = {m.username: m for m in members}
+        self.members.setdefault(host, Member(host, host_display_name, role=Role.HOST))
+        self.listener_count = listener_count
+        self.started_at = started_at if started_at is not None else self.started_at
+        self._emit({"type": "room", "room": self.to_json()})
+
+    def replicate_member(self, raw: dict[str, Any]) -> None:
+        username = str(raw.get("username"))
+        try:
+            role = Role(str(raw.get("role")))
+        except ValueError:
+            return
+        member = self.members.get(username)
+        if member is None:
+            member = self.members[username] = Member(username, username)
+        member.display_name = str(raw.get("display_name") or username)
+        member.role = role
+        member.muted = bool(raw.get("muted"))
+        if raw.get("hand_raised"):
+            member.hand_raised_at = member.hand_raised_at or self.clock()
+        else:
+            member.hand_raised_at = None
+        member.invited = bool(raw.get("invited"))
+        member.publishing = bool(raw.get("publishing"))
+        member.connections = max(member.connections, 1) if raw.get("connected") else 0
+        self._member_changed(member)
+
+    def replicate_left(self, username: str) -> None:
+        if self.members.pop(username, None) is not None:
+            self._emit({"type": "member_left", "username": username})
+
+    def replicate_kicked(self, username: str, blocked: bool) -> None:
+        self.replicate_left(username)
+        if blocked:
+            self.blocked.add(username)
+        self._emit({"type": "kicked", "username": username, "blocked": blocked})
+
+    def replicate_listeners(self, count: int) -> None:
+        if count != self.listener_count:
+            self.listener_count = count
+            self._emit({"type": "listeners", "count": count})
+
 
 def new_room_id() -> str:
     return secrets.token_urlsafe(9)

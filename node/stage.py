@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.accounts import Account, AccountDirectory
 from node.config import Config
@@ -24,7 +24,19 @@ from node.media.mixer import RoomMixer, SpeakerInput
 from node.media.packets import PacketStream
 from node.media.peers import PeerSessions
 from node.media.stream import OggOpusPages
-from node.rooms import Event, Role, Room, RoomState, RoomStore, new_room_id, room_from_row
+from node.rooms import (
+    Event,
+    Role,
+    Room,
+    RoomState,
+    RoomStore,
+    Visibility,
+    new_room_id,
+    room_from_row,
+)
+
+if TYPE_CHECKING:
+    from node.relay import Mirror, Names, RelayHub
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +89,20 @@ class OnAir:
         self.listener_sessions: set[str] = set()
         self.http_listeners = 0
         self.watchers: set[Watcher] = set()
+        self.mirror: Mirror | None = None
+        """Set when this node carries a room of another node (node.relay)."""
+        self.relay_hub: RelayHub | None = None
+        """Set once another node relays this room from us."""
+        self.epoch = 0
         room.subscribe(self._on_event)
+
+    def attach_mirror(self, mirror: Mirror) -> None:
+        self.mirror = mirror
+
+    @property
+    def relaying(self) -> bool:
+        """True while the room's mixer runs elsewhere and we carry its stream."""
+        return self.mirror is not None and not self.mirror.promoted
 
     # Media ---------------------------------------------------------------------------
 
@@ -85,17 +110,26 @@ class OnAir:
         if self.mixer is None:
             self.mixer = RoomMixer()
             # Ogg pages are built once per room and shared by every HTTP listener.
-            self.ogg_pages = OggOpusPages(self.mixer.program)
+            if self.mirror is None:
+                self.ogg_pages = OggOpusPages(self.mixer.program)
             self._mixer_task = asyncio.create_task(self.mixer.run(), name=f"mixer-{self.room.id}")
             self._levels_task = asyncio.create_task(self._levels_loop())
         return self.mixer
 
     @property
     def program(self) -> PacketStream:
+        if self.mirror is not None:
+            # Listeners of a carried room read the republished stream, which stays the
+            # same object across upstream changes and a promotion.
+            return self.mirror.program
         return self.ensure_mixer().program
 
     @property
     def pages(self) -> OggOpusPages:
+        if self.mirror is not None:
+            if self.ogg_pages is None:
+                self.ogg_pages = OggOpusPages(self.mirror.program)
+            return self.ogg_pages
         self.ensure_mixer()
         assert self.ogg_pages is not None
         return self.ogg_pages
@@ -129,6 +163,8 @@ class OnAir:
             # A reconnecting browser replaces its old session rather than doubling up.
             await self._stage.peers.close(existing.session_id)
             self.publisher_gone(existing.session_id)
+        if self.mirror is not None:
+            return await self._publish_up(username, offer_sdp)
         mixer = self.ensure_mixer()
         sink = mixer.add_speaker(username)
         sink.muted = self.room.members[username].muted
@@ -145,13 +181,35 @@ class OnAir:
         self._update_host_grace()
         return session_id, answer
 
+    async def _publish_up(self, username: str, offer_sdp: str) -> tuple[str, str]:
+        # A speaker of ours in a carried room: the uplink goes to the acting origin, whose
+        # state (replicated here) says whether they are on stage.
+        assert self.mirror is not None
+        sink = self.mirror.uplink(username)
+        sink.muted = self.room.members[username].muted
+        try:
+            session_id, answer = await self._stage.peers.publish(
+                offer_sdp, sink=sink, returns=sink.returns
+            )
+        except Exception:
+            self.mirror.uplink_gone(username)
+            raise
+        self.publishers[username] = Publisher(username, session_id, sink)
+        self._stage.sessions[session_id] = self
+        if not self.relaying:
+            self.room.set_publishing(username, True)
+        return session_id, answer
+
     def publisher_gone(self, session_id: str) -> None:
         for username, publisher in list(self.publishers.items()):
             if publisher.session_id == session_id:
                 del self.publishers[username]
-                if self.mixer is not None:
+                if self.mirror is not None:
+                    self.mirror.uplink_gone(username)
+                elif self.mixer is not None:
                     self.mixer.remove_speaker(username)
-                self.room.set_publishing(username, False)
+                if not self.relaying:
+                    self.room.set_publishing(username, False)
         self._stage.sessions.pop(session_id, None)
         self._update_host_grace()
 
@@ -173,8 +231,18 @@ class OnAir:
         self.http_listeners += delta
         self._count_listeners()
 
+    def local_listener_count(self) -> int:
+        """Listeners served by this node, plus those of the relays it serves."""
+        relayed = self.relay_hub.relayed_listeners() if self.relay_hub is not None else 0
+        return len(self.listener_sessions) + self.http_listeners + relayed
+
+    def count_listeners(self) -> None:
+        self._count_listeners()
+
     def _count_listeners(self) -> None:
-        self.room.set_listener_count(len(self.listener_sessions) + self.http_listeners)
+        if self.relaying:
+            return  # the acting origin counts; our total goes up the relay stream
+        self.room.set_listener_count(self.local_listener_count())
 
     async def close_session(self, session_id: str, username: str | None) -> None:
         if session_id in self.listener_sessions:
@@ -197,12 +265,19 @@ class OnAir:
 
     def watch(self, account: Account | None) -> Watcher:
         if account is not None:
-            self.room.connect(account.username, account.display_name)
+            if self.relaying:
+                # Presence goes to the acting origin over the relay stream; the member
+                # shows up here when its state comes back.
+                if account.username in self.room.blocked:
+                    raise Forbidden("you are blocked from this room")
+            else:
+                self.room.connect(account.username, account.display_name)
         watcher = Watcher(account.username if account else None)
         self.watchers.add(watcher)
         you = None
         if account is not None:
-            you = {"username": account.username, "role": self.room.members[account.username].role}
+            role = self.room.role_of(account.username) or Role.LISTENER
+            you = {"username": account.username, "role": role}
         watcher.send({"type": "snapshot", "room": self._stage.room_json(self.room), "you": you})
         self._update_host_grace()
         return watcher
@@ -211,7 +286,7 @@ class OnAir:
         if watcher not in self.watchers:
             return
         self.watchers.discard(watcher)
-        if watcher.username is not None:
+        if watcher.username is not None and not self.relaying:
             self.room.disconnect(watcher.username)
         self._update_host_grace()
 
@@ -221,7 +296,7 @@ class OnAir:
                 logger.info("dropping a WebSocket client that cannot keep up")
                 self.watchers.discard(watcher)
                 watcher.close()
-                if watcher.username is not None:
+                if watcher.username is not None and not self.relaying:
                     self.room.disconnect(watcher.username)
 
     # Room events -> media and watchers ---------------------------------------------------
@@ -231,6 +306,13 @@ class OnAir:
         if kind == "room":
             event = {"type": "room", "room": self._stage.room_json(self.room)}
         self.broadcast(event)
+        if self.relay_hub is not None:
+            self.relay_hub.event(event)
+        if kind == "member" and self.relay_hub is not None:
+            self.relay_hub.member_changed(event["member"])
+        if self.mirror is not None:
+            self._on_mirror_event(kind, event)
+            return
         if kind == "member":
             member = event["member"]
             publisher = self.publishers.get(member["username"])
@@ -254,6 +336,23 @@ class OnAir:
         elif kind == "room":
             self._stage.persist(self.room)
 
+    def _on_mirror_event(self, kind: str, event: Event) -> None:
+        assert self.mirror is not None
+        if kind == "member":
+            member = event["member"]
+            publisher = self.publishers.get(member["username"])
+            if publisher is not None:
+                publisher.sink.muted = member["muted"]
+                if member["role"] == Role.LISTENER:
+                    self._close_later(publisher.session_id)
+        elif kind == "kicked":
+            publisher = self.publishers.get(event["username"])
+            if publisher is not None:
+                self._close_later(publisher.session_id)
+        elif kind == "room" and self.room.state is RoomState.ENDED:
+            self._stage.end_mirror(self)
+            asyncio.get_running_loop().create_task(self.shut_down())
+
     def _close_later(self, session_id: str) -> None:
         async def close() -> None:
             with contextlib.suppress(Exception):
@@ -265,6 +364,8 @@ class OnAir:
     # Host leaving without ending ----------------------------------------------------------
 
     def _update_host_grace(self) -> None:
+        if self.mirror is not None:
+            return  # the host belongs to another node; nobody here can come back as them
         if self.room.state is not RoomState.LIVE or self.room.host_present:
             if self._grace_task is not None:
                 self._grace_task.cancel()
@@ -281,6 +382,10 @@ class OnAir:
             self.room.end(None)
 
     async def shut_down(self) -> None:
+        if self.relay_hub is not None:
+            self.relay_hub.close()
+        if self.mirror is not None:
+            await self.mirror.close()
         for task in (self._grace_task, self._levels_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -328,6 +433,7 @@ class Stage:
         self.rooms_on_air: dict[str, OnAir] = {}
         self.sessions: dict[str, OnAir] = {}
         self._room_watchers: list[Callable[[Room], None]] = []
+        self._mirror_ended: list[Callable[[str], None]] = []
         peers.on_closed(self._peer_closed)
 
     def on_room(self, callback: Callable[[Room], None]) -> None:
@@ -351,7 +457,44 @@ class Stage:
             on_air.publisher_gone(session_id)
 
     def room_json(self, room: Room) -> dict[str, Any]:
-        return {**room.to_json(), **self._room_urls(room)}
+        doc = {**room.to_json(), **self._room_urls(room)}
+        on_air = self.rooms_on_air.get(room.id)
+        if on_air is not None and on_air.mirror is not None:
+            doc.update(on_air.mirror.to_json())
+        return doc
+
+    def open_mirror(
+        self,
+        doc: dict[str, Any],
+        names: Names,
+        peer_host: str | None,
+        *,
+        room_id: str | None = None,
+    ) -> OnAir:
+        """A live room of another node, carried here under a local id (node.relay fills in
+        its state and stream). Mirrors are not in the rooms table and are not announced."""
+        from node.relay import replicate, visibility_of
+
+        def name(n: str) -> str:
+            return names.from_peer(n, peer_host) if peer_host else n
+
+        host = doc.get("host") or {}
+        room = Room(
+            id=room_id or new_room_id(),
+            host=name(str(host.get("username") or "host")),
+            host_display_name=str(host.get("display_name") or ""),
+            title=str(doc.get("title") or "Remote room"),
+            visibility=visibility_of(doc),
+            max_speakers=int(doc.get("max_speakers") or self.config.media.max_speakers),
+        )
+        room.state = RoomState.LIVE
+        replicate(room, doc, name)
+        on_air = self.rooms_on_air[room.id] = OnAir(room, self)
+        return on_air
+
+    def end_mirror(self, on_air: OnAir) -> None:
+        for callback in self._mirror_ended:
+            callback(on_air.room.id)
 
     def create_room(self, host: Account, title: str, description: str, visibility: Any) -> Room:
         room = Room(
@@ -384,11 +527,16 @@ class Stage:
             return OnAir(room, self)
         return self._on_air(room)
 
+    def on_mirror_ended(self, callback: Callable[[str], None]) -> None:
+        self._mirror_ended.append(callback)
+
     def live_public_rooms(self) -> list[Room]:
         rooms = [
             on_air.room
             for on_air in self.rooms_on_air.values()
-            if on_air.room.state is RoomState.LIVE and on_air.room.visibility == "public"
+            if on_air.room.state is RoomState.LIVE
+            and on_air.room.visibility == Visibility.PUBLIC
+            and on_air.mirror is None
         ]
         return sorted(rooms, key=lambda r: r.started_at or 0.0, reverse=True)
 

@@ -46,6 +46,24 @@ function icon(d, size = 14) {
 
 export async function mountRoom(main, roomId, ctx) {
   const { h, showError, clearError, announce, navigate, setTitle } = ctx;
+  if (roomId === 'remote') {
+    // /rooms/remote?origin=<room URL on another node>: this node's copy of that room
+    // (POST /api/v1/remote-rooms relays it here), then the usual room page for it.
+    const origin = new URLSearchParams(location.search).get('origin');
+    try {
+      const mirror = await post('/api/v1/remote-rooms', { url: origin });
+      history.replaceState(null, '', `/rooms/${encodeURIComponent(mirror.id)}`);
+      roomId = mirror.id;
+    } catch (err) {
+      main.replaceChildren(
+        h('h1', {}, 'Cannot open this room here'),
+        h('p', {}, 'Sign in to listen to rooms of other servers from this one. '),
+        h('a.button', { href: origin || '/' }, 'Open it on its own server'),
+      );
+      showError(err);
+      return;
+    }
+  }
   const me = ctx.me;
 
   // --- state ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from node.accounts import AccountDirectory
 from node.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from node.relay import RelayService
 from node.rooms import Role, RoomState, validate_description, validate_title, validate_visibility
 from node.stage import OnAir, Stage
 from node.web.auth import (
@@ -177,6 +178,33 @@ def _room_response(request: Request, on_air: OnAir, status: int = 200) -> Respon
     return JSONResponse(_stage(request).room_json(on_air.room), status)
 
 
+def _relay(request: Request) -> RelayService:
+    relay: RelayService = request.app.state.relay
+    return relay
+
+
+async def _forwarded(
+    request: Request, on_air: OnAir, account: Any, kind: str, **extra: Any
+) -> Response | None:
+    """In a room carried from another node, our user's action goes to the acting origin
+    as a signed activity; the new state comes back over the relay stream."""
+    if not on_air.relaying:
+        return None
+    await _relay(request).forward(on_air, account, kind, extra)
+    return JSONResponse(_stage(request).room_json(on_air.room), 202)
+
+
+def _not_relayed(on_air: OnAir) -> None:
+    if on_air.relaying:
+        raise Forbidden("this room is carried from another node; do this on its origin")
+
+
+async def remote_rooms(request: Request) -> Response:
+    account = require_account(request)
+    on_air = await _relay(request).open_mirror(account, await read_json(request))
+    return _room_response(request, on_air, 201 if on_air.mirror is not None else 200)
+
+
 async def rooms(request: Request) -> Response:
     stage = _stage(request)
     if request.method == "POST":
@@ -197,6 +225,7 @@ async def room(request: Request) -> Response:
     on_air = _on_air(request)
     if request.method == "PATCH":
         account = require_account(request)
+        _not_relayed(on_air)
         on_air.room.update(account.username, await read_json(request))
     return _room_response(request, on_air)
 
@@ -204,6 +233,7 @@ async def room(request: Request) -> Response:
 async def start_room(request: Request) -> Response:
     account = require_account(request)
     on_air = _on_air(request)
+    _not_relayed(on_air)
     on_air.room.start(account.username)
     on_air.ensure_mixer()
     return _room_response(request, on_air)
@@ -212,6 +242,7 @@ async def start_room(request: Request) -> Response:
 async def end_room(request: Request) -> Response:
     account = require_account(request)
     on_air = _on_air(request)
+    _not_relayed(on_air)
     on_air.room.end(account.username)
     return _room_response(request, on_air)
 
@@ -219,6 +250,9 @@ async def end_room(request: Request) -> Response:
 async def hand(request: Request) -> Response:
     account = require_account(request)
     on_air = _on_air(request)
+    kind = "parley:RaiseHand" if request.method == "POST" else "parley:LowerHand"
+    if (forwarded := await _forwarded(request, on_air, account, kind)) is not None:
+        return forwarded
     if request.method == "POST":
         on_air.room.raise_hand(account.username)
     else:
@@ -230,6 +264,11 @@ async def self_mute(request: Request) -> Response:
     account = require_account(request)
     on_air = _on_air(request)
     muted = _bool(await read_json(request), "muted")
+    forwarded = await _forwarded(
+        request, on_air, account, "parley:Mute", **{"parley:muted": muted}
+    )
+    if forwarded is not None:
+        return forwarded
     on_air.room.set_muted(account.username, account.username, muted)
     return _room_response(request, on_air)
 
@@ -238,6 +277,11 @@ async def invitation(request: Request) -> Response:
     account = require_account(request)
     on_air = _on_air(request)
     accept = _bool(await read_json(request), "accept")
+    forwarded = await _forwarded(
+        request, on_air, account, "parley:AnswerInvitation", **{"parley:accept": accept}
+    )
+    if forwarded is not None:
+        return forwarded
     on_air.room.answer_invitation(account.username, accept)
     return _room_response(request, on_air)
 
@@ -256,6 +300,8 @@ async def member_action(request: Request) -> Response:
     action = request.path_params["action"]
     room = on_air.room
     body = await read_json(request)
+    if on_air.relaying:
+        return await _forward_member_action(request, on_air, account, target, action, body)
     if action == "invite":
         room.invite(account.username, target)
     elif action == "mute":
@@ -275,6 +321,25 @@ async def member_action(request: Request) -> Response:
     else:
         raise NotFound(f"no action {action}")
     return _room_response(request, on_air)
+
+
+async def _forward_member_action(
+    request: Request, on_air: OnAir, account: Any, target: str, action: str, body: dict[str, Any]
+) -> Response:
+    member: dict[str, Any] = {"parley:member": _relay(request).member_handle(target)}
+    if action == "invite":
+        kind, extra = "parley:Invite", member
+    elif action == "mute":
+        kind, extra = "parley:Mute", {**member, "parley:muted": _bool(body, "muted")}
+    elif action == "hand":
+        kind, extra = "parley:LowerHand", member
+    elif action == "role":
+        kind, extra = "parley:SetRole", {**member, "parley:role": str(body.get("role"))}
+    else:
+        raise Forbidden(f"{action} in a carried room is done on its origin")
+    forwarded = await _forwarded(request, on_air, account, kind, **extra)
+    assert forwarded is not None
+    return forwarded
 
 
 async def member_hand_delete(request: Request) -> Response:
@@ -302,6 +367,7 @@ async def node_stats(request: Request) -> Response:
             "rooms_live": len(live),
             "listeners": sum(r.room.listener_count for r in live),
             "peer_connections": stage.peers.count(),
+            "relay": _relay(request).stats(),
         }
     )
 
@@ -317,6 +383,7 @@ routes = [
     Route("/api/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
     Route("/api/v1/me", me, methods=["GET", "PATCH"]),
     Route("/api/v1/rooms", rooms, methods=["GET", "POST"]),
+    Route("/api/v1/remote-rooms", remote_rooms, methods=["POST"]),
     Route("/api/v1/rooms/{room_id}", room, methods=["GET", "PATCH"]),
     Route("/api/v1/rooms/{room_id}/start", start_room, methods=["POST"]),
     Route("/api/v1/rooms/{room_id}/end", end_room, methods=["POST"]),

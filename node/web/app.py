@@ -24,6 +24,7 @@ from node.errors import ParleyError, RateLimited
 from node.fediverse import Fediverse, fediverse_routes
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
+from node.relay import RelayService
 from node.rooms import Room, RoomStore
 from node.stage import Stage
 from node.web import api, signaling
@@ -94,6 +95,9 @@ def create_app(config: Config) -> Starlette:
             return signaling.room_urls(base_url, room.id, room.visibility)
 
         stage = Stage(config, accounts, RoomStore(db), peers, room_url=urls)
+        relay = RelayService(stage, db, base_url)
+        stage.on_mirror_ended(relay.end_mirror)
+        app.state.relay = relay
         stage.load_unfinished()
         app.state.config = config
         app.state.host = urlsplit(base_url).netloc
@@ -101,13 +105,15 @@ def create_app(config: Config) -> Starlette:
         app.state.stage = stage
         app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
-        fediverse = Fediverse(config, db, accounts, stage)
+        fediverse = Fediverse(config, db, accounts, stage, relay)
         app.state.fediverse = fediverse
         await fediverse.start()
+        relay.restore()
         try:
             yield
         finally:
             await fediverse.stop()
+            await relay.close()
             await stage.close()
             db.close()
 
@@ -126,6 +132,7 @@ def create_app(config: Config) -> Starlette:
         Route("/login", index),
         Route("/signup", index),
         Route("/new", index),
+        Route("/rooms/remote", index),
         Route("/rooms/{room_id}", index),
         Route("/@{username}", index),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),

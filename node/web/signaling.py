@@ -9,14 +9,19 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from federation.errors import BlockedDomain, FederationError, SignatureError
+from federation.relay import SuccessionEntry
+from federation.routes import verify_signed_get
 from node.errors import Conflict, Forbidden, InvalidInput, ParleyError
 from node.media.errors import InvalidOffer
 from node.media.stream import ogg_listener
+from node.relay import RelayHub, RelayService, RelaySubscriber
 from node.rooms import RoomState, Visibility
 from node.stage import OnAir, Stage
 from node.web.auth import optional_account, require_account
@@ -176,6 +181,83 @@ async def room_socket(websocket: WebSocket) -> None:
         on_air.unwatch(watcher)
 
 
+async def relay_socket(websocket: WebSocket) -> None:
+    """The node-to-node relay stream (FEDERATION.md): signed by the relaying node's
+    instance actor; program and events down, listener counts, presence and uplink up."""
+    relay: RelayService = websocket.app.state.relay
+    try:
+        hub, subscriber = await _relay_subscribe(websocket, relay)
+    except (SignatureError, BlockedDomain, ParleyError, FederationError) as exc:
+        relay.counters.refused_subscriptions += 1
+        status = 401 if isinstance(exc, SignatureError) else 403
+        if isinstance(exc, ParleyError):
+            status = exc.status
+        logger.info("relay subscription refused (%d): %s", status, exc)
+        await websocket.send_denial_response(
+            JSONResponse({"error": "refused", "detail": str(exc)}, status)
+        )
+        return
+    await websocket.accept()
+
+    async def pump() -> None:
+        while True:
+            message = await subscriber.queue.get()
+            if message is None:
+                await websocket.close(code=4008)
+                return
+            if isinstance(message, bytes):
+                await websocket.send_bytes(message)
+            else:
+                await websocket.send_text(message)
+
+    sender = asyncio.create_task(pump())
+    try:
+        while True:
+            receive = asyncio.create_task(websocket.receive())
+            done, _ = await asyncio.wait({receive, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if sender in done:
+                receive.cancel()
+                break
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("bytes") is not None:
+                hub.on_binary(subscriber, message["bytes"])
+            elif message.get("text") is not None:
+                hub.on_text(subscriber, message["text"])
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        sender.cancel()
+        hub.remove(subscriber)
+        subscriber.close()
+
+
+async def _relay_subscribe(
+    websocket: WebSocket, relay: RelayService
+) -> tuple[RelayHub, RelaySubscriber]:
+    fediverse = websocket.app.state.fediverse
+    if fediverse.site is None:
+        raise Conflict("federation is not running")
+    owner = await verify_signed_get(fediverse.site, websocket)  # type: ignore[arg-type]
+    host = httpx.URL(owner.id).netloc.decode().lower()
+    stage: Stage = websocket.app.state.stage
+    on_air = stage.get(websocket.path_params["room_id"])
+    if on_air.room.state is not RoomState.LIVE:
+        raise Conflict("the room is not live")
+    entry = None
+    relay_url = websocket.query_params.get("relay")
+    if relay_url:
+        if httpx.URL(relay_url).netloc.decode().lower() != host:
+            raise Forbidden("relay URL is not on the signing node")
+        scheme = "https" if relay_url.startswith("wss://") else "http"
+        entry = SuccessionEntry(f"{scheme}://{host}", relay_url)
+    subscriber = RelaySubscriber(host, entry)
+    hub = relay.hub(on_air)
+    hub.add(subscriber)
+    return hub, subscriber
+
+
 def room_urls(base_url: str, room_id: str, visibility: Visibility) -> dict[str, str]:
     api = f"{base_url}/api/v1/rooms/{room_id}"
     ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
@@ -197,4 +279,5 @@ routes = [
     Route("/api/v1/rooms/{room_id}/whep/{session_id}", patch_session, methods=["PATCH"]),
     Route("/api/v1/rooms/{room_id}/listen.ogg", listen_ogg, methods=["GET"]),
     WebSocketRoute("/api/v1/rooms/{room_id}/ws", room_socket),
+    WebSocketRoute("/relay/v1/rooms/{room_id}", relay_socket),
 ]

@@ -1,0 +1,459 @@
+"""Rooms across real node processes on loopback: relay, remote speakers, survival, faults.
+
+Audio is decoded and checked by its dominant frequency (tests/tonekit.py); waits poll
+with deadlines and assert nothing about timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection
+
+from node.media.ice import IceSettings, install_ice_policy
+from tests.conftest import Api, NodeProcess
+from tests.test_signaling import Peer, whep, whip
+from tests.tonekit import dominant_frequency, frequency_power
+
+NodeFactory = Callable[..., NodeProcess]
+ApiFactory = Callable[[NodeProcess], Api]
+T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+async def loopback_ice() -> None:
+    install_ice_policy(IceSettings(host_addresses=("127.0.0.1",)), asyncio.get_running_loop())
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
+    pcs: list[RTCPeerConnection] = []
+    yield pcs
+    for pc in pcs:
+        await pc.close()
+
+
+async def until(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = ""
+) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+async def get_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def post(url: str, token: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=20) as http:
+        return await http.post(url, json=body or {}, headers={"Authorization": f"Bearer {token}"})
+
+
+async def relay_stats(node: NodeProcess) -> dict[str, Any]:
+    stats = await get_json(f"{node.base_url}/api/v1/node/stats")
+    return dict(stats["relay"])
+
+
+async def join_remote(node: NodeProcess, token: str, url: str) -> dict[str, Any]:
+    response = await post(f"{node.base_url}/api/v1/remote-rooms", token, {"url": url})
+    assert response.status_code in (200, 201), response.text
+    room = dict(response.json())
+    assert room["remote"] is True
+    assert room["whep_url"].startswith(node.base_url)
+    return room
+
+
+def assert_tone(samples: np.ndarray, hz: float) -> None:
+    assert dominant_frequency(samples) == pytest.approx(hz, abs=15)
+    assert frequency_power(samples, 48000, hz) > 0.5
+
+
+async def hears(peer: Peer, hz: float, *, tries: int = 20) -> np.ndarray:
+    """Record until the tone is there (audio may take a moment to start flowing)."""
+    samples = np.zeros(0)
+    for _ in range(tries):
+        samples = await peer.heard(1.0)
+        if (
+            dominant_frequency(samples) == pytest.approx(hz, abs=15)
+            and frequency_power(samples, 48000, hz) > 0.5
+        ):
+            return samples
+    assert_tone(samples, hz)
+    return samples
+
+
+async def live_room_with_speaker(
+    api: Api, a: NodeProcess, clients: list[RTCPeerConnection]
+) -> tuple[str, dict[str, Any], Peer]:
+    alice = api.signup("alice")
+    room = api.live_room(alice, "Across nodes")
+    speaker = await whip(room["whip_url"], alice, 440, clients)
+    response = await post(f"{a.base_url}/api/v1/rooms/{room['id']}/mute", alice, {"muted": False})
+    assert response.status_code == 200, response.text
+    return alice, room, speaker
+
+
+async def test_relay_chain_one_upstream_and_listener_counts(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    a, b, c = node_factory(), node_factory(), node_factory()
+    _, room, _ = await live_room_with_speaker(api_factory(a), a, clients)
+    bob = api_factory(b).signup("bob")
+    carol = api_factory(c).signup("carol")
+
+    mirror_b = await join_remote(b, bob, room["url"])
+    assert mirror_b["origin"] == room["url"]
+    assert mirror_b["title"] == "Across nodes"
+    listener_b = await whep(mirror_b["whep_url"], clients)
+    await hears(listener_b, 440)
+
+    # A -> B -> C: C takes the room from B.
+    mirror_c = await join_remote(c, carol, mirror_b["url"])
+    assert mirror_c["origin"] == room["url"]
+    listener_c = await whep(mirror_c["whep_url"], clients)
+    await hears(listener_c, 440)
+
+    async def one_upstream() -> bool:
+        on_a = (await relay_stats(a))["rooms"][room["id"]]
+        return bool(on_a["subscribers"] == 1)
+
+    await until(one_upstream, what="one relay subscriber on A")
+
+    async def total(expected: int) -> bool:
+        doc = await get_json(f"{a.base_url}/api/v1/rooms/{room['id']}")
+        return bool(doc["listener_count"] == expected)
+
+    await until(lambda: total(2), what="A counts B's and C's listeners")
+
+    # Twenty more listeners on B (Ogg over HTTP): still one upstream from B to A.
+    async with httpx.AsyncClient(timeout=30) as http:
+        streams = []
+        for _ in range(20):
+            request = http.build_request("GET", mirror_b["listen_url"])
+            streams.append(await http.send(request, stream=True))
+        try:
+            assert all(s.status_code == 200 for s in streams)
+            await until(lambda: total(22), what="22 listeners counted on A")
+            stats_a = await relay_stats(a)
+            assert stats_a["rooms"][room["id"]]["subscribers"] == 1
+            stats_b = await relay_stats(b)
+            assert stats_b["upstreams"] == 1
+            assert stats_b["rooms"][mirror_b["id"]]["subscribers"] == 1  # C
+        finally:
+            for s in streams:
+                await s.aclose()
+    await until(lambda: total(2), what="the Ogg listeners left")
+
+
+async def mixed(peer: Peer, *tones: float, tries: int = 20) -> np.ndarray:
+    """Record until every tone is clearly present."""
+    samples = np.zeros(0)
+    for _ in range(tries):
+        samples = await peer.heard(1.5)
+        if all(frequency_power(samples, 48000, hz) > 0.2 for hz in tones):
+            return samples
+    raise AssertionError(
+        f"not all of {tones} heard: {[frequency_power(samples, 48000, hz) for hz in tones]}"
+    )
+
+
+async def only(peer: Peer, hz: float, absent: float, *, tries: int = 20) -> None:
+    for _ in range(tries):
+        samples = await peer.heard(1.0)
+        if (
+            frequency_power(samples, 48000, hz) > 0.5
+            and frequency_power(samples, 48000, absent) < 0.02
+        ):
+            return
+    raise AssertionError(f"return does not hold only {hz} Hz")
+
+
+async def watch(ws_url: str, token: str) -> Any:
+    import websockets
+
+    return await websockets.connect(
+        ws_url, additional_headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+async def member_on(node: NodeProcess, room_id: str, username: str) -> dict[str, Any] | None:
+    doc = await get_json(f"{node.base_url}/api/v1/rooms/{room_id}")
+    for member in [*doc["speakers"], *doc["audience"]]:
+        if member["username"] == username:
+            return dict(member)
+    return None
+
+
+async def remote_speaker_setup(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> dict[str, Any]:
+    a, b, c = node_factory(), node_factory(), node_factory()
+    alice, room, alice_peer = await live_room_with_speaker(api_factory(a), a, clients)
+    bob = api_factory(b).signup("bob")
+    carol = api_factory(c).signup("carol")
+    mirror_b = await join_remote(b, bob, room["url"])
+    mirror_c = await join_remote(c, carol, mirror_b["url"])
+    bob_handle = f"bob@127.0.0.1:{b.port}"
+
+    # Bob watches the room on B: A learns he is there (presence over the relay stream).
+    socket = await watch(mirror_b["ws_url"], bob)
+    await until(lambda: member_on(a, room["id"], bob_handle), what="bob present on A")
+
+    # His hand goes to A as a signed parley:RaiseHand from his own actor.
+    response = await post(f"{mirror_b['url'].replace('/rooms/', '/api/v1/rooms/')}/hand", bob)
+    assert response.status_code == 202, response.text
+
+    async def hand_on_a() -> bool:
+        doc = await get_json(f"{a.base_url}/api/v1/rooms/{room['id']}")
+        return bob_handle in doc["hands"]
+
+    await until(hand_on_a, what="bob's hand on A")
+    response = await post(
+        f"{a.base_url}/api/v1/rooms/{room['id']}/members/{bob_handle}/invite", alice
+    )
+    assert response.status_code == 200, response.text
+
+    async def invited_on_b() -> bool:
+        member = await member_on(b, mirror_b["id"], "bob")
+        return bool(member and member["invited"])
+
+    await until(invited_on_b, what="the invitation reaches B")
+    api_b = f"{b.base_url}/api/v1/rooms/{mirror_b['id']}"
+    response = await post(f"{api_b}/invitation", bob, {"accept": True})
+    assert response.status_code == 202, response.text
+
+    async def speaker_on_b() -> bool:
+        member = await member_on(b, mirror_b["id"], "bob")
+        return bool(member and member["role"] == "speaker")
+
+    await until(speaker_on_b, what="bob on stage (seen from B)")
+    bob_peer = await whip(mirror_b["whip_url"], bob, 660, clients)
+    response = await post(f"{api_b}/mute", bob, {"muted": False})
+    assert response.status_code == 202, response.text
+
+    async def unmuted_on_a() -> bool:
+        member = await member_on(a, room["id"], bob_handle)
+        return bool(member and not member["muted"] and member["publishing"])
+
+    await until(unmuted_on_a, what="bob unmuted and publishing on A")
+    return {
+        "a": a,
+        "b": b,
+        "c": c,
+        "room": room,
+        "mirror_b": mirror_b,
+        "mirror_c": mirror_c,
+        "alice_peer": alice_peer,
+        "bob_peer": bob_peer,
+        "bob_socket": socket,
+        "bob_handle": bob_handle,
+    }
+
+
+async def test_remote_speaker_is_heard_everywhere_with_mix_minus(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    s = await remote_speaker_setup(node_factory, api_factory, clients)
+    listeners = [
+        await whep(s["room"]["whep_url"], clients),
+        await whep(s["mirror_b"]["whep_url"], clients),
+        await whep(s["mirror_c"]["whep_url"], clients),
+    ]
+    for listener in listeners:
+        await mixed(listener, 440, 660)
+    await only(s["alice_peer"], 660, 440)
+    await only(s["bob_peer"], 440, 660)
+    await s["bob_socket"].close()
+
+
+async def test_room_survives_kill_of_its_origin(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    s = await remote_speaker_setup(node_factory, api_factory, clients)
+    b, c = s["b"], s["c"]
+    on_b = await whep(s["mirror_b"]["whep_url"], clients)
+    on_c = await whep(s["mirror_c"]["whep_url"], clients)
+    await mixed(on_b, 440, 660)
+    await mixed(on_c, 440, 660)
+
+    killed = time.monotonic()
+    s["a"].stop(kill=True)
+    # Both listeners keep their sessions; they hear bob (660 Hz) again, now mixed on B.
+    await asyncio.gather(hears(on_b, 660, tries=40), hears(on_c, 660, tries=40))
+    gap = time.monotonic() - killed
+    print(f"failover: audio back on B and C {gap:.2f} s after kill -9 of A (upper bound)")
+
+    stats_b = await relay_stats(b)
+    assert stats_b["rooms"][s["mirror_b"]["id"]]["promoted"] is True
+    doc = await get_json(f"{b.base_url}/api/v1/rooms/{s['mirror_b']['id']}")
+    assert doc["state"] == "live"
+    assert doc["title"] == "Across nodes"
+    assert doc["epoch"] == 1
+    assert {m["username"]: m["role"] for m in doc["speakers"]} == {
+        f"alice@127.0.0.1:{s['a'].port}": "host",
+        "bob": "speaker",
+    }
+
+    async def c_follows_epoch_1() -> bool:
+        doc_c = await get_json(f"{c.base_url}/api/v1/rooms/{s['mirror_c']['id']}")
+        return bool(doc_c["epoch"] == 1 and doc_c["acting_origin"] == b.base_url)
+
+    await until(c_follows_epoch_1, what="C follows B at epoch 1")
+    await s["bob_socket"].close()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def instance_key(node: NodeProcess) -> tuple[str, str]:
+    from tests.federation_helpers import db_rows
+
+    rows = db_rows(node, "select value from fed_instance where name = 'private_pem'")
+    return f"{node.base_url}/actor#main-key", str(rows[0][0])
+
+
+async def relay_connect(
+    origin: NodeProcess, room_id: str, signer: NodeProcess | None, **kwargs: Any
+) -> Any:
+    import websockets
+
+    from federation.signatures import sign_request
+
+    url = f"ws://127.0.0.1:{origin.port}/relay/v1/rooms/{room_id}"
+    headers: dict[str, str] = {}
+    if signer is not None:
+        key_id, pem = instance_key(signer)
+        signed = sign_request("GET", url.replace("ws://", "http://"), {}, None, key_id, pem)
+        headers = {k: v for k, v in signed.items() if k.lower() != "host"}
+    return await websockets.connect(
+        url, additional_headers=headers, ping_interval=None, max_size=2**20, **kwargs
+    )
+
+
+async def refused_status(origin: NodeProcess, room_id: str, signer: NodeProcess | None) -> int:
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        ws = await relay_connect(origin, room_id, signer)
+    except InvalidStatus as exc:
+        return int(exc.response.status_code)
+    await ws.close()
+    return 101
+
+
+async def test_relay_refuses_unsigned_and_blocked_subscribers(
+    node_factory: NodeFactory, api_factory: ApiFactory
+) -> None:
+    a = node_factory(federation={"blocked_domains": ["127.0.0.1"]})
+    b = node_factory()
+    room = api_factory(a).live_room(api_factory(a).signup("alice"))
+    api_factory(b).signup("bob")  # B's instance key exists once it started
+    assert await refused_status(a, room["id"], None) == 401
+    assert await refused_status(a, room["id"], b) == 403
+    assert (await relay_stats(a))["refused_subscriptions"] == 2
+
+
+async def test_relay_survives_bad_frames_slow_relays_and_reconnect_storms(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    from federation.relay import AudioFrame, FrameKind
+
+    a, b = node_factory(), node_factory()
+    _, room, _ = await live_room_with_speaker(api_factory(a), a, clients)
+    stranger = f"mallory@127.0.0.1:{b.port}"
+
+    ws = await relay_connect(a, room["id"], b)
+    snapshot = await ws.recv()
+    assert '"type":"snapshot"' in snapshot
+    # Garbage, an unknown control message, uplink for someone not on stage, and the same
+    # uplink packet again plus an older one: all dropped and counted, the stream goes on.
+    await ws.send(b"\x07garbage")
+    await ws.send('{"type":"snapshot","room":{},"epoch":9}')
+    await ws.send("not json")
+    for seq in (5, 5, 3):
+        await ws.send(AudioFrame(FrameKind.UPLINK, stranger, seq, 0, b"\xf8\xff\xfe").serialize())
+    # Someone else's user: refused even if the frame is well formed.
+    other = AudioFrame(FrameKind.UPLINK, "eve@elsewhere.example", 1, 0, b"\xf8\xff\xfe")
+    await ws.send(other.serialize())
+
+    async def counted() -> dict[str, Any] | None:
+        stats = await relay_stats(a)
+        ok = (
+            stats["malformed"] >= 3
+            and stats["duplicates"] >= 1
+            and stats["late"] >= 1
+            and stats["uplink_refused"] >= 2
+        )
+        return stats if ok else None
+
+    await until(counted, what="bad frames counted")
+    program = 0
+    while program < 10:
+        message = await asyncio.wait_for(ws.recv(), 5)
+        if isinstance(message, bytes):
+            frame = AudioFrame.parse(message)
+            assert frame.kind is FrameKind.PROGRAM
+            program += 1
+    await ws.close()
+
+    # A reconnect storm: 50 signed and 50 unsigned attempts, each closed at once.
+    for _ in range(50):
+        storm = await relay_connect(a, room["id"], b)
+        await storm.close()
+        assert await refused_status(a, room["id"], None) == 401
+
+    async def no_subscribers() -> bool:
+        stats = await relay_stats(a)
+        return bool(stats["rooms"].get(room["id"], {}).get("subscribers", 0) == 0)
+
+    await until(no_subscribers, what="no relay connection left over")
+    # The node still serves the room.
+    listener = await whep(room["whep_url"], clients)
+    await hears(listener, 440)
+
+
+async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
+    """In-process: a subscriber whose bounded queue is full is closed and removed, and
+    the others keep getting every packet (the kernel's socket buffers make this hard to
+    provoke deterministically between processes)."""
+    from types import SimpleNamespace
+
+    from node.relay import SUBSCRIBER_QUEUE, Names, RelayCounters, RelayHub, RelaySubscriber
+
+    service = SimpleNamespace(
+        counters=RelayCounters(),
+        names=Names("a.example"),
+        base_url="http://a.example",
+        relay_url=lambda room_id: f"ws://a.example/relay/v1/rooms/{room_id}",
+        stage=SimpleNamespace(room_json=lambda room: {"url": "http://a.example/rooms/r1"}),
+    )
+    room = SimpleNamespace(id="r1", connect=None, disconnect=None)
+    on_air = SimpleNamespace(room=room, count_listeners=lambda: None, mirror=None, epoch=0)
+    hub = RelayHub(on_air, service)  # type: ignore[arg-type]
+    slow, fast = RelaySubscriber("slow.example", None), RelaySubscriber("fast.example", None)
+    hub.subscribers = [slow, fast]
+    for _ in range(SUBSCRIBER_QUEUE + 5):
+        for subscriber in list(hub.subscribers):
+            hub._send(subscriber, b"packet")
+        fast.queue.get_nowait()  # the fast one keeps up
+    assert hub.subscribers == [fast]
+    assert slow.dropped and service.counters.slow_dropped == 1
+    # What is left for the fast one: the new snapshot (the succession list changed).
+    left = [fast.queue.get_nowait() for _ in range(fast.queue.qsize())]
+    assert len(left) <= 1

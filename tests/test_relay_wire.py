@@ -1,0 +1,133 @@
+"""The relay wire format (federation/relay.py): frames round-trip, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from federation.relay import (
+    DOWNSTREAM_TYPES,
+    UPSTREAM_TYPES,
+    AudioFrame,
+    FrameKind,
+    RelayFrameError,
+    SequenceFilter,
+    SuccessionEntry,
+    merge_succession,
+    parse_control,
+    parse_succession,
+    serialize_control,
+)
+
+
+def test_program_frame_layout() -> None:
+    frame = AudioFrame(FrameKind.PROGRAM, "", 7, 960 * 7, b"\xfc\x01\x02")
+    data = frame.serialize()
+    # version 1, kind 0, empty key, seq 7, pts 6720, then the Opus bytes.
+    assert data == bytes([1, 0, 0]) + (7).to_bytes(4, "big") + (6720).to_bytes(8, "big") + (
+        b"\xfc\x01\x02"
+    )
+    assert AudioFrame.parse(data) == frame
+
+
+@pytest.mark.parametrize("kind", [FrameKind.MIX_MINUS, FrameKind.UPLINK])
+def test_speaker_frames_carry_the_handle(kind: FrameKind) -> None:
+    frame = AudioFrame(kind, "bob@b.example:8443", 2**32 - 1, 2**40, b"x" * 80)
+    data = frame.serialize()
+    assert data[2] == len("bob@b.example:8443")
+    assert AudioFrame.parse(data) == frame
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "shorter"),
+        (bytes([2, 0, 0]) + bytes(12) + b"x", "version"),
+        (bytes([1, 9, 0]) + bytes(12) + b"x", "kind"),
+        (bytes([1, 0, 3]) + b"bob" + bytes(12) + b"x", "key does not fit"),
+        (bytes([1, 2, 0]) + bytes(12) + b"x", "key does not fit"),
+        (bytes([1, 2, 2]) + b"\xff\xfe" + bytes(12) + b"x", "UTF-8"),
+        (bytes([1, 0, 0]) + bytes(12), "empty payload"),
+        (bytes([1, 0, 0]) + bytes(12) + b"x" * 1276, "larger"),
+        (bytes([1, 1, 200]) + b"a" * 10, "shorter"),
+    ],
+)
+def test_malformed_frames_are_refused(data: bytes, reason: str) -> None:
+    with pytest.raises(RelayFrameError, match=reason):
+        AudioFrame.parse(data)
+
+
+def test_serialize_refuses_what_parse_would() -> None:
+    with pytest.raises(RelayFrameError):
+        AudioFrame(FrameKind.UPLINK, "", 0, 0, b"x").serialize()
+    with pytest.raises(RelayFrameError):
+        AudioFrame(FrameKind.PROGRAM, "bob@b", 0, 0, b"x").serialize()
+    with pytest.raises(RelayFrameError):
+        AudioFrame(FrameKind.UPLINK, "b" * 256, 0, 0, b"x").serialize()
+
+
+def test_sequence_filter_drops_duplicates_and_late_packets() -> None:
+    seen = SequenceFilter()
+    accepted = [s for s in [1, 2, 2, 4, 3, 5, 5, 6] if seen.accept("", s)]
+    assert accepted == [1, 2, 4, 5, 6]
+    assert (seen.duplicates, seen.late) == (2, 1)
+    # Keys are independent; wrap-around counts as newer.
+    assert seen.accept("bob@b", 2**32 - 1)
+    assert seen.accept("bob@b", 0)
+    assert not seen.accept("bob@b", 2**32 - 2)
+    seen.reset("bob@b")
+    assert seen.accept("bob@b", 10)
+
+
+def test_control_messages() -> None:
+    snapshot = {
+        "type": "snapshot",
+        "room": {"id": "r1"},
+        "epoch": 3,
+        "succession": [
+            {"node": "https://b.example/", "relay": "wss://b.example/relay/v1/rooms/x"}
+        ],
+    }
+    parsed = parse_control(serialize_control(snapshot), DOWNSTREAM_TYPES)
+    assert parsed["succession"] == [
+        {"node": "https://b.example", "relay": "wss://b.example/relay/v1/rooms/x"}
+    ]
+    assert parse_control('{"type":"listeners","count":4}', UPSTREAM_TYPES)["count"] == 4
+    assert parse_control('{"type":"presence","users":["bob"]}', UPSTREAM_TYPES)["users"] == ["bob"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[1]",
+        '{"type":"snapshot","room":{},"epoch":1}',  # not something a relay may send up
+        '{"type":"listeners","count":-1}',
+        '{"type":"listeners","count":true}',
+        '{"type":"presence","users":[1]}',
+        json.dumps({"type": "ping", "pad": "x" * 300_000}),
+    ],
+)
+def test_bad_upstream_control_messages(text: str) -> None:
+    with pytest.raises(RelayFrameError):
+        parse_control(text, UPSTREAM_TYPES)
+
+
+def test_bad_snapshots() -> None:
+    for doc in (
+        {"type": "snapshot", "room": [], "epoch": 1},
+        {"type": "snapshot", "room": {}, "epoch": -1},
+        {"type": "snapshot", "room": {}, "epoch": 1, "succession": [{"node": "ftp://x"}]},
+        {"type": "snapshot", "room": {}, "epoch": 1, "succession": "b"},
+    ):
+        with pytest.raises(RelayFrameError):
+            parse_control(json.dumps(doc), DOWNSTREAM_TYPES)
+
+
+def test_succession_merge_keeps_order_and_one_entry_per_node() -> None:
+    b = SuccessionEntry("http://b", "ws://b/relay/v1/rooms/1")
+    c = SuccessionEntry("http://c", "ws://c/relay/v1/rooms/2")
+    c2 = SuccessionEntry("http://c", "ws://c/relay/v1/rooms/9")
+    assert merge_succession([b], [c2, b, c]) == [b, c2]
+    assert parse_succession(None) == []
