@@ -1,5 +1,6 @@
 """`python -m node --config node.toml` runs a node; `python -m node create-user NAME --admin`
-makes an account from the command line (password from stdin or a prompt)."""
+makes an account from the command line (password from stdin or a prompt);
+`python -m node approve-user NAME` approves a sign-up waiting for approval."""
 
 from __future__ import annotations
 
@@ -55,6 +56,23 @@ def _create_user(config: Config, username: str, admin: bool) -> int:
     return 0
 
 
+def _approve_user(config: Config, username: str) -> int:
+    from node.accounts import AccountDirectory
+    from node.db import open_database
+    from node.errors import ParleyError
+
+    db = open_database(config.data_path)
+    try:
+        account = AccountDirectory(db).approve(username)
+    except ParleyError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print(f"approved {account.username}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node", description="Run a Parley node.")
     parser.add_argument("--config", default="node.toml", help="path to node.toml")
@@ -64,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("username")
     create.add_argument("--admin", action="store_true", help="make it an administrator")
     create.add_argument("--config", dest="sub_config", default=None)
+    approve = commands.add_parser("approve-user", help="approve a pending sign-up")
+    approve.add_argument("username")
+    approve.add_argument("--config", dest="sub_config", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -73,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "create-user":
         return _create_user(config, args.username, args.admin)
+    if args.command == "approve-user":
+        return _approve_user(config, args.username)
     _serve(config)
     return 0
 

@@ -189,10 +189,9 @@ class AccountDirectory:
         self._db.table("accounts").update(account.id, {"status": "active"})
         return self.get_by_id(account.id)
 
-    def set_password(self, username: str, password: Any) -> None:
-        account = self.get(username)
-        password = validate_password(password)
-        self._db.table("accounts").update(account.id, {"password_hash": _hasher.hash(password)})
+    def pending(self) -> list[Account]:
+        rows = self._db.table("accounts").rows_where("status = 'pending'", order_by="created_at")
+        return [Account.from_row(row) for row in rows]
 
     # Sessions ------------------------------------------------------------------------
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import httpx
 
-from tests.conftest import Api, NodeProcess
+from tests.conftest import ROOT, Api, NodeProcess
 
 ROOM_KEYS = {
     "id", "title", "state", "url", "host", "speakers", "listener_count",
@@ -143,13 +145,41 @@ def test_registration_closed_and_approval(
     assert_error(
         closed.http.post("/api/v1/accounts", json={"username": "x", "password": "pw123456"}), 403
     )
-    approval = api_factory(node_factory(accounts={"registration": "approval"}))
+    approval_node = node_factory(accounts={"registration": "approval"})
+    approval = api_factory(approval_node)
     pending = approval.http.post(
         "/api/v1/accounts", json={"username": "y", "password": "pw123456"}
     )
     assert pending.status_code == 202 and pending.json()["status"] == "pending"
     assert_error(
         approval.http.post("/api/v1/sessions", json={"username": "y", "password": "pw123456"}), 403
+    )
+    # An administrator (made with the CLI, as an operator would) approves the sign-up.
+    node = approval_node
+    made = subprocess.run(
+        [sys.executable, "-m", "node", "--config", str(node.config_path), "create-user", "root"]
+        + ["--admin"],
+        input="root password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert made.returncode == 0, made.stderr
+    admin = approval.http.post(
+        "/api/v1/sessions", json={"username": "root", "password": "root password"}
+    ).json()["token"]
+    approval.http.cookies.clear()
+    assert_error(approval.http.get("/api/v1/admin/accounts/pending"), 401)
+    pending_list = approval.request("GET", "/api/v1/admin/accounts/pending", admin).json()
+    assert [a["username"] for a in pending_list["accounts"]] == ["y"]
+    approved = approval.request("POST", "/api/v1/admin/accounts/y/approve", admin)
+    assert approved.status_code == 200
+    assert_error(approval.request("POST", "/api/v1/admin/accounts/y/approve", admin), 409)
+    login = approval.http.post("/api/v1/sessions", json={"username": "y", "password": "pw123456"})
+    assert login.status_code == 200
+    assert_error(
+        approval.request("GET", "/api/v1/admin/accounts/pending", login.json()["token"]), 403
     )
 
 

@@ -27,7 +27,7 @@ from node.media.peers import PeerSessions
 from node.relay import RelayService
 from node.rooms import Room, RoomStore
 from node.stage import Stage
-from node.web import api, signaling
+from node.web import admin, api, signaling
 from node.web.auth import AttemptLimiter
 from node.web.openapi import openapi_document
 
@@ -125,6 +125,7 @@ def create_app(config: Config) -> Starlette:
 
     routes = [
         *api.routes,
+        *admin.routes,
         *signaling.routes,
         Route("/api/v1/openapi.json", openapi),
         *fediverse_routes(),
