@@ -32,6 +32,7 @@ from bench.harness import (
     rss_kib,
     run_dir,
 )
+from node.config import MediaSettings
 
 __all__ = ["Point", "main", "measure"]
 
@@ -65,7 +66,12 @@ class Point:
             if self.kind == "webrtc":
                 full += r["packets"] / r["window_s"] / 50
             else:
-                full += r["pages_per_s_mean"] * r["listeners"] / 10
+                page_ms = (
+                    node_variant(self.target)
+                    .get("media", {})
+                    .get("ogg_page_ms", MediaSettings().ogg_page_ms)
+                )
+                full += r["pages_per_s_mean"] * r["listeners"] * page_ms / 1000
         return full
 
     def merged(self, key: str, how: str = "mean") -> float | None:
@@ -81,12 +87,35 @@ class Point:
         return sum(v * w for v, w in values) / weight
 
 
+def node_variant(target: str) -> dict[str, dict[str, Any]]:
+    """node.toml settings for a target ``node:TOKEN+TOKEN`` (plain ``node``: the defaults).
+
+    Tokens: ``asyncio`` or ``uvloop`` ([node] event_loop), ``h11`` or ``httptools``
+    ([node] http_parser), ``pageMS`` ([media] ogg_page_ms). A variant states all three,
+    the unnamed ones at the settings they had before they became options.
+    """
+    if target == "node":
+        return {}
+    node: dict[str, Any] = {"event_loop": "asyncio", "http_parser": "h11"}
+    media: dict[str, Any] = {"ogg_page_ms": 100}
+    for token in target.partition(":")[2].split("+"):
+        if token in ("asyncio", "uvloop"):
+            node["event_loop"] = token
+        elif token in ("h11", "httptools"):
+            node["http_parser"] = token
+        elif token.startswith("page") and token[4:].isdigit():
+            media["ogg_page_ms"] = int(token[4:])
+        else:
+            raise ValueError(f"unknown node variant token {token!r} in {target!r}")
+    return {"node": node, "media": media}
+
+
 def _start_target(
     target: str, directory: Path
 ) -> tuple[ProcessUnderTest, list[ProcessUnderTest], str, str]:
     """(server, helpers, WHEP URL, Ogg URL) with audio already flowing."""
-    if target == "node":
-        node = NodeUnderTest(directory)
+    if target == "node" or target.startswith("node:"):
+        node = NodeUnderTest(directory, node_variant(target))
         node.start()
         room = node.live_room()
         speaker = SpeakerProcess(directory, room)
@@ -268,7 +297,7 @@ def _report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str
             ]
         )
     rows, slopes = _summary_rows(points)
-    codes = {p.code for p in points if p.target == "node"}
+    codes = {p.code for p in points if p.target.startswith("node")}
     if len(codes) > 1:
         text_warning = (
             f"\n**Warning: node/media changed during this run ({', '.join(sorted(codes))});"
@@ -388,6 +417,12 @@ def main(argv: list[str] | None = None) -> list[Point]:
     parser.add_argument("--profile-at", type=int, default=100, help="0 disables py-spy")
     parser.add_argument("--profile-seconds", type=int, default=10)
     parser.add_argument("--kinds", default="webrtc,http", help="listener kinds to measure")
+    parser.add_argument(
+        "--node-variants",
+        default="node",
+        help="comma-separated node settings to compare, e.g. node,uvloop+httptools+page200"
+        " (tokens: asyncio|uvloop, h11|httptools, pageMS; 'node' is node.toml's defaults)",
+    )
     parser.add_argument("--no-stock", dest="stock", action="store_false")
     parser.add_argument("--no-results", dest="write", action="store_false")
     args = parser.parse_args(argv)
@@ -395,25 +430,31 @@ def main(argv: list[str] | None = None) -> list[Point]:
     extra = [int(c) for c in args.http_extra.split(",") if c.strip()]
     workdir = run_dir("fanout")
 
-    plan: list[tuple[str, str, int]] = [("node", "webrtc", 0)]
+    variants = [v.strip() for v in args.node_variants.split(",") if v.strip()]
+    nodes = ["node" if v == "node" else f"node:{v}" for v in variants]
+    for target in nodes:
+        node_variant(target)  # an unknown token stops the run before anything starts
+    plan: list[tuple[str, str, int]] = [(target, "webrtc", 0) for target in nodes]
     if args.stock:
         plan.append(("stock", "webrtc", 0))
     kinds = {k.strip() for k in args.kinds.split(",")}
     for n in counts:
         if "webrtc" in kinds:
-            plan.append(("node", "webrtc", n))
+            plan += [(target, "webrtc", n) for target in nodes]
             if args.stock:
                 plan.append(("stock", "webrtc", n))
         if "http" in kinds:
-            plan.append(("node", "http", n))
+            plan += [(target, "http", n) for target in nodes]
     if "http" in kinds:
-        plan += [("node", "http", n) for n in extra]
+        plan += [(target, "http", n) for n in extra for target in nodes]
     if args.stock and args.frames_count:
         plan += [("stock-frames", "webrtc", 0), ("stock-frames", "webrtc", args.frames_count)]
 
     points: list[Point] = []
     for target, kind, n in plan:
-        profiling = target == "node" and kind == "webrtc" and n == args.profile_at
+        profiling = (
+            target.startswith("node") and kind == "webrtc" and n == args.profile_at and n > 0
+        )
         started = time.monotonic()
         point = measure(
             target,

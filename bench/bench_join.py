@@ -10,6 +10,12 @@ Against a node with a live room and a WHIP speaker (440 Hz), joins run one after
   -40 dBFS (aiortc's decoder, as a real client hears it);
 - Ogg/HTTP: from sending the GET to the first body bytes (headers plus the first page of
   audio come together) and to the first complete data page.
+
+With ``--burst N`` it measures a join storm instead: load-generator processes
+(bench/loadgen.py ``--burst``) prepare N WebRTC offers, then fire every WHEP POST at once;
+each listener's time from the burst to "connected" (ICE + DTLS) is recorded.
+
+    .venv/bin/python -m bench.bench_join --burst 200 --burst-procs 2
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -27,14 +34,23 @@ import httpx
 import numpy as np
 from aiortc.rtp import RtpPacket
 
-from bench.harness import NodeUnderTest, SpeakerProcess, append_results, markdown_table, run_dir
+from bench.harness import (
+    LoadGen,
+    NodeUnderTest,
+    SpeakerProcess,
+    append_results,
+    cpu_sample,
+    markdown_table,
+    run_dir,
+)
 from node.media.ice import IceSettings, install_ice_policy
 from tests.tonekit import accept_answer, make_offer
 
-__all__ = ["join_ogg", "join_webrtc", "main"]
+__all__ = ["burst", "join_ogg", "join_webrtc", "main"]
 
 AUDIBLE_DBFS = -40.0
 TIMEOUT_S = 15.0
+BURST_TARGET_S = 10.0  # issue 5: 200 listeners joining at once all connected within 10 s
 
 
 def _dbfs(frame: av.AudioFrame) -> float:
@@ -147,10 +163,67 @@ async def _run(whep_url: str, listen_url: str, joins: int, pause: float) -> dict
     return {"webrtc": webrtc, "ogg": ogg, "errors": errors}
 
 
+def burst(node: NodeUnderTest, whep_url: str, count: int, procs: int, workdir: Path) -> str:
+    """N WHEP joins at once from ``procs`` load generators; a RESULTS.md body."""
+    generators: list[LoadGen] = []
+    replies: list[dict[str, Any]] = []
+    before = cpu_sample(node.pid)
+    try:
+        for i in range(procs):
+            share = count // procs + (1 if i < count % procs else 0)
+            generators.append(
+                LoadGen(
+                    workdir,
+                    kind="webrtc",
+                    count=share,
+                    url=whep_url,
+                    name=f"burst-{i}",
+                    max_seconds=180,
+                    canary=False,
+                    extra=["--burst"],
+                )
+            )
+        replies = [g.expect("connected", timeout=150) for g in generators]
+        after = cpu_sample(node.pid)
+        stats = node.stats()
+        for generator in generators:
+            generator.send("quit")
+        for generator in generators:
+            with contextlib.suppress(TimeoutError, RuntimeError):
+                generator.expect("closed", timeout=60)
+    finally:
+        for generator in generators:
+            generator.stop()
+    joins = sorted(t for r in replies for t in r["join_times_s"])
+    answers = sorted(t for r in replies for t in r["answer_times_s"])
+    failures = [f for r in replies for f in r["failures"]]
+    within = sum(1 for t in joins if t <= BURST_TARGET_S)
+    rows = [
+        ["POST → answer", len(answers), *_stats(answers)],
+        ["POST → connected (ICE + DTLS)", len(joins), *_stats(joins)],
+    ]
+    lines = [
+        f"{count} WebRTC listeners fire their WHEP POSTs at once ({procs} load-generator "
+        f"processes, offers prepared beforehand); idle node with one WHIP speaker; logs in "
+        f"`{workdir}`.\n",
+        markdown_table(["interval", "joins", "median ms", "p90 ms", "min ms", "max ms"], rows),
+        f"\n**{len(joins)}/{count} connected, {within} within {BURST_TARGET_S:g} s** "
+        f"(failed: {sum(r['failed'] for r in replies)}). Node CPU during the storm: "
+        f"{before.process_percent(after):.0f} % of a core; machine busy "
+        f"{before.machine_percent(after):.0f} %; node peer connections afterwards: "
+        f"{stats.get('peer_connections')}.",
+    ]
+    if failures:
+        lines.append(f"\nFailures: {failures[:5]}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="join-to-first-audio")
     parser.add_argument("--joins", type=int, default=20)
     parser.add_argument("--pause", type=float, default=0.3, help="seconds between joins")
+    parser.add_argument("--burst", type=int, default=0, help="N WebRTC joins at once instead")
+    parser.add_argument("--burst-procs", type=int, default=2, help="load generators for --burst")
     parser.add_argument("--no-results", dest="write", action="store_false")
     args = parser.parse_args(argv)
     workdir = run_dir("join")
@@ -162,11 +235,24 @@ def main(argv: list[str] | None = None) -> None:
         speaker = SpeakerProcess(workdir, room)
         speaker.start()
         time.sleep(2)
-        result = asyncio.run(_run(room.whep_url, room.listen_url, args.joins, args.pause))
+        if args.burst:
+            text = burst(node, room.whep_url, args.burst, args.burst_procs, workdir)
+        else:
+            result = asyncio.run(_run(room.whep_url, room.listen_url, args.joins, args.pause))
     finally:
         if speaker is not None:
             speaker.stop()
         node.stop()
+    if args.burst:
+        problems = node.log_problems()
+        if problems:
+            text += "\n\nNode log lines that look like trouble:\n" + "\n".join(
+                f"- `{line[:160]}`" for line in problems[:10]
+            )
+        print(text)
+        if args.write:
+            append_results("Join storm: WebRTC listeners joining at once", text)
+        return
     rows = []
     labels = [
         ("webrtc", "offer_s", "WebRTC: client offer creation (before POST)"),

@@ -219,10 +219,12 @@ class Room:
 class NodeUnderTest(ProcessUnderTest):
     """A Parley node as an operator runs it: `python -m node --config node.toml`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, settings: dict[str, dict[str, Any]] | None = None) -> None:
         self.directory = directory
         self.port = free_port()
         self.code = ""
+        self.settings = settings or {}
+        """Extra node.toml keys per section (a variant under test), over the bench's own."""
         super().__init__(
             [sys.executable, "-m", "node", "--config", str(directory / "node.toml")],
             directory / "node.log",
@@ -233,18 +235,18 @@ class NodeUnderTest(ProcessUnderTest):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        write_toml(
-            self.directory / "node.toml",
-            {
-                "node": {
-                    "base_url": self.base_url,
-                    "port": self.port,
-                    "data_dir": str(self.directory / "data"),
-                },
-                "accounts": {"registration": "open", "auth_rate_per_minute": 100000},
-                "media": {"host_addresses": ["127.0.0.1"]},
+        sections: dict[str, dict[str, Any]] = {
+            "node": {
+                "base_url": self.base_url,
+                "port": self.port,
+                "data_dir": str(self.directory / "data"),
             },
-        )
+            "accounts": {"registration": "open", "auth_rate_per_minute": 100000},
+            "media": {"host_addresses": ["127.0.0.1"]},
+        }
+        for name, values in self.settings.items():
+            sections.setdefault(name, {}).update(values)
+        write_toml(self.directory / "node.toml", sections)
         self.code = media_code_hash()
         self.spawn()
         _wait_http(f"{self.base_url}/api/v1/config", self, timeout)
@@ -364,6 +366,7 @@ class LoadGen:
         name: str,
         max_seconds: float,
         canary: bool = True,
+        extra: Sequence[str] = (),
     ) -> None:
         self.argv = [
             sys.executable,
@@ -380,6 +383,7 @@ class LoadGen:
         ]
         if not canary:
             self.argv.append("--no-canary")
+        self.argv.extend(extra)
         self.stderr_path = directory / f"loadgen-{name}.log"
         stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - owned by the child from here on
         try:

@@ -180,10 +180,13 @@ class Generator:
         self.window_start = 0.0
         self.rusage_start = 0.0
         self.http_client: httpx.AsyncClient | None = None
+        self.burst: bool = args.burst
 
     # -- connecting --------------------------------------------------------------------
 
     async def connect_all(self) -> dict[str, Any]:
+        if self.burst and self.kind == "webrtc":
+            return await self._connect_burst()
         started = time.monotonic()
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         join_times: list[float] = []
@@ -212,15 +215,67 @@ class Generator:
             "join_median_s": round(join_times[len(join_times) // 2], 3) if join_times else None,
         }
 
-    async def _connect_webrtc(self, canary: bool) -> None:
+    async def _connect_burst(self) -> dict[str, Any]:
+        """Every listener's WHEP POST at the same instant; time to connected for each.
+
+        Offers (the client's own ICE gathering) are made beforehand, a few at a time, so
+        the burst measures the node: POST → answer → ICE → DTLS, all joins overlapping.
+        """
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def prepare() -> tuple[RTCPeerConnection, str]:
+            async with gate:
+                return await make_offer("recvonly")
+
+        offers = await asyncio.gather(*(prepare() for _ in range(self.count)))
+        times: list[float] = []
+        answers: list[float] = []
+        self.http_client = httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        )
+        fired = time.monotonic()
+
+        async def one(index: int) -> None:
+            try:
+                await self._connect_webrtc(
+                    index == 0 and self.canary, offers[index], answers=answers
+                )
+                times.append(time.monotonic() - fired)
+            except Exception as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+
+        await asyncio.gather(*(one(i) for i in range(self.count)))
+        times.sort()
+        answers.sort()
+        return {
+            "event": "connected",
+            "ok": len(times),
+            "failed": len(self.failures),
+            "failures": self.failures[:5],
+            "connect_s": round(time.monotonic() - fired, 2),
+            "join_median_s": round(times[len(times) // 2], 3) if times else None,
+            "join_times_s": [round(t, 3) for t in times],
+            "answer_times_s": [round(t, 3) for t in answers],
+        }
+
+    async def _connect_webrtc(
+        self,
+        canary: bool,
+        prepared: tuple[RTCPeerConnection, str] | None = None,
+        *,
+        answers: list[float] | None = None,
+    ) -> None:
         assert self.http_client is not None
-        pc, offer = await make_offer("recvonly")
+        pc, offer = prepared or await make_offer("recvonly")
+        posted = time.monotonic()
         try:
             response = await self.http_client.post(
                 self.url, content=offer, headers={"Content-Type": "application/sdp"}
             )
             if response.status_code != 201:
                 raise RuntimeError(f"WHEP answered {response.status_code}: {response.text}")
+            if answers is not None:
+                answers.append(time.monotonic() - posted)
             location = response.headers.get("location")
             transceiver = await accept_answer(pc, response.text)
             receiver = transceiver.receiver
@@ -505,6 +560,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=300.0)
     parser.add_argument("--no-canary", dest="canary", action="store_false")
+    parser.add_argument(
+        "--burst", action="store_true", help="WebRTC: fire every WHEP POST at once (join storm)"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.count <= 5000:
         parser.error("--count must be 1..5000")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import bench_fanout, bench_join, bench_mixer
+from bench import bench_fanout, bench_join, bench_latency, bench_mixer
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         bench_mixer.main(["--ticks", "200", "--repeat", "1"])
         bench_join.main(["--joins", "5"])
+        bench_join.main(["--burst", "20"])
+        bench_latency.main(["--seconds", "5"])
         bench_fanout.main(
             [
                 "--counts",
@@ -41,7 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         bench_mixer.main([])
         bench_join.main([])
-        bench_fanout.main([])
+        bench_join.main(["--burst", "200"])
+        bench_latency.main([])
+        bench_fanout.main(["--http-extra", "500,1000,2000"])
     print(f"all benchmarks done in {time.monotonic() - started:.0f} s")
 
 

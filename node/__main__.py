@@ -20,13 +20,14 @@ def _serve(config: Config) -> None:
     app = create_app(config)
     print(f"Parley node starting: open {config.node.base_url}/", flush=True)
     print(f"  data: {config.data_path}", flush=True)
-    # The asyncio loop, not uvloop: node.media.ice adjusts the running loop's UDP binding
-    # to honour [media] udp_port_min/max.
+    # node.media.ice wraps the running loop's create_datagram_endpoint to honour
+    # [media] udp_port_min/max; both loops allow that (uvloop's Loop has an instance dict).
     uvicorn.run(
         app,
         host=config.node.host,
         port=config.node.port,
-        loop="asyncio",
+        loop=config.node.event_loop,
+        http=config.node.http_parser,
         log_level="info",
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",

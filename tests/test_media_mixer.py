@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from node.media.errors import StreamClosed
-from node.media.mixer import RoomMixer
+from node.media.mixer import JITTER_FRAMES, TRIM_WINDOW_TICKS, RoomMixer
 from node.media.packets import OpusPacket, PacketReader, PacketStream
 from tests.tonekit import (
     FRAME,
@@ -194,3 +194,19 @@ async def test_nobody_reading_a_mix_minus_costs_no_encode() -> None:
     assert mixer.return_stream("a").published == 0
     assert mixer.return_stream("b").published == 0
     assert frequency_power(audio(await drain(program)), 48_000, 440) > 0.2
+
+
+async def test_a_standing_queue_drains_but_a_cushion_stays() -> None:
+    mixer = RoomMixer()
+    sink = mixer.add_speaker("a")
+    for i in range(JITTER_FRAMES):  # a burst fills the queue once...
+        sink.push(stereo(tone_frame(440, FRAME, i * FRAME)))
+    for i in range(TRIM_WINDOW_TICKS * JITTER_FRAMES):  # ...then frames arrive at tick rate
+        sink.push(stereo(tone_frame(440, FRAME, i * FRAME)))
+        mixer.tick()
+    assert sink.pending() == 1  # the due frame was mixed; one spare is left
+    for _ in range(TRIM_WINDOW_TICKS * 2):  # the spare (jitter cushion) is never trimmed
+        sink.push(stereo(tone_frame(440, FRAME, 0)))
+        mixer.tick()
+    assert sink.pending() == 1
+    mixer.close()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
@@ -261,3 +261,37 @@ async def test_an_obs_style_offer_with_video_is_heard_and_its_video_declined(
         assert abs(dominant_frequency(heard) - 440) < 15
     finally:
         await pc.close()
+
+
+def _on_uvloop(test: Callable[..., Awaitable[None]]) -> None:
+    """Run a test body of this module on a uvloop event loop (``[node] event_loop``)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def body() -> None:
+        room = RoomMixer()
+        ticking = asyncio.create_task(room.run())
+        install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+        peers = PeerSessions(LOOPBACK)
+        pcs: list[RTCPeerConnection] = []
+        try:
+            await test(peers, room, pcs)
+        finally:
+            for pc in pcs:
+                await pc.close()
+            await peers.close_all()
+            install_ice_policy(IceSettings(), asyncio.get_running_loop())
+            room.stop()
+            await ticking
+            room.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(body())
+
+
+def test_listener_hears_a_speaker_on_uvloop() -> None:
+    # uvloop's UDP transport has no socket object: the batched fan-out sends through it.
+    _on_uvloop(test_listener_hears_a_speaker)
+
+
+def test_udp_port_range_is_respected_on_uvloop() -> None:
+    _on_uvloop(lambda _peers, room, _pcs: test_udp_port_range_is_respected(room))

@@ -37,8 +37,9 @@ aiortc, currently 1.16, and aioice):
 - ``RTCIceTransport._connection`` (an ``aioice.Connection``) and its ``_nominated[1]``
   candidate pair: ``.protocol.transport`` (the asyncio datagram transport) and
   ``.remote_addr``.
-- asyncio's selector datagram transport keeps its socket as ``_sock``; without it (another
-  event loop) the transport's public ``sendto`` is used instead.
+- asyncio's selector datagram transport keeps its socket as ``_sock``; without it (uvloop)
+  the transport's public ``sendto`` is used, on a copy of the packet, after checking
+  ``is_closing()`` (uvloop closes the file descriptor later, in libuv's close callback).
 - ``aiortc.rtp.RtpPacket.serialize`` and ``HeaderExtensionsMap.configure`` build the
   per-listener header template, so the wire format stays exactly aiortc's.
 """
@@ -48,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -323,22 +323,25 @@ def listener_for(transceiver: RTCRtpTransceiver) -> RtpListener:
     )
     udp = pair.protocol.transport
     sock = getattr(udp, "_sock", None)
-    if (
-        sock is not None
-        and not udp.get_extra_info("peername")
-        and _has_srtp_internals(dtls._tx_srtp)
-    ):
+    remote = pair.remote_addr
+
+    def send(data: bytes | memoryview) -> None:
+        if udp.is_closing():
+            raise ConnectionError("ICE socket closed")
+        # A transport may queue what it cannot send at once: never hand it a view of a
+        # buffer that the next packet overwrites.
+        udp.sendto(bytes(data), remote)
+
+    if not udp.get_extra_info("peername") and _has_srtp_internals(dtls._tx_srtp):
         transmit = srtp_socket_transmitter(
-            sender._ssrc, extension, dtls._tx_srtp, sock, pair.remote_addr
+            sender._ssrc,
+            extension,
+            dtls._tx_srtp,
+            sock.sendto if sock is not None else None,
+            remote,
+            send=send,
         )
     else:
-        remote = pair.remote_addr
-
-        def send(data: bytes) -> None:
-            if udp.is_closing():
-                raise ConnectionError("ICE socket closed")
-            udp.sendto(data, remote)
-
         transmit = plain_transmitter(sender._ssrc, extension, dtls._tx_srtp.protect, send)
     return RtpListener(
         ssrc=sender._ssrc,
@@ -364,10 +367,19 @@ def _has_srtp_internals(session: Any) -> bool:
 
 
 def srtp_socket_transmitter(
-    ssrc: int, extension: bytes, session: Any, sock: socket.socket, addr: tuple[str, int]
+    ssrc: int,
+    extension: bytes,
+    session: Any,
+    sendto: Callable[[memoryview, tuple[str, int]], object] | None,
+    addr: tuple[str, int],
+    *,
+    send: Callable[[memoryview], object] | None = None,
 ) -> Transmit:
     """The fast transmitter: the packet is written straight into the SRTP session's own
     C buffer, protected there by libsrtp and sent from it, with no intermediate objects.
+
+    ``sendto`` is the ICE socket's own ``socket.sendto`` (asyncio's selector loop); where
+    the loop gives no socket (uvloop) it is None and ``send`` takes the protected packet.
 
     Profiling put ``pylibsrtp.Session.protect``'s Python wrapper (a fresh ``int *``, a
     checked copy, an assert helper, a bytes copy out) at about 40 % of its cost. The
@@ -383,7 +395,13 @@ def srtp_socket_transmitter(
     header_end = 12 + len(extension)
     capacity = len(view) - SRTP_MAX_TRAILER_LEN - header_end
     pack_into = _RTP_HEADER.pack_into
-    sendto = sock.sendto
+    if sendto is None:
+        if send is None:
+            raise ValueError("srtp_socket_transmitter needs sendto or send")
+        to_transport = send
+
+        def sendto(data: memoryview, _addr: tuple[str, int]) -> object:
+            return to_transport(data)
 
     def transmit(second_byte: int, seq: int, timestamp: int, payload: bytes) -> object:
         size = len(payload)

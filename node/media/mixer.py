@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 JITTER_FRAMES = 6
 """Frames a speaker may queue; older ones are dropped so latency stays bounded."""
 
+TRIM_WINDOW_TICKS = 50
+"""A speaker's queue that held more than the frame due plus one spare (20 ms of jitter
+cushion) at every tick of this window (1 s) carries a standing delay: the speaker's and
+the node's clocks run at the same rate, so a queue built by one late burst never drains
+by itself. Its oldest frame is then dropped. Without this a queue filled once stays at
+JITTER_FRAMES, 120 ms more mouth-to-ear latency for every listener (bench_latency.py)."""
+
 AUDIBLE_RMS = 10 ** (-50 / 20) * 32768
 """A frame quieter than -50 dBFS counts as silence when choosing who needs a mix-minus."""
 
@@ -36,8 +43,12 @@ HANGOVER_TICKS = 25
 """Keep encoding a speaker's own mix-minus this long (0.5 s) after they went quiet, so
 their return does not flip between encoders between words."""
 
-MAX_CATCH_UP_TICKS = 3
-"""When run() is late by more than this many ticks it skips time instead of bursting."""
+MAX_CATCH_UP_TICKS = 10
+"""When run() is late by more than this many ticks (200 ms) it skips time instead of
+mixing the missed ticks at once. Speakers' frames wait in their queues meanwhile, so a
+stall shorter than this loses no audio. Handing one Ogg page to 2,000 HTTP listeners
+stalls the event loop ~100 ms (bench_fanout, 2026-11-23); with the former 3 ticks every
+such stall cut audio out for every listener of the room."""
 
 LEVEL_DECAY = 0.8
 """Per-tick decay of the smoothed speaking level (fast attack, ~100 ms release)."""
@@ -58,6 +69,8 @@ class SpeakerInput:
         self._clock = clock
         self._frames: deque[Samples] = deque(maxlen=JITTER_FRAMES)
         self._resampler: av.AudioResampler | None = None
+        self._floor = JITTER_FRAMES  # fewest frames queued at a tick in this window
+        self._window = 0
 
     def push(self, frame: av.AudioFrame) -> None:
         """Queue a decoded frame (any layout/format/rate) as mono int16 frames."""
@@ -83,7 +96,17 @@ class SpeakerInput:
         return len(self._frames)
 
     def _pop(self) -> Samples | None:
-        return self._frames.popleft() if self._frames else None
+        frames = self._frames
+        depth = len(frames)
+        if depth < self._floor:
+            self._floor = depth
+        self._window += 1
+        if self._window >= TRIM_WINDOW_TICKS:
+            if self._floor >= 3:
+                frames.popleft()  # see TRIM_WINDOW_TICKS
+            self._floor = JITTER_FRAMES
+            self._window = 0
+        return frames.popleft() if frames else None
 
     def _clear(self) -> None:
         self._frames.clear()

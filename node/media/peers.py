@@ -36,6 +36,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from node.media.certificate import CertificateKeeper
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
 from node.media.fanout import FanoutTrack, RtpFanout, RtpListener, listener_for
 from node.media.ice import IceSettings, rtc_configuration
@@ -146,6 +147,7 @@ class PeerSessions:
         self._closing: set[asyncio.Task[None]] = set()
         self._max_sdp_bytes = max_sdp_bytes
         self._connect_timeout = connect_timeout
+        self._certificates = CertificateKeeper()
         self._sessions: dict[str, _Session] = {}
         self._callbacks: list[Callable[[str], None]] = []
 
@@ -172,6 +174,7 @@ class PeerSessions:
         pc = session.pc
         transceiver = pc.addTransceiver("audio", direction="sendrecv" if send_back else "recvonly")
         _opus_only(transceiver)
+        _shorten_jitter_buffer(transceiver)
         if send_back:
             assert returns is not None
             transceiver.sender.replaceTrack(PacketTrack(returns.reader()))
@@ -249,6 +252,7 @@ class PeerSessions:
     def _open(self) -> tuple[str, _Session]:
         session_id = secrets.token_urlsafe(16)
         pc = RTCPeerConnection(rtc_configuration(self._settings))
+        self._certificates.apply(pc)
         session = _Session(pc)
         self._sessions[session_id] = session
 
@@ -302,6 +306,23 @@ class PeerSessions:
                     callback(session_id)
                 except Exception:
                     logger.exception("on_closed callback failed for session %s", session_id)
+
+
+SPEAKER_PREFETCH_FRAMES = 1
+"""Frames aiortc's audio jitter buffer holds back before decoding a speaker's packet.
+
+aiortc's default is 4 (80 ms before the mixer sees a frame). The mixer's own per-speaker
+queue (node.media.mixer.SpeakerInput) already absorbs arrival jitter and trims a standing
+delay, so the node keeps only the one frame aiortc needs to see that a frame is complete.
+bench/bench_latency.py measured mouth-to-ear latency with both settings."""
+
+
+def _shorten_jitter_buffer(transceiver: RTCRtpTransceiver) -> None:
+    # aiortc has no option for this: RTCRtpReceiver keeps its JitterBuffer privately and
+    # reads its _prefetch on every packet. Left alone if aiortc's internals change.
+    jitter_buffer = getattr(transceiver.receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if jitter_buffer is not None and hasattr(jitter_buffer, "_prefetch"):
+        jitter_buffer._prefetch = SPEAKER_PREFETCH_FRAMES
 
 
 async def _pump(track: MediaStreamTrack, sink: SpeakerInput) -> None:

@@ -13,6 +13,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from federation.errors import BlockedDomain, FederationError, SignatureError
@@ -124,11 +125,50 @@ async def listen_ogg(request: Request) -> Response:
         finally:
             on_air.http_listener(-1)
 
-    return StreamingResponse(
+    return LiveStreamResponse(
         body(),
         media_type="audio/ogg",
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
+
+
+class LiveStreamResponse(StreamingResponse):
+    """A StreamingResponse for an endless stream with thousands of listeners.
+
+    Starlette's own, under ASGI spec < 2.4 (uvicorn reports 2.3), runs the body in an
+    anyio task group beside a task waiting for the disconnect. Here the listener's own
+    task writes the body and one plain ``receive()`` future notices the disconnect
+    between chunks (uvicorn's ``send`` returns silently once the client is gone): RSS per
+    Ogg listener went from 26 to 19 KiB, CPU unchanged within noise (bench/RESULTS.md).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.ensure_future(_until_disconnect(receive))
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.body_iterator:
+                if gone.done():
+                    break
+                data = chunk.encode(self.charset) if isinstance(chunk, str) else bytes(chunk)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def room_socket(websocket: WebSocket) -> None:
