@@ -59,7 +59,17 @@ _SEQ_PTS = struct.Struct(">IQ")
 SEQ_MODULO = 1 << 32
 
 DOWNSTREAM_TYPES = frozenset(
-    {"snapshot", "member", "member_left", "room", "levels", "listeners", "kicked", "ping"}
+    {
+        "snapshot",
+        "member",
+        "member_left",
+        "room",
+        "levels",
+        "listeners",
+        "kicked",
+        "ping",
+        "handover",
+    }
 )
 """Text messages the carrying node sends to a relay (room events as on the room socket)."""
 
@@ -168,6 +178,14 @@ def parse_control(text: str, allowed: frozenset[str]) -> dict[str, Any]:
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             raise RelayFrameError("snapshot.epoch must be a non-negative integer")
         doc["succession"] = [e.to_json() for e in parse_succession(doc.get("succession"))]
+    elif kind == "handover":
+        epoch = doc.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+            raise RelayFrameError("handover.epoch must be a positive integer")
+        successor = parse_succession(
+            [{"node": doc.get("acting_origin"), "relay": doc.get("relay")}]
+        )[0]
+        doc["acting_origin"], doc["relay"] = successor.node, successor.relay
     return doc
 
 

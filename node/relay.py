@@ -59,7 +59,7 @@ from node.errors import Conflict, Forbidden, InvalidInput, NotFound, ParleyError
 from node.media.errors import StreamClosed
 from node.media.mixer import OpusFrameEncoder, SpeakerInput
 from node.media.packets import SAMPLES_PER_FRAME, OpusPacket, PacketStream
-from node.rooms import Member, Role, Room, RoomState, Visibility
+from node.rooms import MODERATORS, Member, Role, Room, RoomState, Visibility
 
 if TYPE_CHECKING:
     from node.fediverse import Fediverse
@@ -75,6 +75,10 @@ UPSTREAM_SILENCE_S = 1.5
 KEEPALIVE_S = 0.5
 CONNECT_TIMEOUT_S = 2.0
 REMOTE_SPEAKER_IDLE_S = 3.0
+RECOVERY_WINDOW_S = 8.0
+"""A restarted origin waits this long for a relay that answers to show a higher epoch
+(it refuses the room's relay subscriptions meanwhile, so the relays do take over)."""
+PROBE_TIMEOUT_S = 2.0
 MAX_RELAY_MESSAGE = 256 * 1024
 
 RELAY_ACTIVITY_TYPES = frozenset(
@@ -97,6 +101,9 @@ def ensure_relay_schema(db: sqlite_utils.Database) -> None:
             epoch integer not null, succession text not null, room text not null,
             promoted integer not null default 0, updated_at real not null);
         create index if not exists relay_rooms_origin on relay_rooms (origin);
+        create table if not exists relay_origin_rooms (
+            id text primary key, epoch integer not null, succession text not null,
+            updated_at real not null);
         """
     )
 
@@ -219,6 +226,7 @@ class RelayHub:
         subscriber.send(serialize_control(self.snapshot()))
         self._ensure_tasks()
         self.broadcast_snapshot(exclude=subscriber)
+        self.service.persist_succession(self.on_air)
 
     def remove(self, subscriber: RelaySubscriber) -> None:
         if subscriber not in self.subscribers:
@@ -230,6 +238,18 @@ class RelayHub:
         self._set_presence(subscriber, set())
         self.on_air.count_listeners()
         self.broadcast_snapshot()
+        self.service.persist_succession(self.on_air)
+
+    def hand_over(self, message: dict[str, Any]) -> None:
+        """A move: tell every relay where the room goes, then let them go (each closes
+        after what is queued for it, the handover included)."""
+        text = serialize_control(message)
+        for subscriber in list(self.subscribers):
+            subscriber.send(text)
+            subscriber.close()
+        self.subscribers.clear()
+        for name in list(self.remote_speakers):
+            self._drop_speaker(name)
 
     def relayed_listeners(self) -> int:
         return sum(s.listeners for s in self.subscribers)
@@ -463,8 +483,9 @@ class Republisher:
 
     def __init__(self, stream: PacketStream) -> None:
         self.stream = stream
-        self._seq = 0
-        self._pts = 0
+        # A stream taken over from our own mixer (a move) goes on where the mixer stopped.
+        self._seq = stream.published
+        self._pts = stream.published * SAMPLES_PER_FRAME
 
     def feed(self, data: bytes) -> None:
         if self.stream.closed:
@@ -520,6 +541,7 @@ class Mirror:
         epoch: int = 0,
         succession: list[SuccessionEntry] | None = None,
         promoted: bool = False,
+        program: PacketStream | None = None,
     ) -> None:
         self.service = service
         self.on_air = on_air
@@ -531,7 +553,7 @@ class Mirror:
         self.epoch = epoch
         self.succession = succession or []
         self.promoted = promoted
-        self.program = PacketStream(capacity=50)
+        self.program = program if program is not None else PacketStream(capacity=50)
         self.program_feed = Republisher(self.program)
         self.uplinks: dict[str, UplinkInput] = {}
         self.filter = SequenceFilter()
@@ -724,6 +746,17 @@ class Mirror:
             room.replicate_kicked(
                 names.from_peer(str(message.get("username")), peer), bool(message.get("blocked"))
             )
+        elif kind == "handover" and message["epoch"] > self.epoch:
+            if message["acting_origin"] == self.service.base_url:
+                logger.info("room %s handed over to us (epoch %d)", self.origin, message["epoch"])
+                self.epoch = message["epoch"] - 1
+                self.promote()
+            else:
+                # Leave this upstream for the new acting origin; its snapshots carry the
+                # new epoch once it has taken the room.
+                self.upstream = message["relay"]
+                self.acting_origin = message["acting_origin"]
+            return False
         return True
 
     # -- our speakers -------------------------------------------------------------------
@@ -780,6 +813,23 @@ class Mirror:
         self.service.persist(self)
         if self.on_air.relay_hub is not None:
             self.on_air.relay_hub.broadcast_snapshot()
+
+    async def hand_over(self, upstream: str, acting_origin: str) -> None:
+        """We were acting origin and moved the room on: stop mixing, follow the new one;
+        our speakers' uplinks go up the relay again (their sessions stay up)."""
+        self.promoted = False
+        self.upstream = upstream
+        self.acting_origin = acting_origin
+        if self._forward is not None:
+            self._forward.cancel()
+            self._forward = None
+        for sink in self.uplinks.values():
+            sink.target = None
+        await self.on_air.stop_mixing(keep_program=False, close_speakers=False)
+        self.service.persist(self)
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"mirror-{self.on_air.room.id}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -862,6 +912,7 @@ class RelayService:
         self.uplink_filter = SequenceFilter()
         self.fediverse: Fediverse | None = None
         self._http = httpx.AsyncClient(timeout=10)
+        self._recoveries: set[asyncio.Task[None]] = set()
 
     def relay_url(self, room_id: str) -> str:
         return _ws_url(self.base_url) + RELAY_PATH.format(room_id=room_id)
@@ -1030,7 +1081,184 @@ class RelayService:
     def end_mirror(self, room_id: str) -> None:
         self.db.execute("delete from relay_rooms where id = ?", [room_id])
 
+    def persist_succession(self, on_air: OnAir) -> None:
+        """The acting origin keeps its succession list, so that after a crash it can ask
+        those nodes before ending the room (FEDERATION.md "Survival")."""
+        hub = on_air.relay_hub
+        entries = hub.succession() if hub is not None else []
+        mirror = on_air.mirror
+        if mirror is not None:
+            if mirror.promoted:
+                mirror.succession = entries
+                self.persist(mirror)
+            return
+        self.db.execute(
+            "insert into relay_origin_rooms (id, epoch, succession, updated_at) "
+            "values (?, ?, ?, ?) on conflict (id) do update set epoch = excluded.epoch, "
+            "succession = excluded.succession, updated_at = excluded.updated_at",
+            [
+                on_air.room.id,
+                on_air.epoch,
+                json.dumps([e.to_json() for e in entries]),
+                time.time(),
+            ],
+        )
+
+    def rooms_to_recover(self) -> dict[str, tuple[int, list[SuccessionEntry]]]:
+        """Our rooms left live by the previous run that had relays: room id -> (epoch,
+        the other nodes of the succession list, in order)."""
+        rows = self.db.execute(
+            "select o.id, o.epoch, o.succession from relay_origin_rooms o "
+            "join rooms r on r.id = o.id where r.state = 'live'"
+        ).fetchall()
+        found: dict[str, tuple[int, list[SuccessionEntry]]] = {}
+        for room_id, epoch, succession in rows:
+            entries = [
+                SuccessionEntry(e["node"], e["relay"])
+                for e in json.loads(succession)
+                if e["node"] != self.base_url
+            ]
+            if entries:
+                found[room_id] = (int(epoch), entries)
+        return found
+
+    def mirrored_rooms(self) -> set[str]:
+        """Rooms restore() resumes as mirrors (some are ours, moved to another node)."""
+        rows = self.db.execute("select id, room from relay_rooms").fetchall()
+        return {r[0] for r in rows if json.loads(r[1]).get("state") == RoomState.LIVE}
+
+    def recover_origins(self, rooms: dict[str, tuple[int, list[SuccessionEntry]]]) -> None:
+        self.stage.recovering.update(rooms)
+        for room_id, (epoch, entries) in rooms.items():
+            task = asyncio.get_running_loop().create_task(
+                self._recover(room_id, epoch, entries), name=f"recover-{room_id}"
+            )
+            self._recoveries.add(task)
+            task.add_done_callback(self._recoveries.discard)
+
+    async def _recover(self, room_id: str, epoch: int, entries: list[SuccessionEntry]) -> None:
+        """Our room was live when we crashed: if a node of its succession list carries it
+        at a higher epoch, follow that node; only if none answers, end it as before."""
+        own_url = f"{self.base_url}/rooms/{room_id}"
+        deadline = time.monotonic() + RECOVERY_WINDOW_S
+        try:
+            while True:
+                answered = False
+                for entry in entries:
+                    snapshot = await self._probe(entry.relay)
+                    if snapshot is None or snapshot.get("origin") != own_url:
+                        continue
+                    answered = True
+                    if snapshot["epoch"] > epoch:
+                        self._rejoin(room_id, own_url, epoch, entry, snapshot)
+                        return
+                if not answered or time.monotonic() > deadline:
+                    break
+                # A relay that has not taken over yet will: we refuse its reconnects.
+                await asyncio.sleep(0.5)
+        finally:
+            self.stage.recovering.discard(room_id)
+        logger.info("no node carries on room %s; it ends", room_id)
+        self.stage.store.end_live(room_id, time.time())
+        self.db.execute("delete from relay_origin_rooms where id = ?", [room_id])
+        if self.fediverse is not None:
+            await self.fediverse.announcer.recover()
+
+    async def _probe(self, url: str) -> dict[str, Any] | None:
+        """The first snapshot ``url`` sends, or None if it cannot be had."""
+        try:
+            ws = await asyncio.wait_for(self.open_relay(url), CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, WebSocketException, ParleyError) as exc:
+            logger.info("succession node %s unreachable: %s", url, exc)
+            return None
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                while True:
+                    message = await ws.recv()
+                    if isinstance(message, str):
+                        doc = parse_control(message, DOWNSTREAM_TYPES)
+                        if doc["type"] == "snapshot":
+                            return doc
+        except (TimeoutError, WebSocketException, OSError, RelayFrameError):
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    def _rejoin(
+        self,
+        room_id: str,
+        own_url: str,
+        epoch: int,
+        entry: SuccessionEntry,
+        snapshot: dict[str, Any],
+    ) -> None:
+        logger.info(
+            "room %s is carried on by %s (epoch %d); following it",
+            room_id,
+            snapshot.get("acting_origin"),
+            snapshot["epoch"],
+        )
+        on_air = self.stage.open_mirror(
+            snapshot["room"], self.names, _netloc(entry.relay), room_id=room_id
+        )
+        mirror = Mirror(self, on_air, origin=own_url, upstream=entry.relay, epoch=epoch)
+        on_air.attach_mirror(mirror)
+        self.db.execute("delete from relay_origin_rooms where id = ?", [room_id])
+        self.persist(mirror)
+        mirror.start()
+
+    async def move(self, on_air: OnAir, account: Account, body: dict[str, Any]) -> None:
+        """Hand a live room we act as origin for to one of its relays (epoch + 1); we
+        become a relay of the new acting origin."""
+        to = body.get("to")
+        if not isinstance(to, str) or not to.startswith(("http://", "https://")):
+            raise InvalidInput("to", "must be the base URL of a node relaying the room")
+        to = to.rstrip("/")
+        room = on_air.room
+        if room.state is not RoomState.LIVE:
+            raise Conflict("the room is not live")
+        if on_air.relaying:
+            raise Forbidden("move the room on the node that carries it now")
+        if room.role_of(account.username) not in MODERATORS:
+            raise Forbidden("only the host or a cohost may move the room")
+        hub = on_air.relay_hub
+        target = None
+        if hub is not None:
+            target = next(
+                (s.entry for s in hub.subscribers if s.entry is not None and s.entry.node == to),
+                None,
+            )
+        if hub is None or target is None:
+            raise Conflict("that node does not relay this room now")
+        mirror = on_air.mirror
+        epoch = mirror.epoch if mirror is not None else on_air.epoch
+        logger.info("moving room %s to %s (epoch %d)", room.id, to, epoch + 1)
+        hub.hand_over(
+            {"type": "handover", "epoch": epoch + 1, "acting_origin": to, "relay": target.relay}
+        )
+        if mirror is not None:
+            await mirror.hand_over(target.relay, to)
+            return
+        program = on_air.mixer.program if on_air.mixer is not None else None
+        await on_air.stop_mixing(keep_program=True, close_speakers=True)
+        mirror = Mirror(
+            self,
+            on_air,
+            origin=f"{self.base_url}/rooms/{room.id}",
+            upstream=target.relay,
+            epoch=epoch,
+            program=program,
+        )
+        mirror.acting_origin = to
+        on_air.attach_mirror(mirror)
+        self.db.execute("delete from relay_origin_rooms where id = ?", [room.id])
+        self.persist(mirror)
+        mirror.start()
+
     async def close(self) -> None:
+        for task in list(self._recoveries):
+            task.cancel()
         await self._http.aclose()
 
     # -- activities for remote rooms -------------------------------------------------------
@@ -1107,8 +1335,10 @@ class RelayService:
     def _carried_room(self, room_url: str) -> OnAir | None:
         prefix = f"{self.base_url}/rooms/"
         if room_url.startswith(prefix):
-            with contextlib.suppress(NotFound):
-                return self.stage.get(room_url[len(prefix) :])
+            with contextlib.suppress(NotFound, Conflict):
+                own = self.stage.get(room_url[len(prefix) :])
+                # Our own room carried on elsewhere: its acting origin applies actions.
+                return None if own.relaying else own
         on_air = self.mirror_of(room_url)
         if on_air is not None and on_air.mirror is not None and on_air.mirror.promoted:
             return on_air

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -534,13 +534,26 @@ class RoomStore:
         )
         return {r["username"] for r in self._db.query(sql, [room_id])}
 
-    def end_unfinished(self, now: float) -> int:
-        """Rooms left live or scheduled by a previous run of this node end at start-up:
-        their audio and connections did not survive the restart."""
+    def end_unfinished(self, now: float, keep: Collection[str] = ()) -> int:
+        """Rooms left live by a previous run of this node end at start-up: their audio
+        and connections did not survive the restart. ``keep``: rooms that other nodes may
+        carry on (node.relay asks them first, FEDERATION.md "Survival")."""
+        marks = ", ".join("?" for _ in keep)
         cursor = self._db.execute(
-            "update rooms set state = 'ended', ended_at = ? where state = 'live'", [now]
+            "update rooms set state = 'ended', ended_at = ? where state = 'live'"
+            + (f" and id not in ({marks})" if keep else ""),
+            [now, *keep],
         )
         return int(cursor.rowcount)
+
+    def end_live(self, room_id: str, now: float) -> None:
+        self._db.execute(
+            "update rooms set state = 'ended', ended_at = ? where id = ? and state = 'live'",
+            [now, room_id],
+        )
+
+    def exists(self, room_id: str) -> bool:
+        return bool(self._db.execute("select 1 from rooms where id = ?", [room_id]).fetchone())
 
 
 def room_from_row(row: dict[str, Any], *, max_speakers: int, blocked: set[str]) -> Room:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +111,9 @@ class OnAir:
             self.mixer = RoomMixer()
             # Ogg pages are built once per room and shared by every HTTP listener.
             if self.mirror is None:
-                self.ogg_pages = OggOpusPages(self.mixer.program)
+                self.ogg_pages = OggOpusPages(
+                    self.mixer.program, packets_per_page=self._ogg_packets_per_page
+                )
             self._mixer_task = asyncio.create_task(self.mixer.run(), name=f"mixer-{self.room.id}")
             self._levels_task = asyncio.create_task(self._levels_loop())
         return self.mixer
@@ -125,10 +127,16 @@ class OnAir:
         return self.ensure_mixer().program
 
     @property
+    def _ogg_packets_per_page(self) -> int:
+        return self._stage.config.media.ogg_page_ms // 20
+
+    @property
     def pages(self) -> OggOpusPages:
         if self.mirror is not None:
             if self.ogg_pages is None:
-                self.ogg_pages = OggOpusPages(self.mirror.program)
+                self.ogg_pages = OggOpusPages(
+                    self.mirror.program, packets_per_page=self._ogg_packets_per_page
+                )
             return self.ogg_pages
         self.ensure_mixer()
         assert self.ogg_pages is not None
@@ -351,6 +359,9 @@ class OnAir:
                 self._close_later(publisher.session_id)
         elif kind == "room" and self.room.state is RoomState.ENDED:
             self._stage.end_mirror(self)
+            if self._stage.store.exists(self.room.id):
+                # Our own room, carried on by another node since a move or our restart.
+                self._stage.persist(self.room)
             asyncio.get_running_loop().create_task(self.shut_down())
 
     def _close_later(self, session_id: str) -> None:
@@ -380,6 +391,35 @@ class OnAir:
         if self.room.state is RoomState.LIVE and not self.room.host_present:
             logger.info("host of room %s did not come back; ending it", self.room.id)
             self.room.end(None)
+
+    async def stop_mixing(self, *, keep_program: bool, close_speakers: bool) -> None:
+        """Hand the room's mixing to another node (a move). With ``close_speakers`` our
+        speakers' sessions end (their sinks feed this mixer; their clients publish again,
+        through the relay); with ``keep_program`` the program stream stays open so our
+        listeners go on reading it, fed from the relay."""
+        if close_speakers:
+            for publisher in list(self.publishers.values()):
+                with contextlib.suppress(Exception):
+                    await self._stage.peers.close(publisher.session_id)
+                self.publisher_gone(publisher.session_id)
+        if self._grace_task is not None:
+            self._grace_task.cancel()
+            self._grace_task = None
+        if self._levels_task is not None:
+            self._levels_task.cancel()
+            self._levels_task = None
+        mixer, self.mixer = self.mixer, None
+        if mixer is None:
+            return
+        mixer.stop()
+        for name in mixer.speakers():
+            mixer.remove_speaker(name)
+        if not keep_program:
+            mixer.close()
+        if self._mixer_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._mixer_task, 2)
+            self._mixer_task = None
 
     async def shut_down(self) -> None:
         if self.relay_hub is not None:
@@ -433,6 +473,9 @@ class Stage:
         self.rooms_on_air: dict[str, OnAir] = {}
         self.sessions: dict[str, OnAir] = {}
         self._room_watchers: list[Callable[[Room], None]] = []
+        self.recovering: set[str] = set()
+        """Our rooms that were live when we stopped, while node.relay asks the nodes
+        that relayed them whether one carries them on (they are not served meanwhile)."""
         self._mirror_ended: list[Callable[[str], None]] = []
         peers.on_closed(self._peer_closed)
 
@@ -514,6 +557,8 @@ class Stage:
         on_air = self.rooms_on_air.get(room_id)
         if on_air is not None:
             return on_air
+        if room_id in self.recovering:
+            raise Conflict("the room is reconnecting to the node that carries it on")
         rows = self.store.rows("rooms.id = ?", [room_id])
         if not rows:
             raise NotFound("no such room")
@@ -553,8 +598,9 @@ class Stage:
         with contextlib.suppress(NotFound):
             self.store.save_block(room.id, self.accounts.get(username).id)
 
-    def load_unfinished(self) -> None:
-        ended = self.store.end_unfinished(time.time())
+    def load_unfinished(self, keep: Collection[str] = ()) -> None:
+        """``keep``: live rooms node.relay takes care of (carried on by other nodes)."""
+        ended = self.store.end_unfinished(time.time(), keep)
         if ended:
             logger.info("%d rooms were live when the node stopped; marked ended", ended)
         for row in self.store.rows("rooms.state = 'scheduled'", []):

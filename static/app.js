@@ -185,7 +185,7 @@ function renderNav() {
     );
   } else {
     const next = /^\/(rooms\/|@)/.test(location.pathname)
-      ? `?next=${encodeURIComponent(location.pathname)}`
+      ? `?next=${encodeURIComponent(location.pathname + location.search)}`
       : '';
     items.push(
       h('a.button.small.ghost', { href: `/login${next}`, 'data-link': true }, 'Log in'),
@@ -293,13 +293,15 @@ function remoteRoomCard(room) {
   const origin = room.origin || hostOf(room.url);
   const host = room.host || {};
   const hostName = host.display_name || host.username || '?';
+  // `local_url` is this server's view of the room (it relays the audio here, and you can
+  // raise your hand with your account); without it the card leaves for the room's server.
+  const local = Boolean(room.local_url);
   return h(
     'li.room-card.remote',
     {},
-    // A plain link: the room plays on its own server, so this leaves our page.
     h(
       'a.room-card-link',
-      { href: room.url, rel: 'noopener' },
+      local ? { href: room.local_url, 'data-link': true } : { href: room.url, rel: 'noopener' },
       h(
         'span.badges',
         {},
@@ -313,7 +315,7 @@ function remoteRoomCard(room) {
         {},
         `Host: ${hostName}`,
         host.handle ? ` (@${host.handle})` : '',
-        ' · opens on their server',
+        local ? ' · relayed here' : ' · opens on their server',
       ),
     ),
   );

@@ -44,12 +44,48 @@ function icon(d, size = 14) {
   return svg;
 }
 
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'another server';
+  }
+}
+
+/**
+ * What to call a member. In a room relayed from another server, the origin knows our own
+ * users only by handle and names them by it; here they are ours, so show them bare.
+ */
+function displayName(member) {
+  const name = member.display_name || member.username;
+  if (member.username && !member.username.includes('@') && name === `${member.username}@${location.host}`) {
+    return member.username;
+  }
+  return name;
+}
+
 export async function mountRoom(main, roomId, ctx) {
   const { h, showError, clearError, announce, navigate, setTitle } = ctx;
   if (roomId === 'remote') {
     // /rooms/remote?origin=<room URL on another node>: this node's copy of that room
     // (POST /api/v1/remote-rooms relays it here), then the usual room page for it.
     const origin = new URLSearchParams(location.search).get('origin');
+    const originLink = /^https?:\/\//.test(origin || '') ? origin : '/';
+    if (!ctx.me) {
+      // Relaying a room here is done for a signed-in account; come back after logging in.
+      const next = encodeURIComponent(location.pathname + location.search);
+      main.replaceChildren(
+        h('h1', {}, 'Log in to join this room here'),
+        h('p', {}, `A room on ${hostOf(origin)}: log in to listen and take part from this server.`),
+        h(
+          'div.row',
+          {},
+          h('a.button.primary', { href: `/login?next=${next}`, 'data-link': true }, 'Log in'),
+          h('a.button', { href: originLink, rel: 'noopener' }, 'Open it on its own server'),
+        ),
+      );
+      return () => {};
+    }
     try {
       const mirror = await post('/api/v1/remote-rooms', { url: origin });
       history.replaceState(null, '', `/rooms/${encodeURIComponent(mirror.id)}`);
@@ -57,11 +93,11 @@ export async function mountRoom(main, roomId, ctx) {
     } catch (err) {
       main.replaceChildren(
         h('h1', {}, 'Cannot open this room here'),
-        h('p', {}, 'Sign in to listen to rooms of other servers from this one. '),
-        h('a.button', { href: origin || '/' }, 'Open it on its own server'),
+        h('p', {}, `This server could not relay the room from ${hostOf(origin)}. `),
+        h('a.button', { href: originLink, rel: 'noopener' }, 'Open it on its own server'),
       );
       showError(err);
-      return;
+      return () => {};
     }
   }
   const me = ctx.me;
@@ -122,6 +158,9 @@ export async function mountRoom(main, roomId, ctx) {
   // --- skeleton -------------------------------------------------------------------------
   const titleEl = h('h1.room-title', {}, 'Room');
   const stateEl = h('span.state-badge', {});
+  // A room relayed from another server says where it lives.
+  const originEl = h('span.origin-badge', { hidden: true });
+  const joinEl = h('section.panel.join-choice', { 'aria-labelledby': 'join-h', hidden: true });
   const descEl = h('p.room-desc', {});
   const hostEl = h('p.muted.room-host', {});
   const statusEl = h('p.room-status', { role: 'status' });
@@ -169,7 +208,7 @@ export async function mountRoom(main, roomId, ctx) {
       h(
         'header.room-head',
         {},
-        h('div.room-head-row', {}, stateEl, listenersEl, hostControls),
+        h('div.room-head-row', {}, stateEl, originEl, listenersEl, hostControls),
         titleEl,
         hostEl,
         descEl,
@@ -177,6 +216,7 @@ export async function mountRoom(main, roomId, ctx) {
         resumeButton,
       ),
       endedEl,
+      joinEl,
       inviteEl,
       h(
         'section.panel.stage',
@@ -207,6 +247,94 @@ export async function mountRoom(main, roomId, ctx) {
     ),
   );
   titleEl.id = 'room-title';
+
+  // --- "Listen here" or "Join from your server" (visitors without an account here) -----
+  // Guests already hear the room on this page; people with an account on another server
+  // go to their own server's view of the room to raise a hand and speak from there. The
+  // handle is resolved by this node (GET /api/v1/remote-join): browsers cannot WebFinger
+  // other servers themselves (CORS).
+  let joinDismissed = false;
+  const joinInput = h('input', {
+    id: 'join-handle',
+    name: 'handle',
+    required: true,
+    autocomplete: 'off',
+    autocapitalize: 'none',
+    spellcheck: false,
+    inputmode: 'email',
+    placeholder: 'you@your.server',
+    'aria-describedby': 'join-hint',
+    oninput: () => joinInput.removeAttribute('aria-invalid'),
+  });
+  const joinButton = h('button.button.primary', { type: 'submit' }, 'Go to my server');
+  const joinForm = h(
+    'form.join-form',
+    {
+      'aria-labelledby': 'join-remote-h',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        clearError();
+        const handle = joinInput.value.trim();
+        if (!handle) {
+          joinInput.setAttribute('aria-invalid', 'true');
+          joinInput.focus();
+          return;
+        }
+        joinButton.disabled = true;
+        joinForm.setAttribute('aria-busy', 'true');
+        try {
+          const query = new URLSearchParams({ handle, room: roomId });
+          const answer = await get(`/api/v1/remote-join?${query}`);
+          const target = answer && answer.redirect;
+          if (typeof target !== 'string' || !/^https?:\/\//.test(target)) {
+            throw new Error('The server did not say where to go.');
+          }
+          announce(`Opening the room on ${hostOf(target)}.`);
+          location.assign(target);
+        } catch (err) {
+          joinInput.setAttribute('aria-invalid', 'true');
+          showError(err);
+          joinButton.disabled = false;
+          joinForm.removeAttribute('aria-busy');
+          joinInput.focus();
+        }
+      },
+    },
+    h('h3', { id: 'join-remote-h' }, 'Join from your server'),
+    h(
+      'p.muted',
+      { id: 'join-hint' },
+      'Have an account on another server? Listen there, raise your hand and speak with it.',
+    ),
+    h(
+      'div.join-row',
+      {},
+      h('label.visually-hidden', { for: 'join-handle' }, 'Your handle'),
+      joinInput,
+      joinButton,
+    ),
+  );
+  joinEl.append(
+    h('h2', { id: 'join-h' }, 'Join this room'),
+    h(
+      'div.join-options',
+      {},
+      h(
+        'div.join-here',
+        {},
+        h('h3', {}, 'Listen here'),
+        h('p.muted', {}, 'No account needed: you are a guest on this page.'),
+        controlButton('Listen here', async () => {
+          joinDismissed = true;
+          await output.resume();
+          renderStatus();
+          render();
+          announce('Listening here as a guest.');
+        }),
+      ),
+      joinForm,
+    ),
+  );
 
   // --- actions ----------------------------------------------------------------------------
   async function act(action, { success } = {}) {
@@ -320,7 +448,7 @@ export async function mountRoom(main, roomId, ctx) {
   // --- state updates ----------------------------------------------------------------------
   function nameOf(username) {
     const m = members.get(username);
-    return (m && (m.display_name || m.username)) || username;
+    return (m && displayName(m)) || username;
   }
 
   function myUsername() {
@@ -564,7 +692,7 @@ export async function mountRoom(main, roomId, ctx) {
 
   // --- rendering --------------------------------------------------------------------------
   function initials(member) {
-    const name = (member.display_name || member.username || '?').trim();
+    const name = (displayName(member) || '?').trim();
     const parts = name.split(/\s+/).filter(Boolean);
     const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : name.slice(0, 2);
     return letters.toUpperCase();
@@ -647,7 +775,7 @@ export async function mountRoom(main, roomId, ctx) {
 
   function stageCard(member) {
     const isMe = member.username === myUsername();
-    const name = member.display_name || member.username;
+    const name = displayName(member);
     const labels = [name, ROLE_LABEL[member.role]];
     if (member.muted) labels.push('muted');
     if (!member.connected) labels.push('away');
@@ -668,7 +796,7 @@ export async function mountRoom(main, roomId, ctx) {
 
   function audienceCard(member) {
     const isMe = member.username === myUsername();
-    const name = member.display_name || member.username;
+    const name = displayName(member);
     const labels = [name];
     if (member.hand_raised) labels.push('hand raised');
     if (member.invited) labels.push('invited to speak');
@@ -870,6 +998,11 @@ export async function mountRoom(main, roomId, ctx) {
     } else {
       playerLink.hidden = true;
     }
+
+    const relayedFrom = room.remote && room.origin ? hostOf(room.origin) : null;
+    originEl.hidden = !relayedFrom;
+    originEl.textContent = relayedFrom ? `on ${relayedFrom}` : '';
+    joinEl.hidden = Boolean(me) || joinDismissed || ended || Boolean(kickedMessage) || room.state !== 'live';
 
     endedEl.hidden = !ended && !kickedMessage;
     if (ended || kickedMessage) {

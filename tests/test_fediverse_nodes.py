@@ -348,3 +348,38 @@ def test_authorized_fetch(node_factory: NodeFactory, api_factory: ApiFactory) ->
     wait_accepted(api_b, bob, actor_url(a, "alice"))
     api_a.live_room(alice, "Secure room")
     wait_for(lambda: remote_rooms(api_b), what="room listed on B")
+
+
+def test_remote_join_sends_a_visitor_to_their_own_node(
+    node_factory: NodeFactory, api_factory: ApiFactory
+) -> None:
+    a, b = node_factory(), node_factory()
+    api_a, api_b = api_factory(a), api_factory(b)
+    alice = api_a.signup("alice")
+    api_b.signup("bob")
+    room = api_a.live_room(alice, "Visitors welcome")
+
+    def join(**params: str) -> httpx.Response:
+        return api_a.http.get("/api/v1/remote-join", params=params)
+
+    for given in (handle(b, "bob"), "@" + handle(b, "bob")):
+        response = join(handle=given, room=room["id"])
+        assert response.status_code == 200, response.text
+        origin = httpx.QueryParams(httpx.URL(response.json()["redirect"]).query)["origin"]
+        assert response.json()["redirect"].startswith(f"{b.base_url}/rooms/remote?origin=")
+        assert origin == room["url"]
+        assert response.json()["handle"] == handle(b, "bob")
+    # Someone of A itself stays on the room's own page.
+    response = join(handle=handle(a, "alice"), room=room["id"])
+    assert response.json()["redirect"] == room["url"]
+
+    errors = [
+        (join(handle=handle(b, "nobody"), room=room["id"]), 404),
+        (join(handle="not a handle", room=room["id"]), 422),
+        (join(handle=handle(b, "bob")), 422),
+        (join(room=room["id"]), 422),
+        (join(handle=handle(b, "bob"), room="nosuchroom"), 404),
+    ]
+    for response, status in errors:
+        assert response.status_code == status, response.text
+        assert set(response.json()) == {"error", "detail"}

@@ -201,14 +201,21 @@ async def member_on(node: NodeProcess, room_id: str, username: str) -> dict[str,
 
 
 async def remote_speaker_setup(
-    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+    node_factory: NodeFactory,
+    api_factory: ApiFactory,
+    clients: list[RTCPeerConnection],
+    *,
+    with_c: bool = True,
 ) -> dict[str, Any]:
-    a, b, c = node_factory(), node_factory(), node_factory()
+    a, b = node_factory(), node_factory()
+    c = node_factory() if with_c else None
     alice, room, alice_peer = await live_room_with_speaker(api_factory(a), a, clients)
     bob = api_factory(b).signup("bob")
-    carol = api_factory(c).signup("carol")
     mirror_b = await join_remote(b, bob, room["url"])
-    mirror_c = await join_remote(c, carol, mirror_b["url"])
+    mirror_c = None
+    if c is not None:
+        carol = api_factory(c).signup("carol")
+        mirror_c = await join_remote(c, carol, mirror_b["url"])
     bob_handle = f"bob@127.0.0.1:{b.port}"
 
     # Bob watches the room on B: A learns he is there (presence over the relay stream).
@@ -256,6 +263,7 @@ async def remote_speaker_setup(
         "a": a,
         "b": b,
         "c": c,
+        "alice": alice,
         "room": room,
         "mirror_b": mirror_b,
         "mirror_c": mirror_c,
@@ -316,6 +324,123 @@ async def test_room_survives_kill_of_its_origin(
 
     await until(c_follows_epoch_1, what="C follows B at epoch 1")
     await s["bob_socket"].close()
+
+
+async def room_doc(node: NodeProcess, room_id: str) -> dict[str, Any] | None:
+    """The room as ``node`` shows it, or None while it answers otherwise (e.g. 409 while
+    a restarted origin asks the succession list)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{node.base_url}/api/v1/rooms/{room_id}")
+    return dict(response.json()) if response.status_code == 200 else None
+
+
+async def test_a_crashed_origin_comes_back_as_a_relay_of_its_successor(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    from tests.federation_helpers import db_rows
+
+    s = await remote_speaker_setup(node_factory, api_factory, clients, with_c=False)
+    a, b, room = s["a"], s["b"], s["room"]
+    on_b = await whep(s["mirror_b"]["whep_url"], clients)
+    await mixed(on_b, 440, 660)
+
+    a.stop(kill=True)
+    await hears(on_b, 660, tries=40)
+
+    async def b_took_over() -> bool:
+        doc = await room_doc(b, s["mirror_b"]["id"])
+        return bool(doc and doc["epoch"] == 1 and doc["promoted"])
+
+    await until(b_took_over, what="B acting origin at epoch 1")
+
+    a.start()  # same data directory
+
+    async def a_follows_b() -> dict[str, Any] | None:
+        doc = await room_doc(a, room["id"])
+        ok = (
+            doc is not None
+            and doc["state"] == "live"
+            and doc["remote"] is True
+            and doc["epoch"] == 1
+            and doc["acting_origin"] == b.base_url
+            and doc["upstream"]
+            == s["mirror_b"]["url"]
+            .replace("http://", "ws://")
+            .replace("/rooms/", "/relay/v1/rooms/")
+        )
+        return doc if ok else None
+
+    doc = await until(a_follows_b, what="A's room follows B at epoch 1")
+    assert {m["username"]: m["role"] for m in doc["speakers"]} == {
+        "alice": "host",
+        f"bob@127.0.0.1:{b.port}": "speaker",
+    }
+    # A's own listeners hear the room as B mixes it (bob; alice's session died with A).
+    on_a = await whep(room["whep_url"], clients)
+    await hears(on_a, 660)
+    # B counts A as a relay now; no second acting origin anywhere.
+    stats_b = await relay_stats(b)
+    assert stats_b["rooms"][s["mirror_b"]["id"]]["subscribers"] == 1
+    assert (await room_doc(b, s["mirror_b"]["id"]) or {})["epoch"] == 1
+    # Nothing announced the room ended: its note is still live, the room row too.
+    assert db_rows(a, "select state from fed_room_notes where room_id = ?", (room["id"],)) == [
+        ("live",)
+    ]
+    assert db_rows(a, "select state from rooms where id = ?", (room["id"],)) == [("live",)]
+    assert "ended" not in a.log().split("Parley node starting")[-1].lower()
+    await s["bob_socket"].close()
+
+
+async def test_moving_a_live_room_to_one_of_its_relays(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    a, b, c = node_factory(), node_factory(), node_factory()
+    alice, room, _ = await live_room_with_speaker(api_factory(a), a, clients)
+    bob = api_factory(b).signup("bob")
+    carol = api_factory(c).signup("carol")
+    mirror_b = await join_remote(b, bob, room["url"])
+    mirror_c = await join_remote(c, carol, room["url"])
+    listeners = {
+        "A": await whep(room["whep_url"], clients),
+        "B": await whep(mirror_b["whep_url"], clients),
+        "C": await whep(mirror_c["whep_url"], clients),
+    }
+    for peer in listeners.values():
+        await hears(peer, 440)
+
+    move = f"{a.base_url}/api/v1/rooms/{room['id']}/move"
+    # Only the host or a cohost, only to a node that relays the room now.
+    mallory = api_factory(a).signup("mallory")
+    assert (await post(move, mallory, {"to": b.base_url})).status_code == 403
+    assert (await post(move, alice, {"to": "http://127.0.0.1:9"})).status_code == 409
+    assert (await post(move, alice, {"to": 7})).status_code == 422
+    response = await post(move, alice, {"to": b.base_url})
+    assert response.status_code == 200, response.text
+
+    async def moved(node: NodeProcess, room_id: str) -> bool:
+        doc = await room_doc(node, room_id)
+        return bool(doc and doc["epoch"] == 1 and doc["acting_origin"] == b.base_url)
+
+    await until(lambda: moved(b, mirror_b["id"]), what="B acting origin at epoch 1")
+    await until(lambda: moved(a, room["id"]), what="A follows B")
+    await until(lambda: moved(c, mirror_c["id"]), what="C follows B")
+    assert (await room_doc(b, mirror_b["id"]) or {})["promoted"] is True
+    b_relay = mirror_b["url"].replace("http://", "ws://").replace("/rooms/", "/relay/v1/rooms/")
+    assert (await room_doc(c, mirror_c["id"]) or {})["upstream"] == b_relay
+    assert (await room_doc(a, room["id"]) or {})["upstream"] == b_relay
+
+    async def both_relay_from_b() -> bool:
+        stats = await relay_stats(b)
+        return bool(stats["rooms"][mirror_b["id"]].get("subscribers") == 2)
+
+    await until(both_relay_from_b, what="A and C relay from B")
+    # Alice's session on A fed A's mixer and was closed by the move; her client publishes
+    # again (to A, which sends it up to B).
+    await whip(room["whip_url"], alice, 440, clients)
+    for peer in listeners.values():
+        await hears(peer, 440, tries=30)
+    # A is no longer an acting origin: a second move from A is refused.
+    assert (await post(move, alice, {"to": c.base_url})).status_code == 403
 
 
 # --------------------------------------------------------------------------- faults
@@ -442,6 +567,7 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
         base_url="http://a.example",
         relay_url=lambda room_id: f"ws://a.example/relay/v1/rooms/{room_id}",
         stage=SimpleNamespace(room_json=lambda room: {"url": "http://a.example/rooms/r1"}),
+        persist_succession=lambda on_air: None,
     )
     room = SimpleNamespace(id="r1", connect=None, disconnect=None)
     on_air = SimpleNamespace(room=room, count_listeners=lambda: None, mirror=None, epoch=0)

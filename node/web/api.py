@@ -247,6 +247,14 @@ async def end_room(request: Request) -> Response:
     return _room_response(request, on_air)
 
 
+async def move_room(request: Request) -> Response:
+    """Hand the live room to one of the nodes relaying it (FEDERATION.md "Survival")."""
+    account = require_account(request)
+    on_air = _on_air(request)
+    await _relay(request).move(on_air, account, await read_json(request))
+    return _room_response(request, on_air)
+
+
 async def hand(request: Request) -> Response:
     account = require_account(request)
     on_air = _on_air(request)
@@ -387,6 +395,7 @@ routes = [
     Route("/api/v1/rooms/{room_id}", room, methods=["GET", "PATCH"]),
     Route("/api/v1/rooms/{room_id}/start", start_room, methods=["POST"]),
     Route("/api/v1/rooms/{room_id}/end", end_room, methods=["POST"]),
+    Route("/api/v1/rooms/{room_id}/move", move_room, methods=["POST"]),
     Route("/api/v1/rooms/{room_id}/hand", hand, methods=["POST", "DELETE"]),
     Route("/api/v1/rooms/{room_id}/mute", self_mute, methods=["POST"]),
     Route("/api/v1/rooms/{room_id}/invitation", invitation, methods=["POST"]),

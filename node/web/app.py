@@ -98,7 +98,11 @@ def create_app(config: Config) -> Starlette:
         relay = RelayService(stage, db, base_url)
         stage.on_mirror_ended(relay.end_mirror)
         app.state.relay = relay
-        stage.load_unfinished()
+        # Our rooms that other nodes may carry on since we stopped are not ended here:
+        # node.relay asks those nodes first, or resumes them as mirrors.
+        recovering = relay.rooms_to_recover()
+        stage.load_unfinished(keep={*recovering, *relay.mirrored_rooms()})
+        stage.recovering.update(recovering)
         app.state.config = config
         app.state.host = urlsplit(base_url).netloc
         app.state.accounts = accounts
@@ -109,6 +113,7 @@ def create_app(config: Config) -> Starlette:
         app.state.fediverse = fediverse
         await fediverse.start()
         relay.restore()
+        relay.recover_origins(recovering)
         try:
             yield
         finally:

@@ -6,11 +6,15 @@
 - ``GET /api/v1/follows``: who I follow, ``state`` pending or accepted.
 - ``DELETE /api/v1/follows?handle=...``: Undo{Follow}.
 - ``GET /api/v1/accounts/{username}/followers`` and ``/following``.
+- ``GET /api/v1/remote-join?handle=...&room=ID``: "Join from your server" on a room page.
+  Browsers cannot WebFinger another server themselves (CORS), so this node looks the
+  handle up and answers where that person's own node shows the room.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -61,7 +65,33 @@ async def account_following(request: Request) -> Response:
     return JSONResponse({"following": _fediverse(request).following_of(username)})
 
 
+async def remote_join(request: Request) -> Response:
+    handle = request.query_params.get("handle")
+    room_id = request.query_params.get("room")
+    if not handle or not handle.strip():
+        raise InvalidInput("handle", "missing (?handle=bob@example.org)")
+    if not room_id:
+        raise InvalidInput("room", "missing (?room=<room id>)")
+    # Anyone may ask, and each answer costs outgoing fetches: limit it per client.
+    client = request.client.host if request.client else "unknown"
+    request.app.state.auth_limiter.check(f"remote-join:{client}")
+    doc = request.app.state.stage.room_json(request.app.state.stage.get(room_id).room)
+    # A mirror shown here is joined at its origin: the home node relays from there.
+    room_url = str(doc.get("origin") or doc["url"])
+    actor = await _fediverse(request).resolve_handle(handle.strip())
+    parts = urlsplit(actor.id)
+    home = f"{parts.scheme}://{parts.netloc}"
+    who = _fediverse(request).handle_of(actor.id, actor.preferred_username)
+    if parts.netloc.lower() == request.app.state.host.lower():
+        return JSONResponse({"redirect": doc["url"], "handle": who})
+    # The home node is assumed to be a Parley node: /rooms/remote is its client's view of
+    # another node's room (static/room.js opens its mirror there).
+    redirect = f"{home}/rooms/remote?origin={quote(room_url, safe='')}"
+    return JSONResponse({"redirect": redirect, "handle": who})
+
+
 routes = [
+    Route("/api/v1/remote-join", remote_join),
     Route("/api/v1/follows", follows, methods=["GET", "POST", "DELETE"]),
     Route("/api/v1/accounts/{username}/followers", account_followers),
     Route("/api/v1/accounts/{username}/following", account_following),

@@ -97,6 +97,7 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("patch", "/api/v1/rooms/{room_id}", "Edit title/description (host, cohost)", True, "NewRoom", 200, "Room"),
     ("post", "/api/v1/rooms/{room_id}/start", "Go live (host)", True, None, 200, "Room"),
     ("post", "/api/v1/rooms/{room_id}/end", "End (host)", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/move", "Move the live room to a relaying node {to} (host, cohost)", True, None, 200, "Room"),
     ("post", "/api/v1/rooms/{room_id}/hand", "Raise your hand", True, None, 200, "Room"),
     ("delete", "/api/v1/rooms/{room_id}/hand", "Lower your hand", True, None, 200, "Room"),
     ("post", "/api/v1/rooms/{room_id}/mute", "Mute or unmute yourself {muted}", True, None, 200, "Room"),
@@ -108,6 +109,7 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("delete", "/api/v1/rooms/{room_id}/whip/{session_id}", "End a WHIP session", True, None, 200, None),
     ("delete", "/api/v1/rooms/{room_id}/whep/{session_id}", "End a WHEP session", False, None, 200, None),
     ("get", "/api/v1/rooms/{room_id}/listen.ogg", "Program as an Ogg/Opus stream", False, None, 200, None),
+    ("get", "/api/v1/remote-join", "Where a visitor joins a room from their own server (?handle=&room=)", False, None, 200, {}),
 ]  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
@@ -145,11 +146,19 @@ def test_follow_across_nodes_in_the_browser(
         wait_for(listed, timeout=FEDERATION_TIMEOUT_S, what="Alice's room on B's home page")
         expect(card).to_contain_text(f"on 127.0.0.1:{a.port}")
         expect(card).to_contain_text("Alice Aardvark")
-        expect(card.get_by_role("link")).to_have_attribute("href", room["url"])
+        # The card opens B's own view of the room (B relays it), not A's page.
+        local_url = f"{b.base_url}/rooms/remote?origin={quote(room['url'], safe='')}"
+        expect(card.get_by_role("link")).to_have_attribute("href", local_url)
         expect(page.locator(".follow-panel .person", has_text=alice)).to_contain_text("Accepted")
         page.screenshot(path=str(ARTIFACTS / "home-remote.png"), full_page=True)
         page.set_viewport_size({"width": 380, "height": 844})
         page.screenshot(path=str(ARTIFACTS / "home-remote-mobile.png"), full_page=True)
+        page.set_viewport_size({"width": 1100, "height": 900})
+        card.get_by_role("link").click()
+        expect(page).to_have_url(re.compile(rf"^{re.escape(b.base_url)}/rooms/[^/?]+$"))
+        expect(page.get_by_role("heading", name="Aardvark hour")).to_be_visible()
+        expect(page.locator(".room-head .origin-badge")).to_have_text(f"on 127.0.0.1:{a.port}")
+        page.get_by_role("link", name="Parley home").click()
 
         # Bob unfollows from the home page; the list empties and A forgets him.
         page.get_by_role("button", name=f"Unfollow {alice}").click()
