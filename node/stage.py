@@ -322,17 +322,10 @@ class OnAir:
             self._on_mirror_event(kind, event)
             return
         if kind == "member":
-            member = event["member"]
-            publisher = self.publishers.get(member["username"])
-            if publisher is not None:
-                publisher.sink.muted = member["muted"]
-                if member["role"] == Role.LISTENER:
-                    self._close_later(publisher.session_id)
+            self._member_to_media(event["member"])
         elif kind == "kicked":
             username = event["username"]
-            publisher = self.publishers.get(username)
-            if publisher is not None:
-                self._close_later(publisher.session_id)
+            self._stop_publishing(username)
             for watcher in [w for w in self.watchers if w.username == username]:
                 self.watchers.discard(watcher)
                 watcher.close()
@@ -347,22 +340,28 @@ class OnAir:
     def _on_mirror_event(self, kind: str, event: Event) -> None:
         assert self.mirror is not None
         if kind == "member":
-            member = event["member"]
-            publisher = self.publishers.get(member["username"])
-            if publisher is not None:
-                publisher.sink.muted = member["muted"]
-                if member["role"] == Role.LISTENER:
-                    self._close_later(publisher.session_id)
+            self._member_to_media(event["member"])
         elif kind == "kicked":
-            publisher = self.publishers.get(event["username"])
-            if publisher is not None:
-                self._close_later(publisher.session_id)
+            self._stop_publishing(event["username"])
         elif kind == "room" and self.room.state is RoomState.ENDED:
             self._stage.end_mirror(self)
             if self._stage.store.exists(self.room.id):
                 # Our own room, carried on by another node since a move or our restart.
                 self._stage.persist(self.room)
             asyncio.get_running_loop().create_task(self.shut_down())
+
+    def _member_to_media(self, member: dict[str, Any]) -> None:
+        """A mute reaches the mixer; a move to the audience ends the publishing session."""
+        publisher = self.publishers.get(member["username"])
+        if publisher is not None:
+            publisher.sink.muted = member["muted"]
+            if member["role"] == Role.LISTENER:
+                self._close_later(publisher.session_id)
+
+    def _stop_publishing(self, username: str) -> None:
+        publisher = self.publishers.get(username)
+        if publisher is not None:
+            self._close_later(publisher.session_id)
 
     def _close_later(self, session_id: str) -> None:
         async def close() -> None:
