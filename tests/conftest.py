@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fedify_peer import FedifyPeer, check_installed
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -197,3 +199,21 @@ def api_factory() -> Iterator[Callable[[NodeProcess], Api]]:
 @pytest.fixture
 def api(node: NodeProcess, api_factory: Callable[[NodeProcess], Api]) -> Api:
     return api_factory(node)
+
+
+@pytest.fixture
+def fedify_peers(tmp_path: Path) -> Iterator[Callable[..., FedifyPeer]]:
+    """Start Fedify peers: `fedify_peers(authorized_fetch=True, first_knock=...)`; they
+    stop after the test."""
+    check_installed()
+    started: list[FedifyPeer] = []
+
+    def start(**options: Any) -> FedifyPeer:
+        options.setdefault("log_path", tmp_path / f"fedify-peer{len(started)}.log")
+        peer = FedifyPeer(**options)
+        started.append(peer)
+        return peer.start()
+
+    yield start
+    for peer in started:
+        peer.stop()

@@ -2,12 +2,11 @@
 
 `FedifyPeer` runs `node tests/fedify/peer.mjs` on a free loopback port: one actor, `bob`,
 served by Fedify (WebFinger, actor, inbox, followers), which auto-accepts Follows, plus a
-JSON control API under `/_control/` that the methods here call.  Use it from a test module:
+JSON control API under `/_control/` that the methods here call.  Tests get peers from
+the `fedify_peers` fixture (tests/conftest.py):
 
-    from tests.fedify_peer import fedify_peer_factory  # noqa: F401
-
-    def test_follow(fedify_peer_factory, node):
-        peer = fedify_peer_factory(first_knock="draft-cavage-http-signatures-12")
+    def test_follow(fedify_peers, node):
+        peer = fedify_peers(first_knock="draft-cavage-http-signatures-12")
         result = peer.follow(f"alice@127.0.0.1:{node.port}")
 
 The Node dependencies are installed by `npm ci` in tests/fedify (the Makefile does it).
@@ -22,12 +21,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import pytest
 
 PEER_DIR = Path(__file__).resolve().parent / "fedify"
 PEER_SCRIPT = PEER_DIR / "peer.mjs"
@@ -279,20 +277,3 @@ class FedifyPeer:
             return None
 
         return dict(self.wait_for(find, timeout, f"{activity_type} {fields}"))
-
-
-@pytest.fixture
-def fedify_peer_factory(tmp_path: Path) -> Iterator[Callable[..., FedifyPeer]]:
-    """Start Fedify peers: `fedify_peer_factory(authorized_fetch=True, first_knock=...)`."""
-    check_installed()
-    started: list[FedifyPeer] = []
-
-    def start(**options: Any) -> FedifyPeer:
-        options.setdefault("log_path", tmp_path / f"fedify-peer{len(started)}.log")
-        peer = FedifyPeer(**options)
-        started.append(peer)
-        return peer.start()
-
-    yield start
-    for peer in started:
-        peer.stop()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,26 +21,9 @@ from tests.federation_helpers import (
     wait_accepted,
     wait_for,
 )
-from tests.fedify_peer import FedifyPeer, check_installed
+from tests.fedify_peer import FedifyPeer
 
 PeerFactory = Callable[..., FedifyPeer]
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[PeerFactory]:
-    """Fedify peers, stopped after the test (as tests/fedify_peer.py's factory does)."""
-    check_installed()
-    started: list[FedifyPeer] = []
-
-    def start(**options: Any) -> FedifyPeer:
-        options.setdefault("log_path", tmp_path / f"fedify-peer{len(started)}.log")
-        peer = FedifyPeer(**options)
-        started.append(peer)
-        return peer.start()
-
-    yield start
-    for peer in started:
-        peer.stop()
 
 
 CAVAGE = "draft-cavage-http-signatures-12"
@@ -72,10 +54,10 @@ def _followers(api: Api, username: str) -> list[str]:
 def test_fedify_follows_us_and_hears_the_room(
     node: NodeProcess,
     api: Api,
-    peers: PeerFactory,
+    fedify_peers: PeerFactory,
     first_knock: str,
 ) -> None:
-    peer = peers(first_knock=first_knock)
+    peer = fedify_peers(first_knock=first_knock)
     alice = api.signup("alice")
 
     found = peer.lookup(handle(node, "alice"))
@@ -114,10 +96,10 @@ def test_fedify_follows_us_and_hears_the_room(
 def test_we_follow_fedify(
     node: NodeProcess,
     api: Api,
-    peers: PeerFactory,
+    fedify_peers: PeerFactory,
     authorized_fetch: bool,
 ) -> None:
-    peer = peers(authorized_fetch=authorized_fetch)
+    peer = fedify_peers(authorized_fetch=authorized_fetch)
     bob = api.signup("carol")
     created = follow(api, bob, f"@{peer.handle}")
     assert created["actor"] == peer.actor_id
@@ -135,10 +117,10 @@ def test_we_follow_fedify(
 def test_our_signatures_verify_in_fedify(
     node: NodeProcess,
     api: Api,
-    peers: PeerFactory,
+    fedify_peers: PeerFactory,
     rfc9421: bool,
 ) -> None:
-    peer = peers()
+    peer = fedify_peers()
     api.signup("dave")
     me = actor_url(node, "dave")
     body = json.dumps(build_follow(f"{me}/follows/{uuid.uuid4()}", me, peer.actor_id)).encode()
@@ -160,10 +142,10 @@ def test_our_signatures_verify_in_fedify(
 def test_following_a_fedify_actor_lists_no_rooms(
     node: NodeProcess,
     api: Api,
-    peers: PeerFactory,
+    fedify_peers: PeerFactory,
 ) -> None:
     """A plain Note from Fedify's actor is not a room: nothing is listed."""
-    peer = peers()
+    peer = fedify_peers()
     token = api.signup("erin")
     follow(api, token, peer.handle)
     wait_accepted(api, token, peer.actor_id)
