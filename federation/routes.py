@@ -406,23 +406,23 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             items = [{k: v for k, v in item.items() if k != "@context"} for item in items]
         return _activity_json(ordered_collection(urls.outbox, total, page, items))
 
-    async def followers(request: Request, s: FederationSite) -> Response:
+    async def _actor_list(request: Request, s: FederationSite, following: bool) -> Response:
         found = await _user_collection(request, s)
         if isinstance(found, Response):
             return found
         _, page, urls = found
-        everyone = await s.follows.followers(urls.id)
+        if following:
+            collection, everyone = urls.following, await s.follows.following(urls.id)
+        else:
+            collection, everyone = urls.followers, await s.follows.followers(urls.id)
         items = everyone[(page - 1) * PAGE_SIZE : page * PAGE_SIZE] if page else []
-        return _activity_json(ordered_collection(urls.followers, len(everyone), page, items))
+        return _activity_json(ordered_collection(collection, len(everyone), page, items))
+
+    async def followers(request: Request, s: FederationSite) -> Response:
+        return await _actor_list(request, s, following=False)
 
     async def following(request: Request, s: FederationSite) -> Response:
-        found = await _user_collection(request, s)
-        if isinstance(found, Response):
-            return found
-        _, page, urls = found
-        everyone = await s.follows.following(urls.id)
-        items = everyone[(page - 1) * PAGE_SIZE : page * PAGE_SIZE] if page else []
-        return _activity_json(ordered_collection(urls.following, len(everyone), page, items))
+        return await _actor_list(request, s, following=True)
 
     return [
         Route("/.well-known/webfinger", guarded(webfinger)),
