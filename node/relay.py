@@ -503,7 +503,6 @@ class UplinkInput(SpeakerInput):
         super().__init__(name, frame_samples=SAMPLES_PER_FRAME, clock=time.monotonic)
         self._mirror = mirror
         self._encoder = OpusFrameEncoder(frame_samples=SAMPLES_PER_FRAME, bitrate=32000)
-        self._seq = 0
         self.target: SpeakerInput | None = None
         self.returns = PacketStream()
         self.return_feed = Republisher(self.returns)
@@ -523,9 +522,7 @@ class UplinkInput(SpeakerInput):
                 continue
             data = self._encoder.encode(samples)
             if data is not None:
-                seq = self._seq
-                self._seq += 1
-                self._mirror.send_uplink(self.speaker_id, seq, data)
+                self._mirror.send_uplink(self.speaker_id, data)
 
 
 class Mirror:
@@ -556,6 +553,7 @@ class Mirror:
         self.program = program if program is not None else PacketStream(capacity=50)
         self.program_feed = Republisher(self.program)
         self.uplinks: dict[str, UplinkInput] = {}
+        self._uplink_seq: dict[str, int] = {}
         self.filter = SequenceFilter()
         self.connected = asyncio.Event()
         self.upstream_connects = 0
@@ -778,10 +776,15 @@ class Mirror:
         if self.promoted and self.on_air.mixer is not None:
             self.on_air.mixer.remove_speaker(name)
 
-    def send_uplink(self, name: str, seq: int, data: bytes) -> None:
+    def send_uplink(self, name: str, data: bytes) -> None:
         ws = self._ws
         if ws is None or self.promoted:
             return
+        # One sequence per speaker for the mirror's life, not per WHIP session: the origin
+        # drops what looks older than it has seen, so a speaker who publishes again (a
+        # reconnect, a new tab) must continue the line, not restart it at 0.
+        seq = self._uplink_seq.get(name, 0)
+        self._uplink_seq[name] = seq + 1
         frame = AudioFrame(FrameKind.UPLINK, self.service.names.handle(name), seq, 0, data)
         # Fire and forget: a send that cannot be queued is a lost 20 ms, not a stall.
         asyncio.get_running_loop().create_task(_quiet_send(ws, frame.serialize()))

@@ -271,6 +271,7 @@ async def remote_speaker_setup(
         "bob_peer": bob_peer,
         "bob_socket": socket,
         "bob_handle": bob_handle,
+        "bob_token": bob,
     }
 
 
@@ -287,6 +288,22 @@ async def test_remote_speaker_is_heard_everywhere_with_mix_minus(
         await mixed(listener, 440, 660)
     await only(s["alice_peer"], 660, 440)
     await only(s["bob_peer"], 440, 660)
+    await s["bob_socket"].close()
+
+
+async def test_a_remote_speaker_who_publishes_again_is_heard_again(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    # A reconnect (a new WHIP session on B) must not look like old, late audio to A.
+    s = await remote_speaker_setup(node_factory, api_factory, clients, with_c=False)
+    on_a = await whep(s["room"]["whep_url"], clients)
+    await mixed(on_a, 440, 660)
+    await s["bob_peer"].pc.close()  # gone without a DELETE, like a closed tab
+    await whip(s["mirror_b"]["whip_url"], s["bob_token"], 660, clients)
+    await mixed(on_a, 440, 660)
+    # Over TCP nothing arrives out of order: none of the new session's audio was dropped
+    # as "late" (it would be, were its sequence to restart at 0).
+    assert (await relay_stats(s["a"]))["late"] == 0
     await s["bob_socket"].close()
 
 

@@ -141,12 +141,13 @@ def test_join_a_remote_room_from_your_own_server_and_speak(
         unmute.click()
         expect(page.get_by_role("button", name="Mute microphone")).to_be_visible()
 
+        seen: list[Any] = []
+
         def speaking_on_a() -> bool:
             doc = api_a.request("GET", f"/api/v1/rooms/{room['id']}").json()
-            return any(
-                m["username"] == bob_handle and not m["muted"] and m["publishing"]
-                for m in doc["speakers"]
-            )
+            seen[:] = [m for m in doc["speakers"] if m["username"] == bob_handle]
+            print("A sees bob as", seen)
+            return any(not m["muted"] and m["publishing"] for m in seen)
 
         until(speaking_on_a, what="bob on stage, unmuted and publishing, as A sees it")
         # His return holds Alice (not himself); a guest on A hears both of them.
