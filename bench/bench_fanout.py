@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +20,17 @@ from typing import Any
 from bench import profile
 from bench.harness import (
     LoadGen,
+    LoadWindow,
     NodeUnderTest,
     ProcessUnderTest,
     SpeakerProcess,
     StockServer,
     append_results,
-    cpu_sample,
     fit_line,
     markdown_table,
-    rss_kib,
+    measure_window,
     run_dir,
+    start_loadgens,
 )
 from node.config import MediaSettings
 
@@ -38,23 +38,14 @@ __all__ = ["Point", "main", "measure"]
 
 
 @dataclass
-class Point:
+class Point(LoadWindow):
     target: str  # "node", "stock" (pre-encoded) or "stock-frames" (encode per listener)
     kind: str  # "webrtc" or "http"
     listeners: int
-    cpu_percent: float = 0.0
-    machine_percent: float = 0.0
-    rss_kib: int = 0
-    loadgen_cpu_percent: float = 0.0
     loadgen_procs: int = 0
-    connect_s: float = 0.0
-    connected: int = 0
-    failures: int = 0
-    results: list[dict[str, Any]] = field(default_factory=list)
     leftover_sessions: int | None = None
     log_problems: list[str] = field(default_factory=list)
     error: str | None = None
-    profile: str | None = None
     code: str = "-"
 
     def delivered_listeners(self) -> float:
@@ -149,54 +140,27 @@ def measure(
     try:
         time.sleep(args.warmup)
         per_proc = args.webrtc_per_proc if kind == "webrtc" else args.http_per_proc
-        procs = math.ceil(listeners / per_proc) if listeners else 0
         budget = args.settle + args.duration + profile_seconds + 120 + listeners * 0.5
-        for i in range(procs):
-            share = listeners // procs + (1 if i < listeners % procs else 0)
-            generators.append(
-                LoadGen(
-                    directory,
-                    kind=kind,
-                    count=share,
-                    url=whep_url if kind == "webrtc" else listen_url,
-                    name=str(i),
-                    max_seconds=budget,
-                    canary=i == 0,
-                )
-            )
-        point.loadgen_procs = procs
-        for generator in generators:
-            connected = generator.expect("connected", timeout=budget)
-            point.connected += int(connected["ok"])
-            point.failures += int(connected["failed"])
-            point.connect_s = max(point.connect_s, float(connected["connect_s"]))
-            if connected["failed"]:
-                point.log_problems.extend(f"loadgen: {f}" for f in connected["failures"])
-        time.sleep(args.settle)
-        for generator in generators:
-            generator.send("start")
-        before = cpu_sample(server.pid)
-        time.sleep(args.duration)
-        after = cpu_sample(server.pid)
-        point.rss_kib = rss_kib(server.pid)
-        for generator in generators:
-            generator.send("stop")
-        for generator in generators:
-            point.results.append(generator.expect("result", timeout=60))
-        point.cpu_percent = before.process_percent(after)
-        point.machine_percent = before.machine_percent(after)
-        point.loadgen_cpu_percent = sum(r["loadgen_cpu_percent"] for r in point.results)
-        if profile_seconds:
-            raw = workdir / f"profile-{target}-{kind}-{listeners}.txt"
-            error = profile.record(server.pid, profile_seconds, raw)
-            point.profile = error or str(raw)
-        for generator in generators:
-            generator.send("quit")
-        for generator in generators:
-            try:
-                generator.expect("closed", timeout=60)
-            except (TimeoutError, RuntimeError) as exc:
-                point.log_problems.append(f"loadgen close: {exc}")
+        generators = start_loadgens(
+            directory,
+            kind=kind,
+            listeners=listeners,
+            url=whep_url if kind == "webrtc" else listen_url,
+            per_proc=per_proc,
+            max_seconds=budget,
+        )
+        point.loadgen_procs = len(generators)
+        measure_window(
+            point,
+            server.pid,
+            generators,
+            budget=budget,
+            settle=args.settle,
+            duration=args.duration,
+            profile_seconds=profile_seconds,
+            profile_path=workdir / f"profile-{target}-{kind}-{listeners}.txt",
+        )
+        point.log_problems.extend(point.problems)
         if isinstance(server, NodeUnderTest | StockServer):
             time.sleep(2)
             point.leftover_sessions = int(server.stats()["peer_connections"])

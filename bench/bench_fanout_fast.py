@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,15 @@ import httpx
 from bench import profile
 from bench.harness import (
     LoadGen,
+    LoadWindow,
     ProcessUnderTest,
     append_results,
-    cpu_sample,
     fit_line,
     free_port,
     markdown_table,
-    rss_kib,
+    measure_window,
     run_dir,
+    start_loadgens,
 )
 
 MODES = ("aiortc", "batched")
@@ -81,19 +81,10 @@ class FastServer(ProcessUnderTest):
 
 
 @dataclass
-class Point:
+class Point(LoadWindow):
     mode: str
     listeners: int
-    cpu_percent: float = 0.0
-    machine_percent: float = 0.0
-    rss_kib: int = 0
-    loadgen_cpu_percent: float = 0.0
-    connected: int = 0
-    failures: int = 0
-    connect_s: float = 0.0
-    results: list[dict[str, Any]] = field(default_factory=list)
     leftover: int | None = None
-    profile: str | None = None
     error: str | None = None
 
     def merged(self, key: str, how: str = "mean") -> float | None:
@@ -117,50 +108,25 @@ def measure(
     try:
         server.start()
         time.sleep(args.warmup)
-        procs = math.ceil(n / args.per_proc) if n else 0
         budget = args.settle + args.duration + profile_seconds + 120 + n * 0.5
-        for i in range(procs):
-            share = n // procs + (1 if i < n % procs else 0)
-            generators.append(
-                LoadGen(
-                    directory,
-                    kind="webrtc",
-                    count=share,
-                    url=server.whep_url,
-                    name=str(i),
-                    max_seconds=budget,
-                    canary=i == 0,
-                )
-            )
-        for generator in generators:
-            connected = generator.expect("connected", timeout=budget)
-            point.connected += int(connected["ok"])
-            point.failures += int(connected["failed"])
-            point.connect_s = max(point.connect_s, float(connected["connect_s"]))
-        time.sleep(args.settle)
-        for generator in generators:
-            generator.send("start")
-        before = cpu_sample(server.pid)
-        time.sleep(args.duration)
-        after = cpu_sample(server.pid)
-        point.rss_kib = rss_kib(server.pid)
-        for generator in generators:
-            generator.send("stop")
-        for generator in generators:
-            point.results.append(generator.expect("result", timeout=60))
-        point.cpu_percent = before.process_percent(after)
-        point.machine_percent = before.machine_percent(after)
-        point.loadgen_cpu_percent = sum(r["loadgen_cpu_percent"] for r in point.results)
-        if profile_seconds:
-            raw = workdir / f"profile-{mode}-{n}.txt"
-            point.profile = profile.record(server.pid, profile_seconds, raw) or str(raw)
-        for generator in generators:
-            generator.send("quit")
-        for generator in generators:
-            try:
-                generator.expect("closed", timeout=60)
-            except (TimeoutError, RuntimeError):
-                pass
+        generators = start_loadgens(
+            directory,
+            kind="webrtc",
+            listeners=n,
+            url=server.whep_url,
+            per_proc=args.per_proc,
+            max_seconds=budget,
+        )
+        measure_window(
+            point,
+            server.pid,
+            generators,
+            budget=budget,
+            settle=args.settle,
+            duration=args.duration,
+            profile_seconds=profile_seconds,
+            profile_path=workdir / f"profile-{mode}-{n}.txt",
+        )
         time.sleep(2)
         point.leftover = int(server.stats()["peer_connections"])
     except Exception as exc:

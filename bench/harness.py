@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import selectors
@@ -561,3 +562,86 @@ Every run of `bench/` appends a section here (newest last); nothing is ever rewr
   compete for them. Each section reports the load generator's CPU and the whole machine's
   busy % so contention is visible; figures at the highest counts are the least clean.
 """
+
+
+@dataclass(kw_only=True)
+class LoadWindow:
+    """What one point of a fan-out benchmark saw: connections, then a steady window of
+    the server's CPU and RSS while the load generators count what arrives."""
+
+    connected: int = 0
+    failures: int = 0
+    connect_s: float = 0.0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    rss_kib: int = 0
+    cpu_percent: float = 0.0
+    machine_percent: float = 0.0
+    loadgen_cpu_percent: float = 0.0
+    profile: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def start_loadgens(
+    directory: Path, *, kind: str, listeners: int, url: str, per_proc: int, max_seconds: float
+) -> list[LoadGen]:
+    """Spread `listeners` over as many load-generator processes as `per_proc` asks."""
+    procs = math.ceil(listeners / per_proc) if listeners else 0
+    return [
+        LoadGen(
+            directory,
+            kind=kind,
+            count=listeners // procs + (1 if i < listeners % procs else 0),
+            url=url,
+            name=str(i),
+            max_seconds=max_seconds,
+            canary=i == 0,
+        )
+        for i in range(procs)
+    ]
+
+
+def measure_window(
+    window: LoadWindow,
+    pid: int,
+    generators: list[LoadGen],
+    *,
+    budget: float,
+    settle: float,
+    duration: float,
+    profile_seconds: int = 0,
+    profile_path: Path | None = None,
+) -> None:
+    """Wait for every listener, settle, measure `pid` over `duration`, collect the load
+    generators' counts (and a profile if asked), then let them hang up."""
+    from bench import profile
+
+    for generator in generators:
+        connected = generator.expect("connected", timeout=budget)
+        window.connected += int(connected["ok"])
+        window.failures += int(connected["failed"])
+        window.connect_s = max(window.connect_s, float(connected["connect_s"]))
+        if connected["failed"]:
+            window.problems.extend(f"loadgen: {f}" for f in connected["failures"])
+    time.sleep(settle)
+    for generator in generators:
+        generator.send("start")
+    before = cpu_sample(pid)
+    time.sleep(duration)
+    after = cpu_sample(pid)
+    window.rss_kib = rss_kib(pid)
+    for generator in generators:
+        generator.send("stop")
+    for generator in generators:
+        window.results.append(generator.expect("result", timeout=60))
+    window.cpu_percent = before.process_percent(after)
+    window.machine_percent = before.machine_percent(after)
+    window.loadgen_cpu_percent = sum(r["loadgen_cpu_percent"] for r in window.results)
+    if profile_seconds and profile_path is not None:
+        window.profile = profile.record(pid, profile_seconds, profile_path) or str(profile_path)
+    for generator in generators:
+        generator.send("quit")
+    for generator in generators:
+        try:
+            generator.expect("closed", timeout=60)
+        except (TimeoutError, RuntimeError) as exc:
+            window.problems.append(f"loadgen close: {exc}")
