@@ -183,8 +183,7 @@ class OnAir:
         except Exception:
             mixer.remove_speaker(username)
             raise
-        self.publishers[username] = Publisher(username, session_id, sink)
-        self._stage.sessions[session_id] = self
+        self._register_publisher(username, session_id, sink)
         self.room.set_publishing(username, True)
         self._update_host_grace()
         return session_id, answer
@@ -202,11 +201,19 @@ class OnAir:
         except Exception:
             self.mirror.uplink_gone(username)
             raise
-        self.publishers[username] = Publisher(username, session_id, sink)
-        self._stage.sessions[session_id] = self
+        self._register_publisher(username, session_id, sink)
         if not self.relaying:
             self.room.set_publishing(username, True)
         return session_id, answer
+
+    def _register_publisher(self, username: str, session_id: str, sink: SpeakerInput) -> None:
+        self.publishers[username] = Publisher(username, session_id, sink)
+        self._stage.sessions[session_id] = self
+        # A mute, unmute or move to the audience made while the peer connection was being
+        # set up found no publisher to apply to: apply the member as it is now.
+        member = self.room.members.get(username)
+        if member is not None:
+            self._member_to_media(member.to_json())
 
     def publisher_gone(self, session_id: str) -> None:
         for username, publisher in list(self.publishers.items()):
