@@ -65,18 +65,6 @@ class Point(LoadWindow):
                 full += r["pages_per_s_mean"] * r["listeners"] * page_ms / 1000
         return full
 
-    def merged(self, key: str, how: str = "mean") -> float | None:
-        """One figure over all load-generator processes, weighted by their listeners."""
-        values = [(r[key], r["listeners"]) for r in self.results if r.get(key) is not None]
-        if not values:
-            return None
-        if how == "max":
-            return float(max(v for v, _ in values))
-        if how == "sum":
-            return float(sum(v for v, _ in values))
-        weight = sum(w for _, w in values)
-        return sum(v * w for v, w in values) / weight
-
 
 def node_variant(target: str) -> dict[str, dict[str, Any]]:
     """node.toml settings for a target ``node:TOKEN+TOKEN`` (plain ``node``: the defaults).

@@ -87,15 +87,6 @@ class Point(LoadWindow):
     leftover: int | None = None
     error: str | None = None
 
-    def merged(self, key: str, how: str = "mean") -> float | None:
-        values = [(r[key], r["listeners"]) for r in self.results if r.get(key) is not None]
-        if not values:
-            return None
-        if how == "max":
-            return float(max(v for v, _ in values))
-        weight = sum(w for _, w in values)
-        return sum(v * w for v, w in values) / weight
-
 
 def measure(
     mode: str, n: int, args: argparse.Namespace, workdir: Path, profile_seconds: int

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +124,22 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def child_pids(parent: int, marker: str) -> list[int]:
+    """PIDs of ``parent``'s children whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent and marker in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
@@ -579,6 +595,36 @@ class LoadWindow:
     loadgen_cpu_percent: float = 0.0
     profile: str | None = None
     problems: list[str] = field(default_factory=list)
+    other_cpu_percent: dict[str, float] = field(default_factory=dict)
+    """CPU of further server processes measured over the same window (by label)."""
+    other_rss_kib: dict[str, int] = field(default_factory=dict)
+
+    def merged(self, key: str, how: str = "mean") -> float | None:
+        """One figure over all load-generator processes, weighted by their listeners."""
+        values = [(r[key], r["listeners"]) for r in self.results if r.get(key) is not None]
+        if not values:
+            return None
+        if how == "max":
+            return float(max(v for v, _ in values))
+        if how == "sum":
+            return float(sum(v for v, _ in values))
+        weight = sum(w for _, w in values)
+        return sum(v * w for v, w in values) / weight
+
+    def webrtc_delivery(self) -> str:
+        """What WebRTC listeners received over the window, in one cell."""
+        rate = self.merged("rate_percent")
+        if rate is None:
+            return "-"
+        loss = self.merged("loss_percent_seq") or 0.0
+        jitter = self.merged("jitter_ms_mean") or 0.0
+        jitter_max = self.merged("jitter_ms_max", "max") or 0.0
+        canary = next((r.get("canary_hz") for r in self.results if r.get("canary_hz")), None)
+        silent = sum(int(r.get("silent_listeners", 0)) for r in self.results)
+        return (
+            f"rate {rate:.1f} %, loss {loss:.3f} %, jitter {jitter:.2f}/{jitter_max:.1f} ms, "
+            f"canary {canary or 0:.0f} Hz, silent {silent}"
+        )
 
 
 def start_loadgens(
@@ -610,9 +656,12 @@ def measure_window(
     duration: float,
     profile_seconds: int = 0,
     profile_path: Path | None = None,
+    others: dict[str, int] | None = None,
+    at_end: Callable[[], None] | None = None,
 ) -> None:
-    """Wait for every listener, settle, measure `pid` over `duration`, collect the load
-    generators' counts (and a profile if asked), then let them hang up."""
+    """Wait for every listener, settle, measure `pid` (and the processes in `others`,
+    label to PID) over `duration`, collect the load generators' counts (and a profile if
+    asked), call `at_end` while every listener is still there, then let them hang up."""
     from bench import profile
 
     for generator in generators:
@@ -625,9 +674,14 @@ def measure_window(
     time.sleep(settle)
     for generator in generators:
         generator.send("start")
+    others = others or {}
     before = cpu_sample(pid)
+    others_before = {label: cpu_sample(other) for label, other in others.items()}
     time.sleep(duration)
     after = cpu_sample(pid)
+    for label, other in others.items():
+        window.other_cpu_percent[label] = others_before[label].process_percent(cpu_sample(other))
+        window.other_rss_kib[label] = rss_kib(other)
     window.rss_kib = rss_kib(pid)
     for generator in generators:
         generator.send("stop")
@@ -638,6 +692,8 @@ def measure_window(
     window.loadgen_cpu_percent = sum(r["loadgen_cpu_percent"] for r in window.results)
     if profile_seconds and profile_path is not None:
         window.profile = profile.record(pid, profile_seconds, profile_path) or str(profile_path)
+    if at_end is not None:
+        at_end()
     for generator in generators:
         generator.send("quit")
     for generator in generators:

@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import bench_fanout, bench_join, bench_latency, bench_mixer
+from bench import (
+    bench_fanout,
+    bench_fanout_fast,
+    bench_join,
+    bench_latency,
+    bench_mixer,
+    bench_workers,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,12 +47,17 @@ def main(argv: list[str] | None = None) -> None:
                 "0",
             ]
         )
+        quick = ["--counts", "10", "--duration", "3", "--settle", "1", "--per-proc", "10"]
+        bench_fanout_fast.main(quick)
+        bench_workers.main(quick)
     else:
         bench_mixer.main([])
         bench_join.main([])
         bench_join.main(["--burst", "200"])
         bench_latency.main([])
         bench_fanout.main(["--http-extra", "500,1000,2000"])
+        bench_fanout_fast.main(["--counts", "50,100", "--per-proc", "50"])
+        bench_workers.main([])
     print(f"all benchmarks done in {time.monotonic() - started:.0f} s")
 
 

@@ -74,6 +74,10 @@ class MediaSettings:
     # per listener and add latency (200 ms: ~40 % less CPU than 100 ms, Ogg mouth-to-ear
     # still far under 1 s; bench/RESULTS.md).
     ogg_page_ms: int = 200
+    # Worker processes holding WebRTC listeners (ICE, DTLS, SRTP, the send loop); 0 keeps
+    # them in the node process. One Python process uses one core: about one per core
+    # (node/media/workers.py).
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ def _validate(config: Config) -> None:
         )
     if not (20 <= media.ogg_page_ms <= 1000 and media.ogg_page_ms % 20 == 0):
         raise ConfigError("media.ogg_page_ms", "must be a multiple of 20 between 20 and 1000")
+    if not 0 <= media.workers <= 64:
+        raise ConfigError("media.workers", "must be between 0 and 64")
     if not 1 <= media.max_speakers <= 50:
         raise ConfigError("media.max_speakers", "must be between 1 and 50")
     from node.media.ice import parse_ice_server

@@ -75,3 +75,10 @@ class RateLimited(ParleyError):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"too many attempts; retry in {retry_after:.0f} s")
         self.retry_after = retry_after
+
+
+class Unavailable(ParleyError):
+    """The node cannot serve this right now (a media worker is down); try again."""
+
+    status = 503
+    code = "unavailable"

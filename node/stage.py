@@ -22,7 +22,7 @@ from node.errors import Conflict, Forbidden, NotFound
 from node.media.errors import SessionNotFound
 from node.media.mixer import RoomMixer, SpeakerInput
 from node.media.packets import PacketStream
-from node.media.peers import PeerSessions
+from node.media.peers import ListenerSessions, PeerSessions
 from node.media.stream import OggOpusPages
 from node.rooms import (
     Event,
@@ -231,7 +231,7 @@ class OnAir:
     async def listen(self, offer_sdp: str) -> tuple[str, str]:
         if self.room.state is not RoomState.LIVE:
             raise Conflict("the room is not live")
-        session_id, answer = await self._stage.peers.listen(offer_sdp, stream=self.program)
+        session_id, answer = await self._stage.listeners.listen(offer_sdp, stream=self.program)
         self.listener_sessions.add(session_id)
         self._stage.sessions[session_id] = self
         self._count_listeners()
@@ -262,7 +262,7 @@ class OnAir:
     async def close_session(self, session_id: str, username: str | None) -> None:
         if session_id in self.listener_sessions:
             with contextlib.suppress(SessionNotFound):
-                await self._stage.peers.close(session_id)
+                await self._stage.listeners.close(session_id)
             self.listener_gone(session_id)
             return
         for publisher in self.publishers.values():
@@ -435,11 +435,13 @@ class OnAir:
         for task in (self._grace_task, self._levels_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        for session_id in [p.session_id for p in self.publishers.values()] + list(
-            self.listener_sessions
-        ):
+        for publisher in self.publishers.values():
             with contextlib.suppress(Exception):
-                await self._stage.peers.close(session_id)
+                await self._stage.peers.close(publisher.session_id)
+            self._stage.sessions.pop(publisher.session_id, None)
+        for session_id in self.listener_sessions:
+            with contextlib.suppress(Exception):
+                await self._stage.listeners.close(session_id)
             self._stage.sessions.pop(session_id, None)
         self.publishers.clear()
         self.listener_sessions.clear()
@@ -470,11 +472,15 @@ class Stage:
         peers: PeerSessions,
         *,
         room_url: Callable[[Room], dict[str, str]],
+        listeners: ListenerSessions | None = None,
     ) -> None:
         self.config = config
         self.accounts = accounts
         self.store = store
         self.peers = peers
+        """Speakers' sessions (and listeners' unless ``listeners`` is given)."""
+        self.listeners: ListenerSessions = listeners if listeners is not None else peers
+        """WHEP listeners' sessions: these peers, or worker processes ([media] workers)."""
         self._room_urls = room_url
         self.rooms_on_air: dict[str, OnAir] = {}
         self.sessions: dict[str, OnAir] = {}
@@ -484,6 +490,8 @@ class Stage:
         that relayed them whether one carries them on (they are not served meanwhile)."""
         self._mirror_ended: list[Callable[[str], None]] = []
         peers.on_closed(self._peer_closed)
+        if self.listeners is not peers:
+            self.listeners.on_closed(self._peer_closed)
 
     def on_room(self, callback: Callable[[Room], None]) -> None:
         """Call `callback` with every room this node puts on air (created or loaded), so
@@ -616,3 +624,5 @@ class Stage:
         for on_air in list(self.rooms_on_air.values()):
             await on_air.shut_down()
         await self.peers.close_all()
+        if self.listeners is not self.peers:
+            await self.listeners.close_all()

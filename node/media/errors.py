@@ -5,7 +5,8 @@ One small tree, so the web layer can map them to HTTP errors in one place::
     MediaError
     ├── InvalidOffer      an SDP offer we refuse (``reason`` is safe to show a client)
     ├── SessionNotFound   no peer session with that id
-    └── StreamClosed      a packet stream ended; its readers stop
+    ├── StreamClosed      a packet stream ended; its readers stop
+    └── WorkerUnavailable no media worker could take a session (node.media.workers)
 """
 
 from __future__ import annotations
@@ -33,3 +34,7 @@ class SessionNotFound(MediaError):
 
 class StreamClosed(MediaError):
     """The packet stream a reader follows was closed."""
+
+
+class WorkerUnavailable(MediaError):
+    """No media worker process could take the session (one died or did not answer)."""

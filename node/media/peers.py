@@ -24,7 +24,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import av
 from aiortc import (
@@ -43,7 +43,7 @@ from node.media.ice import IceSettings, rtc_configuration
 from node.media.mixer import SpeakerInput
 from node.media.packets import PacketReader, PacketStream
 
-__all__ = ["FanoutMode", "PacketTrack", "PeerSessions", "check_offer"]
+__all__ = ["FanoutMode", "ListenerSessions", "PacketTrack", "PeerSessions", "check_offer"]
 
 FanoutMode = Literal["batched", "aiortc"]
 
@@ -93,6 +93,21 @@ def _audio_direction(lines: list[str]) -> str:
             else:
                 session_level = line[2:]
     return media_level or session_level
+
+
+class ListenerSessions(Protocol):
+    """Where WHEP listeners are served: :class:`PeerSessions` in the node process, or
+    :class:`node.media.workers.WorkerPool` in worker processes."""
+
+    def count(self) -> int: ...
+
+    def on_closed(self, callback: Callable[[str], None]) -> None: ...
+
+    async def listen(self, offer_sdp: str, *, stream: PacketStream) -> tuple[str, str]: ...
+
+    async def close(self, session_id: str) -> None: ...
+
+    async def close_all(self) -> None: ...
 
 
 class PacketTrack(MediaStreamTrack):

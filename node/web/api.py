@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from node.accounts import AccountDirectory
 from node.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from node.media.workers import WorkerPool
 from node.relay import RelayService
 from node.rooms import Role, RoomState, validate_description, validate_title, validate_visibility
 from node.stage import OnAir, Stage
@@ -370,14 +371,16 @@ async def account_rooms(request: Request) -> Response:
 async def node_stats(request: Request) -> Response:
     stage = _stage(request)
     live = [r for r in stage.rooms_on_air.values() if r.room.state is RoomState.LIVE]
-    return JSONResponse(
-        {
-            "rooms_live": len(live),
-            "listeners": sum(r.room.listener_count for r in live),
-            "peer_connections": stage.peers.count(),
-            "relay": _relay(request).stats(),
-        }
-    )
+    doc: dict[str, Any] = {
+        "rooms_live": len(live),
+        "listeners": sum(r.room.listener_count for r in live),
+        "peer_connections": stage.peers.count(),
+        "relay": _relay(request).stats(),
+    }
+    if isinstance(stage.listeners, WorkerPool):
+        doc["peer_connections"] += stage.listeners.count()
+        doc["media_workers"] = stage.listeners.stats()
+    return JSONResponse(doc)
 
 
 routes = [

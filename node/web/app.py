@@ -24,6 +24,7 @@ from node.errors import ParleyError, RateLimited
 from node.fediverse import Fediverse, fediverse_routes
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
+from node.media.workers import WorkerPool, WorkerSettings
 from node.relay import RelayService
 from node.rooms import Room, RoomStore
 from node.stage import Stage
@@ -94,7 +95,19 @@ def create_app(config: Config) -> Starlette:
         def urls(room: Room) -> dict[str, str]:
             return signaling.room_urls(base_url, room.id, room.visibility)
 
-        stage = Stage(config, accounts, RoomStore(db), peers, room_url=urls)
+        workers: WorkerPool | None = None
+        if config.media.workers:
+            workers = WorkerPool(
+                config.media.workers,
+                WorkerSettings(
+                    ice,
+                    max_sdp_bytes=config.media.max_sdp_bytes,
+                    fanout=config.media.webrtc_fanout,
+                    event_loop=config.node.event_loop,
+                ),
+            )
+            await workers.start()
+        stage = Stage(config, accounts, RoomStore(db), peers, room_url=urls, listeners=workers)
         relay = RelayService(stage, db, base_url)
         stage.on_mirror_ended(relay.end_mirror)
         app.state.relay = relay

@@ -19,8 +19,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from federation.errors import BlockedDomain, FederationError, SignatureError
 from federation.relay import SuccessionEntry
 from federation.routes import verify_signed_get
-from node.errors import Conflict, Forbidden, InvalidInput, ParleyError
-from node.media.errors import InvalidOffer
+from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable
+from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
 from node.relay import RelayHub, RelayService, RelaySubscriber
 from node.rooms import RoomState, Visibility
@@ -85,6 +85,8 @@ async def whep(request: Request) -> Response:
         session_id, answer = await on_air.listen(offer)
     except InvalidOffer as exc:
         raise InvalidInput("offer", exc.reason, status=400) from None
+    except WorkerUnavailable as exc:
+        raise Unavailable(f"{exc}; try again") from None
     return _sdp_created(request, "whep", session_id, answer)
 
 

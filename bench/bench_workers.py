@@ -1,0 +1,289 @@
+"""WebRTC listeners over worker processes: what the whole machine serves against one process.
+
+    .venv/bin/python -m bench.bench_workers --counts 100,200 --workers 0,2 --duration 10
+
+A real node (``python -m node``) with ``[media] workers`` at each value, a WHIP speaker
+(440 Hz), and N real aiortc WebRTC listeners in separate load-generator processes. Over
+the window the CPU of the node process and of each of its worker processes is read from
+/proc; a least-squares slope over N = 0 and the counts gives each process's base and cost
+per listener. Points are interleaved (workers 0, 2, 0, 2...) so drift of the shared
+machine hits every setting alike.
+
+What a setting can serve is where its first limit is reached: a process at 100 % of a
+core (base + slope × its share of the listeners), or the machine's cores all busy. The
+load generators need more CPU per listener than the node does, so this 2-core machine
+cannot drive a node to saturation while generating the load: the capacity comes from the
+measured per-process slopes, and the report says so next to the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import (
+    LoadGen,
+    LoadWindow,
+    NodeUnderTest,
+    SpeakerProcess,
+    append_results,
+    child_pids,
+    fit_line,
+    markdown_table,
+    measure_window,
+    run_dir,
+    start_loadgens,
+)
+
+
+@dataclass(kw_only=True)
+class Point(LoadWindow):
+    workers: int
+    listeners: int
+    per_worker: list[int] | None = None
+    error: str | None = None
+
+    def total_cpu(self) -> float:
+        return self.cpu_percent + sum(self.other_cpu_percent.values())
+
+    def worker_cpu(self) -> list[float]:
+        return [v for k, v in sorted(self.other_cpu_percent.items()) if k.startswith("worker")]
+
+
+def held_by_workers(node: NodeUnderTest, point: Point) -> None:
+    stats = node.stats()
+    if "media_workers" in stats:
+        point.per_worker = list(stats["media_workers"]["listeners"])
+
+
+def measure(workers: int, listeners: int, args: argparse.Namespace, workdir: Path) -> Point:
+    point = Point(workers=workers, listeners=listeners)
+    directory = workdir / f"workers{workers}-{listeners}"
+    directory.mkdir()
+    node = NodeUnderTest(directory, {"media": {"workers": workers}})
+    node.start()
+    speaker: SpeakerProcess | None = None
+    generators: list[LoadGen] = []
+    try:
+        room = node.live_room()
+        speaker = SpeakerProcess(directory, room)
+        speaker.start()
+        pids = child_pids(node.pid, "node.media.worker")
+        if len(pids) != workers:
+            raise RuntimeError(f"expected {workers} worker processes, found {pids}")
+        time.sleep(args.warmup)
+        budget = args.settle + args.duration + 120 + listeners * 0.5
+        generators = start_loadgens(
+            directory,
+            kind="webrtc",
+            listeners=listeners,
+            url=room.whep_url,
+            per_proc=args.per_proc,
+            max_seconds=budget,
+        )
+        measure_window(
+            point,
+            node.pid,
+            generators,
+            budget=budget,
+            settle=args.settle,
+            duration=args.duration,
+            others={f"worker{i}": pid for i, pid in enumerate(pids)},
+            at_end=lambda: held_by_workers(node, point),
+        )
+    except Exception as exc:
+        point.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        for generator in generators:
+            generator.stop()
+        if speaker is not None:
+            speaker.stop()
+        node.stop()
+    return point
+
+
+@dataclass
+class Capacity:
+    workers: int
+    main_base: float
+    main_slope: float
+    """The node process: CPU % at no listener, and per listener of the node."""
+    worker_base: float
+    worker_slope: float
+    """A worker: CPU % at no listener, and per listener it holds (N / workers)."""
+    total_slope: float
+    rss_slope: float
+
+    def listeners(self, cores: int) -> float:
+        """Listeners at the first limit: one process at 100 % of a core, or all cores
+        busy (the node's processes only: the load is generated elsewhere)."""
+        limits = []
+        if self.main_slope > 0:
+            limits.append((100 - self.main_base) / self.main_slope)
+        if self.workers and self.worker_slope > 0:
+            limits.append(self.workers * (100 - self.worker_base) / self.worker_slope)
+        base = self.main_base + self.workers * self.worker_base
+        if self.total_slope > 0:
+            limits.append((100 * cores - base) / self.total_slope)
+        return min(limits) if limits else float("inf")
+
+
+def capacity(points: list[Point], workers: int) -> Capacity | None:
+    series = [p for p in points if p.workers == workers and p.error is None]
+    if len({p.listeners for p in series}) < 2:
+        return None
+    main_slope, main_base = fit_line([(p.listeners, p.cpu_percent) for p in series])
+    total_slope, _ = fit_line([(p.listeners, p.total_cpu()) for p in series])
+    rss_slope, _ = fit_line(
+        [(p.listeners, p.rss_kib + sum(p.other_rss_kib.values())) for p in series]
+    )
+    worker_slope = worker_base = 0.0
+    if workers:
+        # Each worker's CPU against the listeners it held (the pool balances them).
+        held = [
+            (float(n), cpu)
+            for p in series
+            for n, cpu in zip(p.per_worker or [0] * workers, p.worker_cpu(), strict=False)
+        ]
+        worker_slope, worker_base = fit_line(held)
+    return Capacity(
+        workers, main_base, main_slope, worker_base, worker_slope, total_slope, rss_slope
+    )
+
+
+def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
+    cores = os.cpu_count() or 1
+    text = [
+        f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh node per point; "
+        f"{args.per_proc} listeners per load-generator process; logs in `{workdir}`.",
+        "",
+    ]
+    caps = {w: capacity(points, w) for w in sorted({p.workers for p in points})}
+    rows = []
+    for workers, cap in caps.items():
+        if cap is None:
+            continue
+        rows.append(
+            [
+                workers,
+                f"{cap.main_base:.1f}",
+                f"{cap.main_slope:.4f}",
+                f"{cap.worker_base:.1f}" if workers else "-",
+                f"{cap.worker_slope:.4f}" if workers else "-",
+                f"{cap.total_slope:.4f}",
+                f"{cap.rss_slope:.0f}",
+                f"{cap.listeners(1 if not workers else cores):.0f}",
+            ]
+        )
+    text.append(
+        markdown_table(
+            [
+                "workers",
+                "node process base %",
+                "node process % / listener",
+                "worker base %",
+                "worker % / listener it holds",
+                "all processes % / listener",
+                "RSS KiB / listener (all)",
+                f"listeners at first limit ({cores} cores)",
+            ],
+            rows,
+        )
+    )
+    one, many = caps.get(0), next((c for w, c in caps.items() if w and c), None)
+    if one is not None and many is not None:
+        ratio = many.listeners(cores) / one.listeners(1)
+        text += [
+            "",
+            f"With {many.workers} workers the machine serves **{ratio:.2f}×** the WebRTC "
+            f"listeners one process does (same run). The load generators cannot drive "
+            f"either setting to its limit on this machine, so both limits are computed "
+            f"from the measured per-process slopes (above) rather than observed.",
+        ]
+    detail = []
+    for p in points:
+        detail.append(
+            [
+                p.workers,
+                p.listeners,
+                f"{p.connected}/{p.listeners}",
+                f"{p.cpu_percent:.1f}",
+                " / ".join(f"{c:.1f}" for c in p.worker_cpu()) or "-",
+                f"{p.total_cpu():.1f}",
+                " / ".join(str(n) for n in p.per_worker) if p.per_worker else "-",
+                f"{(p.rss_kib + sum(p.other_rss_kib.values())) / 1024:.1f}",
+                f"{p.loadgen_cpu_percent:.0f}",
+                f"{p.machine_percent:.0f}",
+                p.webrtc_delivery(),
+                p.error or "",
+            ]
+        )
+    text += [
+        "",
+        markdown_table(
+            [
+                "workers",
+                "N",
+                "connected",
+                "node process CPU %",
+                "worker CPU %",
+                "all CPU %",
+                "listeners per worker",
+                "RSS MiB (all)",
+                "loadgen CPU %",
+                "machine busy %",
+                "delivery",
+                "error",
+            ],
+            detail,
+        ),
+    ]
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> list[Point]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--counts", default="100,200")
+    parser.add_argument("--workers", default="0,2", help="settings of [media] workers")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--settle", type=float, default=4.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--per-proc", type=int, default=100)
+    parser.add_argument("--no-results", dest="write", action="store_false")
+    args = parser.parse_args(argv)
+    counts = [0] + [int(c) for c in args.counts.split(",") if c.strip()]
+    settings = [int(w) for w in args.workers.split(",") if w.strip()]
+    workdir = run_dir("workers")
+    points = []
+    for n in counts:
+        for workers in settings:
+            started = time.monotonic()
+            point = measure(workers, n, args, workdir)
+            points.append(point)
+            print(
+                json.dumps(
+                    {
+                        "workers": workers,
+                        "n": n,
+                        "node_cpu": round(point.cpu_percent, 1),
+                        "worker_cpu": [round(c, 1) for c in point.worker_cpu()],
+                        "per_worker": point.per_worker,
+                        "took_s": round(time.monotonic() - started, 1),
+                        "error": point.error,
+                    }
+                ),
+                flush=True,
+            )
+    body = report(points, args, workdir)
+    print(body)
+    if args.write:
+        append_results("WebRTC listeners over worker processes", body)
+    return points
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,385 @@
+"""WebRTC listeners served by worker processes, so a node uses every core.
+
+One Python process is one core. With ``[media] workers = N`` the node process keeps
+rooms, mixing, speakers, HTTP and signaling, and N worker processes
+(``python -m node.media.worker``) hold the WHEP listeners' peer connections: ICE, DTLS,
+SRTP, RTCP and the batched RTP fan-out (node/media/fanout.py) all run there, on the
+worker's own UDP sockets, so a listener's media never passes through the node process.
+
+The node process talks to each worker over the worker's stdin/stdout pipes:
+
+- a WHEP offer goes to the worker with the fewest listeners; its answer comes back
+  (the SDP carries that worker's ICE candidates);
+- each room program a worker serves is sent to it once per packet (one pipe write per
+  worker per 20 ms, whatever the number of listeners), and the worker republishes it to
+  its own :class:`~node.media.packets.PacketStream`;
+- a close goes one way, a peer that went away (failed, timed out) comes back as "gone".
+
+A worker that dies takes its listeners with it (they are reported gone, as a crash of a
+single-process node would) and is started again. Workers read their stdin until EOF, so
+they end with the node process however it ends.
+
+Frames on the pipes: 4-byte big-endian length of what follows, one byte of kind, then
+the body (JSON for control, a fixed header and the Opus payload for packets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed, WorkerUnavailable
+from node.media.ice import IceSettings
+from node.media.packets import OpusPacket, PacketStream
+from node.media.peers import FanoutMode, check_offer
+
+__all__ = [
+    "WorkerPool",
+    "WorkerSettings",
+    "decode_packet",
+    "encode_frame",
+    "encode_packet",
+    "read_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+_FRAME = struct.Struct("!IB")
+_PACKET = struct.Struct("!IIQ")  # stream id, seq, pts
+
+LISTEN, CLOSE, PACKET, END = b"L", b"C", b"P", b"E"
+"""Node process -> worker: a WHEP offer, a close, a program packet, a program's end."""
+ANSWER, GONE = b"A", b"G"
+"""Worker -> node process: the answer (or refusal) to an offer, a session that ended."""
+
+MAX_FRAME = 1 << 20
+"""No frame is bigger (SDP is limited to [media] max_sdp_bytes, packets to ~1.3 KB)."""
+
+MAX_BACKLOG = 256 * 1024
+"""Bytes queued to one worker's pipe beyond which its packets are dropped (it is stuck:
+it gets a gap, the room does not wait for it)."""
+
+ANSWER_TIMEOUT = 30.0
+"""A worker that does not answer an offer in this time has failed it."""
+
+
+def encode_frame(kind: bytes, body: bytes) -> bytes:
+    return _FRAME.pack(len(body) + 1, kind[0]) + body
+
+
+def encode_json(kind: bytes, doc: dict[str, Any]) -> bytes:
+    return encode_frame(kind, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def encode_packet(stream_id: int, packet: OpusPacket) -> bytes:
+    return encode_frame(
+        PACKET, _PACKET.pack(stream_id, packet.seq & 0xFFFFFFFF, packet.pts) + packet.data
+    )
+
+
+def decode_packet(body: bytes) -> tuple[int, OpusPacket]:
+    stream_id, seq, pts = _PACKET.unpack_from(body)
+    return stream_id, OpusPacket(seq, pts, body[_PACKET.size :])
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
+    """The next (kind, body), or None at end of file."""
+    try:
+        head = await reader.readexactly(_FRAME.size)
+    except asyncio.IncompleteReadError:
+        return None
+    length, kind = _FRAME.unpack(head)
+    if not 1 <= length <= MAX_FRAME:
+        raise ValueError(f"bad frame length {length}")
+    try:
+        body = await reader.readexactly(length - 1)
+    except asyncio.IncompleteReadError:
+        return None
+    return bytes([kind]), body
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker needs to know, given to it as JSON on its command line."""
+
+    ice: IceSettings
+    max_sdp_bytes: int = 16384
+    fanout: FanoutMode = "batched"
+    event_loop: str = "asyncio"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSettings:
+        raw = json.loads(text)
+        ice = raw.pop("ice")
+        ice = IceSettings(
+            ice_servers=tuple(ice["ice_servers"]),
+            host_addresses=tuple(ice["host_addresses"]),
+            udp_port_min=ice["udp_port_min"],
+            udp_port_max=ice["udp_port_max"],
+        )
+        return cls(ice=ice, **raw)
+
+
+@dataclass(eq=False)
+class _Worker:
+    index: int
+    process: asyncio.subprocess.Process
+    sessions: dict[str, PacketStream] = field(default_factory=dict)
+    per_stream: dict[PacketStream, int] = field(default_factory=dict)
+    """Listeners of each program on this worker (the pump's targets)."""
+    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    reader_task: asyncio.Task[None] | None = None
+    dropped: int = 0
+    joining: int = 0
+    """Offers sent and not answered yet (counted when placing the next one)."""
+
+    @property
+    def load(self) -> int:
+        return len(self.sessions) + self.joining
+
+    def send(self, frame: bytes, *, droppable: bool = False) -> bool:
+        stdin = self.process.stdin
+        if stdin is None or stdin.is_closing():
+            return False
+        if droppable and stdin.transport.get_write_buffer_size() > MAX_BACKLOG:
+            self.dropped += 1
+            return False
+        stdin.write(frame)
+        return True
+
+    def attach(self, session_id: str, stream: PacketStream) -> None:
+        self.sessions[session_id] = stream
+        self.per_stream[stream] = self.per_stream.get(stream, 0) + 1
+
+    def detach(self, session_id: str) -> None:
+        stream = self.sessions.pop(session_id, None)
+        if stream is not None:
+            left = self.per_stream[stream] - 1
+            if left:
+                self.per_stream[stream] = left
+            else:
+                del self.per_stream[stream]
+
+
+class WorkerPool:
+    """The node process's end: same listener interface as
+    :class:`~node.media.peers.PeerSessions` (``listen``, ``close``, ``count``,
+    ``on_closed``, ``close_all``)."""
+
+    def __init__(self, count: int, settings: WorkerSettings) -> None:
+        if count < 1:
+            raise ValueError("a pool needs at least one worker")
+        self._count = count
+        self._settings = settings
+        self._workers: list[_Worker | None] = [None] * count
+        self._sessions: dict[str, _Worker] = {}
+        self._stream_ids: dict[PacketStream, int] = {}
+        self._pumps: dict[PacketStream, asyncio.Task[None]] = {}
+        self._ids = itertools.count(1)
+        self._callbacks: list[Callable[[str], None]] = []
+        self._closing = False
+        self.restarts = 0
+        """Workers started again after they died."""
+
+    # -- the listener interface ---------------------------------------------------------
+
+    def count(self) -> int:
+        return len(self._sessions)
+
+    def on_closed(self, callback: Callable[[str], None]) -> None:
+        self._callbacks.append(callback)
+
+    async def listen(self, offer_sdp: str, *, stream: PacketStream) -> tuple[str, str]:
+        check_offer(offer_sdp, max_bytes=self._settings.max_sdp_bytes, directions=("recvonly",))
+        if stream.closed:
+            raise StreamClosed("the room's program ended")
+        worker = min(
+            (w for w in self._workers if w is not None and w.process.returncode is None),
+            key=lambda w: w.load,
+            default=None,
+        )
+        if worker is None:
+            raise WorkerUnavailable("no media worker is running")
+        stream_id = self._stream_id(stream)
+        request = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        worker.pending[request] = future
+        worker.joining += 1
+        worker.send(encode_json(LISTEN, {"id": request, "stream": stream_id, "offer": offer_sdp}))
+        try:
+            reply = await asyncio.wait_for(future, ANSWER_TIMEOUT)
+        except TimeoutError:
+            raise WorkerUnavailable("the media worker did not answer") from None
+        finally:
+            worker.pending.pop(request, None)
+            worker.joining -= 1
+        if "refused" in reply:
+            raise InvalidOffer(str(reply["refused"]))
+        if "error" in reply:
+            raise WorkerUnavailable(f"the media worker failed: {reply['error']}")
+        session_id = str(reply["session"])
+        if worker.process.returncode is not None:
+            raise WorkerUnavailable("the media worker stopped")
+        worker.attach(session_id, stream)
+        self._sessions[session_id] = worker
+        self._ensure_pump(stream)
+        return session_id, str(reply["sdp"])
+
+    async def close(self, session_id: str) -> None:
+        worker = self._sessions.get(session_id)
+        if worker is None:
+            raise SessionNotFound(session_id)
+        worker.send(encode_json(CLOSE, {"session": session_id}))
+        self._gone(worker, session_id)
+
+    async def close_all(self) -> None:
+        self._closing = True
+        for task in self._pumps.values():
+            task.cancel()
+        self._pumps.clear()
+        workers = [w for w in self._workers if w is not None]
+        for worker in workers:
+            if worker.process.stdin is not None:
+                worker.process.stdin.close()
+        for worker in workers:
+            try:
+                await asyncio.wait_for(worker.process.wait(), 5)
+            except TimeoutError:
+                worker.process.kill()
+                await worker.process.wait()
+            if worker.reader_task is not None:
+                worker.reader_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker.reader_task
+        for session_id in list(self._sessions):
+            self._gone(self._sessions[session_id], session_id)
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for index in range(self._count):
+            await self._spawn(index)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w is not None]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "workers": self._count,
+            "listeners": [len(w.sessions) if w is not None else 0 for w in self._workers],
+            "restarts": self.restarts,
+            "dropped_packets": sum(w.dropped for w in self._workers if w is not None),
+        }
+
+    async def _spawn(self, index: int) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "node.media.worker",
+            self._settings.to_json(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        worker = _Worker(index, process)
+        self._workers[index] = worker
+        worker.reader_task = asyncio.get_running_loop().create_task(
+            self._read(worker), name=f"media-worker-{index}"
+        )
+        logger.info("media worker %d started (pid %d)", index, process.pid)
+
+    async def _read(self, worker: _Worker) -> None:
+        assert worker.process.stdout is not None
+        try:
+            while (frame := await read_frame(worker.process.stdout)) is not None:
+                kind, body = frame
+                doc = json.loads(body)
+                if kind == ANSWER:
+                    future = worker.pending.get(int(doc["id"]))
+                    if future is not None and not future.done():
+                        future.set_result(doc)
+                elif kind == GONE:
+                    session_id = str(doc["session"])
+                    if self._sessions.get(session_id) is worker:
+                        self._gone(worker, session_id)
+        except (ValueError, KeyError) as exc:
+            logger.error("media worker %d sent a bad frame: %s", worker.index, exc)
+            worker.process.kill()
+        await worker.process.wait()
+        self._worker_died(worker)
+
+    def _worker_died(self, worker: _Worker) -> None:
+        for future in worker.pending.values():
+            if not future.done():
+                future.set_exception(WorkerUnavailable("the media worker stopped"))
+        for session_id in list(worker.sessions):
+            self._gone(worker, session_id)
+        if self._closing or self._workers[worker.index] is not worker:
+            return
+        logger.error(
+            "media worker %d (pid %d) exited with %s; starting it again",
+            worker.index,
+            worker.process.pid,
+            worker.process.returncode,
+        )
+        self.restarts += 1
+        self._workers[worker.index] = None
+        asyncio.get_running_loop().create_task(self._spawn(worker.index))
+
+    def _gone(self, worker: _Worker, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+        worker.detach(session_id)
+        for callback in self._callbacks:
+            try:
+                callback(session_id)
+            except Exception:
+                logger.exception("on_closed callback failed for session %s", session_id)
+
+    # -- programs -------------------------------------------------------------------------
+
+    def _stream_id(self, stream: PacketStream) -> int:
+        stream_id = self._stream_ids.get(stream)
+        if stream_id is None:
+            stream_id = self._stream_ids[stream] = next(self._ids)
+        return stream_id
+
+    def _ensure_pump(self, stream: PacketStream) -> None:
+        task = self._pumps.get(stream)
+        if task is None or task.done():
+            self._pumps[stream] = asyncio.get_running_loop().create_task(
+                self._pump(stream), name="media-worker-pump"
+            )
+
+    async def _pump(self, stream: PacketStream) -> None:
+        """Send each packet of ``stream`` once to every worker with a listener of it."""
+        stream_id = self._stream_ids[stream]
+        reader = stream.reader()
+        reader.position = stream.published
+        try:
+            while True:
+                targets = [w for w in self._workers if w is not None and stream in w.per_stream]
+                if not targets:
+                    break
+                packet = await reader.next()
+                frame = encode_packet(stream_id, packet)
+                for worker in targets:
+                    worker.send(frame, droppable=True)
+        except StreamClosed:
+            end = encode_json(END, {"stream": stream_id})
+            for each in self._workers:
+                if each is not None:
+                    each.send(end)
+            self._stream_ids.pop(stream, None)
+        finally:
+            if self._pumps.get(stream) is asyncio.current_task():
+                del self._pumps[stream]
