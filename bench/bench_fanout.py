@@ -55,7 +55,7 @@ class Point(LoadWindow):
         full = 0.0
         for r in self.results:
             if self.kind == "webrtc":
-                full += r["packets"] / r["window_s"] / 50
+                full += r["frames"] / r["window_s"] / 50
             else:
                 page_ms = (
                     node_variant(self.target)

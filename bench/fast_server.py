@@ -1,6 +1,6 @@
 """A WHEP server on Parley's own media layer, for comparing listener fan-out paths.
 
-    python -m bench.fast_server --port P --fanout aiortc|batched
+    python -m bench.fast_server --port P --fanout aiortc|batched [--packet-ms 20|40|60]
 
 A 440 Hz tone is encoded once (``OpusFrameEncoder``, as the mixer does) and published to a
 :class:`~node.media.packets.PacketStream` every 20 ms; ``PeerSessions.listen`` serves it to
@@ -49,9 +49,13 @@ async def publish_tone(stream: PacketStream, hz: float = 440.0) -> None:
         await asyncio.sleep(max(due - time.monotonic(), 0.0))
 
 
-def create_app(fanout: str) -> Starlette:
+def create_app(fanout: str, packet_ms: int = 20) -> Starlette:
     stream = PacketStream()
-    peers = PeerSessions(LOOPBACK, fanout=fanout)  # type: ignore[arg-type]
+    peers = PeerSessions(
+        LOOPBACK,
+        fanout=fanout,  # type: ignore[arg-type]
+        frames_per_packet=packet_ms // 20,
+    )
 
     async def whep(request: Request) -> Response:
         offer = (await request.body()).decode()
@@ -95,8 +99,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="WHEP fan-out server (aiortc or batched)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fanout", choices=("aiortc", "batched"), default="batched")
+    parser.add_argument("--packet-ms", type=int, choices=(20, 40, 60), default=20)
     args = parser.parse_args()
-    uvicorn.run(create_app(args.fanout), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(args.fanout, args.packet_ms),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

@@ -44,9 +44,9 @@ from tests.tonekit import (
     wait_connected,
 )
 
-__all__ = ["RtpCounter", "opus_frame_ms"]
+__all__ = ["RtpCounter", "opus_frame_ms", "opus_packet_ms"]
 
-PACKETS_PER_SECOND = 50
+FRAMES_PER_SECOND = 50  # 20 ms of audio each
 CONNECT_CONCURRENCY = 8
 CANARY_SECONDS = 3.0
 
@@ -65,12 +65,25 @@ def opus_frame_ms(toc: int) -> float:
     return size * frames
 
 
+def opus_packet_ms(payload: bytes) -> float:
+    """Duration of a whole Opus packet (RFC 6716 section 3.2), code 3 included."""
+    if not payload:
+        return 0.0
+    if payload[0] & 3 == 3:
+        if len(payload) < 2:
+            return 0.0
+        return opus_frame_ms(payload[0] & ~3) * (payload[1] & 0x3F)
+    return opus_frame_ms(payload[0])
+
+
 class RtpCounter:
     """Counts one listener's RTP packets in the window; loss by sequence, RFC 3550 jitter."""
 
     __slots__ = (
         "payload_type",
         "packets",
+        "frames",
+        "last_frames",
         "bad",
         "octets",
         "first_ext",
@@ -92,6 +105,8 @@ class RtpCounter:
 
     def reset(self) -> None:
         self.packets = 0
+        self.frames = 0
+        self.last_frames = 1
         self.bad = 0
         self.octets = 0
         self.first_ext: int | None = None
@@ -107,12 +122,12 @@ class RtpCounter:
         if self.first_at is None:
             self.first_at = now
         payload = packet.payload
+        ms = opus_packet_ms(payload)
         if (
-            not payload
-            or (self.payload_type is not None and packet.payload_type != self.payload_type)
-            or opus_frame_ms(payload[0]) != 20.0
-        ):
+            self.payload_type is not None and packet.payload_type != self.payload_type
+        ) or ms not in (20.0, 40.0, 60.0):
             self.bad += 1
+        frames = int(ms // 20)
         seq = packet.sequence_number
         if self.first_ext is None:
             self.first_ext = self.last_ext = seq
@@ -124,10 +139,12 @@ class RtpCounter:
             else:
                 # A reordered or duplicate packet: count it, do not move the span.
                 self.packets += 1
+                self.frames += frames
                 self.octets += len(payload)
                 return
         self.last_seq = seq
         self.packets += 1
+        self.frames += frames
         self.octets += len(payload)
         if self.last_arrival is not None:
             # A sender that skips stale packets keeps RTP sequence numbers contiguous but
@@ -140,12 +157,14 @@ class RtpCounter:
             self.jitter += (abs(transit_delta) - self.jitter) / 16
         self.last_arrival = now
         self.last_ts = packet.timestamp
+        self.last_frames = frames
 
     def expected(self) -> int:
         return 0 if self.first_ext is None else self.last_ext - self.first_ext + 1
 
     def expected_by_timestamp(self) -> int:
-        return 0 if self.first_ext is None else self.ts_span // 960 + 1
+        """20 ms frames the RTP timestamps span, the last packet's included."""
+        return 0 if self.first_ext is None else self.ts_span // 960 + self.last_frames
 
 
 @dataclass
@@ -347,9 +366,10 @@ class Generator:
     def _webrtc_result(self, elapsed: float) -> dict[str, Any]:
         counters = [listener.counter for listener in self.webrtc]
         received = sum(c.packets for c in counters)
+        frames = sum(c.frames for c in counters)
         expected_seq = sum(c.expected() for c in counters)
         expected_ts = sum(c.expected_by_timestamp() for c in counters)
-        expected_time = PACKETS_PER_SECOND * elapsed * len(counters)
+        expected_time = FRAMES_PER_SECOND * elapsed * len(counters)
         silent = sum(1 for c in counters if c.packets == 0)
         jitters = sorted(c.jitter * 1000 for c in counters if c.packets > 1)
         gaps = sorted(c.max_gap * 1000 for c in counters if c.packets > 1)
@@ -359,15 +379,14 @@ class Generator:
         out: dict[str, Any] = {
             "connected": connected,
             "packets": received,
+            "frames": frames,
             "bad_packets": sum(c.bad for c in counters),
             "silent_listeners": silent,
             "loss_percent_seq": round(100 * (1 - received / expected_seq), 3)
             if expected_seq
             else None,
-            "loss_percent_ts": round(100 * (1 - received / expected_ts), 3)
-            if expected_ts
-            else None,
-            "rate_percent": round(100 * received / expected_time, 2) if expected_time else None,
+            "loss_percent_ts": round(100 * (1 - frames / expected_ts), 3) if expected_ts else None,
+            "rate_percent": round(100 * frames / expected_time, 2) if expected_time else None,
             "jitter_ms_mean": round(sum(jitters) / len(jitters), 2) if jitters else None,
             "jitter_ms_max": round(jitters[-1], 2) if jitters else None,
             "max_gap_ms_median": round(gaps[len(gaps) // 2], 1) if gaps else None,

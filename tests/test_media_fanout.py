@@ -12,16 +12,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 import pytest
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
 from node.media.fanout import RtpFanout, RtpListener, plain_transmitter
 from node.media.ice import IceSettings, install_ice_policy
-from node.media.packets import OpusPacket, PacketStream
+from node.media.packets import OpusPacket, PacketStream, combine_opus
 from node.media.peers import PeerSessions
 from tests.tonekit import (
     accept_answer,
+    decode_opus_packets,
     dominant_frequency,
     make_offer,
     opus_tone_packets,
@@ -249,3 +251,90 @@ async def test_failing_listeners_are_dropped_without_stalling_the_batch() -> Non
     assert len(dropped) == 2 and "socket buffer full" in dropped[1]
     assert len(healthy) == 60
     await fanout.close()
+
+
+# -- several 20 ms frames per RTP packet ([media] webrtc_packet_ms) ----------------------
+
+
+@pytest.mark.parametrize("frames", [2, 3])
+async def test_listeners_hear_the_tone_in_multi_frame_packets(
+    stream: PacketStream, frames: int
+) -> None:
+    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+    peers = PeerSessions(LOOPBACK, frames_per_packet=frames)
+    pc, offer = await make_offer("recvonly")
+    packets: list[RtpPacket] = []
+    try:
+        _, answer = await peers.listen(offer, stream=stream)
+        transceiver = await accept_answer(pc, answer)
+        original = transceiver.receiver._handle_rtp_packet
+
+        async def record(packet: RtpPacket, arrival_time_ms: int) -> None:
+            packets.append(packet)
+            await original(packet, arrival_time_ms=arrival_time_ms)
+
+        transceiver.receiver._handle_rtp_packet = record
+        heard = await record_track(transceiver.receiver.track, 1.5, skip=0.3)
+    finally:
+        await pc.close()
+        await peers.close_all()
+        install_ice_policy(IceSettings(), asyncio.get_running_loop())
+    assert dominant_frequency(heard) == pytest.approx(440, abs=5)
+    assert len(packets) > 10
+
+    def frames_in(packet: RtpPacket) -> int:
+        # Code 0: one frame; code 3 (RFC 6716 3.2.5): VBR flag and count in byte two.
+        if packet.payload[0] & 0x03 == 0:
+            return 1
+        assert packet.payload[0] & 0x03 == 3 and packet.payload[1] & 0x80
+        return packet.payload[1] & 0x3F
+
+    for before, after in zip(packets, packets[1:], strict=False):
+        assert after.sequence_number == (before.sequence_number + 1) & 0xFFFF
+        assert after.timestamp == (before.timestamp + 960 * frames_in(before)) & 0xFFFFFFFF
+    # The tone's encoder changes mode now and then: those frames go alone, the rest
+    # as asked.
+    counts = [frames_in(p) for p in packets]
+    assert set(counts) <= {1, frames}
+    assert counts.count(frames) * frames > 0.8 * sum(counts)
+
+
+def _decode(packets: list[OpusPacket]) -> list[int]:
+    """Samples per decoded packet (libopus, as a client decodes)."""
+    decoder = av.CodecContext.create("libopus", "r")
+    assert isinstance(decoder, av.AudioCodecContext)
+    decoder.sample_rate = 48000
+    decoder.layout = "mono"
+    return [sum(f.samples for f in decoder.decode(av.Packet(p.data))) for p in packets]
+
+
+@pytest.mark.parametrize("bitrate", [32000, 160000])  # 160 kb/s: frames over 252 bytes
+def test_combined_opus_packets_decode_to_the_same_audio(bitrate: int) -> None:
+    # Six frames in one Opus mode (the tone's encoder settles into another later on).
+    tone = opus_tone_packets(440, 6, bitrate=bitrate)
+    assert len({p.data[0] for p in tone}) == 1
+    assert (max(len(p.data) for p in tone) > 252) == (bitrate > 100000)
+    pairs = [combine_opus(tone[i : i + 2]) for i in range(0, 6, 2)]
+    triples = [combine_opus(tone[i : i + 3]) for i in range(0, 6, 3)]
+    combined2 = [p for p in pairs if p is not None]
+    combined3 = [p for p in triples if p is not None]
+    assert len(combined2) == 3 and len(combined3) == 2
+    assert _decode(combined2) == [1920] * 3
+    assert _decode(combined3) == [2880] * 2
+    assert [p.pts for p in combined2] == [0, 1920, 3840]
+    assert decode_opus_packets(combined2) == pytest.approx(decode_opus_packets(tone))
+
+
+def test_packets_that_cannot_combine_are_refused() -> None:
+    tone = opus_tone_packets(440, 4)
+    first, second = tone[0], tone[1]
+    assert combine_opus([first]) is None  # nothing to combine
+    assert combine_opus([first, tone[2]]) is None  # a gap in sequence
+    other_mode = OpusPacket(
+        second.seq, second.pts, bytes([second.data[0] ^ 0x08]) + second.data[1:]
+    )
+    assert combine_opus([first, other_mode]) is None  # another TOC configuration
+    two_frames = OpusPacket(first.seq, first.pts, bytes([first.data[0] | 0x01]) + first.data[1:])
+    assert combine_opus([two_frames, second]) is None  # not a single frame already
+    assert combine_opus([OpusPacket(0, 0, b""), second]) is None
+    assert combine_opus(tone * 2) is None  # more than 120 ms

@@ -153,9 +153,11 @@ class PeerSessions:
         max_sdp_bytes: int = 16384,
         connect_timeout: float = 30.0,
         fanout: FanoutMode = "batched",
+        frames_per_packet: int = 1,
     ) -> None:
         if fanout not in ("batched", "aiortc"):
             raise ValueError(f"unknown fan-out {fanout!r}")
+        self._frames_per_packet = frames_per_packet
         self._settings = settings
         self._fanout_mode = fanout
         self._fanouts: dict[PacketStream, RtpFanout] = {}
@@ -230,7 +232,9 @@ class PeerSessions:
             listener.on_drop = lambda _listener, _reason: self._close_soon(session_id)
             fanout = self._fanouts.get(stream)
             if fanout is None:
-                fanout = self._fanouts[stream] = RtpFanout(stream)
+                fanout = self._fanouts[stream] = RtpFanout(
+                    stream, frames_per_packet=self._frames_per_packet
+                )
             fanout.add(listener)
             attached.append(listener)
 

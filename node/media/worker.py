@@ -37,7 +37,10 @@ logger = logging.getLogger("node.media.worker")
 class Worker:
     def __init__(self, settings: WorkerSettings, out: asyncio.WriteTransport) -> None:
         self.peers = PeerSessions(
-            settings.ice, max_sdp_bytes=settings.max_sdp_bytes, fanout=settings.fanout
+            settings.ice,
+            max_sdp_bytes=settings.max_sdp_bytes,
+            fanout=settings.fanout,
+            frames_per_packet=settings.frames_per_packet,
         )
         self.peers.on_closed(self._closed)
         self.streams: dict[int, PacketStream] = {}

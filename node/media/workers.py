@@ -113,6 +113,7 @@ class WorkerSettings:
     ice: IceSettings
     max_sdp_bytes: int = 16384
     fanout: FanoutMode = "batched"
+    frames_per_packet: int = 1
     event_loop: str = "asyncio"
 
     def to_json(self) -> str:

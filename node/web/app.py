@@ -88,8 +88,12 @@ def create_app(config: Config) -> Starlette:
         )
         install_ice_policy(ice, asyncio.get_running_loop())
         accounts = AccountDirectory(db)
+        frames_per_packet = config.media.webrtc_packet_ms // 20
         peers = PeerSessions(
-            ice, max_sdp_bytes=config.media.max_sdp_bytes, fanout=config.media.webrtc_fanout
+            ice,
+            max_sdp_bytes=config.media.max_sdp_bytes,
+            fanout=config.media.webrtc_fanout,
+            frames_per_packet=frames_per_packet,
         )
 
         def urls(room: Room) -> dict[str, str]:
@@ -103,6 +107,7 @@ def create_app(config: Config) -> Starlette:
                     ice,
                     max_sdp_bytes=config.media.max_sdp_bytes,
                     fanout=config.media.webrtc_fanout,
+                    frames_per_packet=frames_per_packet,
                     event_loop=config.node.event_loop,
                 ),
             )
