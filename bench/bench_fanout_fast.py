@@ -39,9 +39,10 @@ from bench.harness import (
     start_loadgens,
 )
 
-MODES = ("aiortc", "batched", "batched40")
+MODES = ("aiortc", "batched", "batched40", "batched60")
 """aiortc's sender per listener and the batched loop, both at 20 ms per RTP packet, and
-the batched loop at 40 ms per packet (two Opus frames, the node's default)."""
+the batched loop at 40 ms (two Opus frames, the node's default) and 60 ms per packet."""
+DEFAULT_MODES = "aiortc,batched,batched40"
 
 
 class FastServer(ProcessUnderTest):
@@ -176,7 +177,11 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
             rows,
         ),
     ]
-    for mode, what in (("batched", "20 ms packets"), ("batched40", "40 ms packets")):
+    for mode, what in (
+        ("batched", "20 ms packets"),
+        ("batched40", "40 ms packets"),
+        ("batched60", "60 ms packets"),
+    ):
         if "aiortc" in slopes and mode in slopes and slopes[mode][0] > 0:
             text.append(
                 f"\n{mode} ({what}) is **{slopes['aiortc'][0] / slopes[mode][0]:.2f}×** "
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> list[Point]:
     parser.add_argument("--per-proc", type=int, default=100)
     parser.add_argument("--profile-at", type=int, default=0, help="N to profile (0: none)")
     parser.add_argument("--profile-seconds", type=int, default=8)
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"of {','.join(MODES)}")
     parser.add_argument("--no-results", dest="write", action="store_false")
     args = parser.parse_args(argv)
     counts = [0] + [int(c) for c in args.counts.split(",") if c.strip()]

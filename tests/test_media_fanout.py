@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +17,9 @@ from typing import Any
 import av
 import pytest
 from aiortc import RTCPeerConnection
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
-from node.media.fanout import RtpFanout, RtpListener, plain_transmitter
+from node.media.fanout import RtpFanout, RtpListener, _socket_sendto, plain_transmitter
 from node.media.ice import IceSettings, install_ice_policy
 from node.media.packets import OpusPacket, PacketStream, combine_opus
 from node.media.peers import PeerSessions
@@ -338,3 +340,62 @@ def test_packets_that_cannot_combine_are_refused() -> None:
     assert combine_opus([two_frames, second]) is None  # not a single frame already
     assert combine_opus([OpusPacket(0, 0, b""), second]) is None
     assert combine_opus(tone * 2) is None  # more than 120 ms
+
+
+def test_on_uvloop_packets_go_out_on_a_duplicate_that_stops_with_the_transport() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        udp, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+        )
+        fds = len(os.listdir("/proc/self/fd"))
+        sendto, release = _socket_sendto(udp)
+        assert sendto is not None and release is not None
+        assert len(os.listdir("/proc/self/fd")) == fds + 1
+        sendto(memoryview(b"rtp"), receiver.getsockname())
+        data, source = receiver.recvfrom(100)
+        assert data == b"rtp" and source == udp.get_extra_info("sockname")
+        udp.close()
+        with pytest.raises(ConnectionError):
+            sendto(memoryview(b"late"), receiver.getsockname())
+        release()
+        # The duplicate is closed (the transport's own descriptor may close a turn later).
+        assert len(os.listdir("/proc/self/fd")) <= fds
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(body())
+    finally:
+        receiver.close()
+
+
+async def test_fanout_listeners_get_sender_reports_that_match_their_stream(
+    connect: Callable[[], Awaitable[Client]],
+) -> None:
+    client = await connect()
+    receiver = client.transceiver.receiver
+    reports: list[RtcpSrPacket] = []
+    original = receiver._handle_rtcp_packet
+
+    async def record(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            reports.append(packet)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = record
+    await _until(lambda: bool(reports))
+    report = reports[0]
+    rtp = client.packets
+    assert report.ssrc == rtp[0].ssrc
+    info = report.sender_info
+    # The counters are the fan-out's (synchronised every few packets), not aiortc's zeros.
+    assert 0 < info.packet_count <= len(rtp) + 8
+    assert info.octet_count >= info.packet_count * 10
+    sent_ts = {p.timestamp for p in rtp}
+    assert info.rtp_timestamp in sent_ts
+    assert info.ntp_timestamp > 0

@@ -289,7 +289,7 @@ def _on_uvloop(test: Callable[..., Awaitable[None]]) -> None:
 
 
 def test_listener_hears_a_speaker_on_uvloop() -> None:
-    # uvloop's UDP transport has no socket object: the batched fan-out sends through it.
+    # uvloop's UDP transport has no socket object: the fan-out sends on a duplicate of it.
     _on_uvloop(test_listener_hears_a_speaker)
 
 

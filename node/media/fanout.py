@@ -12,9 +12,13 @@ candidate pair. The payload is the same bytes object for everybody.
 
 aiortc still does everything else for a listener: ICE (including consent freshness),
 the DTLS handshake and SRTP keying, RTCP in both directions (sender reports from the
-listener's own ``RTCRtpSender`` RTCP task, with the counters this loop keeps; receiver
+listener's own ``RTCRtpSender`` RTCP task, every 5 s as libwebrtc does for audio rather
+than aiortc's 1 s (:func:`report_slowly`), with the counters this loop keeps; receiver
 reports, NACK and PLI are routed to that sender as usual; NACK finds no history and is
 ignored, PLI means nothing for audio), and the close of the peer connection.
+
+Several 20 ms Opus frames may go in one RTP packet (``frames_per_packet``, [media]
+webrtc_packet_ms): a packet costs about the same to protect and send whatever its size.
 
 How a listener joins: its ``RTCRtpSender`` gets a :class:`FanoutTrack` whose ``recv()``
 is first called by the sender's RTP task right after DTLS completed and the sender was
@@ -28,7 +32,9 @@ aiortc, currently 1.16, and aioice):
 - ``RTCRtpSender._ssrc`` (public in practice: RTCP routing uses it) and the private
   counters the sender's RTCP task puts into sender reports:
   ``_RTCRtpSender__packet_count``, ``__octet_count``, ``__ntp_timestamp``,
-  ``__rtp_timestamp``.
+  ``__rtp_timestamp``; for :func:`report_slowly` also ``_run_rtcp`` (started by
+  ``send()``), ``_send_rtcp``, ``__rtcp_started``, ``__rtcp_exited``, ``__lsr``,
+  ``__lsr_time`` and ``__cname``.
 - ``RTCRtpSender._run_rtp`` calls ``track.recv()`` only after ``send()`` (post DTLS), and
   stops the track when it ends.
 - ``RTCRtpTransceiver._codecs[0]`` is the negotiated send codec (its ``payloadType``) and
@@ -37,9 +43,10 @@ aiortc, currently 1.16, and aioice):
 - ``RTCIceTransport._connection`` (an ``aioice.Connection``) and its ``_nominated[1]``
   candidate pair: ``.protocol.transport`` (the asyncio datagram transport) and
   ``.remote_addr``.
-- asyncio's selector datagram transport keeps its socket as ``_sock``; without it (uvloop)
-  the transport's public ``sendto`` is used, on a copy of the packet, after checking
-  ``is_closing()`` (uvloop closes the file descriptor later, in libuv's close callback).
+- asyncio's selector datagram transport keeps its socket as ``_sock``; uvloop's gives a
+  pseudo-socket through ``get_extra_info("socket")`` whose descriptor is duplicated (see
+  ``_socket_sendto``); failing both, the transport's public ``sendto`` is used, on a copy
+  of the packet, after checking ``is_closing()``.
 - ``aiortc.rtp.RtpPacket.serialize`` and ``HeaderExtensionsMap.configure`` build the
   per-listener header template, so the wire format stays exactly aiortc's.
 """
@@ -49,7 +56,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import random
+import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +71,15 @@ from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpParameters
 from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpByePacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
 from aiortc.utils import random32
 from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp._binding import ffi as _srtp_ffi
@@ -76,6 +95,7 @@ __all__ = [
     "Transmit",
     "listener_for",
     "plain_transmitter",
+    "report_slowly",
     "srtp_socket_transmitter",
 ]
 
@@ -123,6 +143,8 @@ class RtpListener:
     on_drop: Callable[[RtpListener, str], None] | None = None
     sender: Any = None
     """The aiortc ``RTCRtpSender`` whose RTCP task reports for this stream, if any."""
+    release: Callable[[], None] | None = None
+    """Frees what ``transmit`` holds (a duplicated socket), once the listener leaves."""
 
 
 def plain_transmitter(
@@ -187,13 +209,17 @@ class RtpFanout:
     def remove(self, listener: RtpListener) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
+        release, listener.release = listener.release, None
+        if release is not None:
+            release()
         if not self._listeners and self._task is not None:
             self._task.cancel()
             self._task = None
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        self._listeners.clear()
+        for listener in list(self._listeners):
+            self.remove(listener)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -291,6 +317,60 @@ def _joins(frames: list[OpusPacket], packet: OpusPacket) -> bool:
     )
 
 
+SENDER_REPORT_INTERVAL = 5.0
+"""Seconds between a fan-out listener's RTCP sender reports (randomised 0.5-1.5x, as RFC
+3550 section 6.2 asks). aiortc sends one every 0.5-1.5 s; 5 s is RFC 3550's minimum and
+libwebrtc's interval for audio. At 40 ms packets a listener's sender reports were about a
+twentieth of its cost (bench/RESULTS.md)."""
+
+
+def report_slowly(sender: RTCRtpSender) -> None:
+    """Make ``sender``'s RTCP task send its reports every ``SENDER_REPORT_INTERVAL``.
+
+    Call before the sender starts (it starts its RTCP task in ``send()``). The task keeps
+    aiortc's protocol: started and exited events, a sender report plus SDES CNAME per
+    interval from the counters :func:`_sync_sender_stats` keeps, BYE when cancelled.
+    """
+
+    async def run_rtcp() -> None:
+        mangled = "_RTCRtpSender__"
+        getattr(sender, mangled + "rtcp_started").set()
+        delay = 0.5 + random.random()  # the first report as soon as aiortc's
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                delay = SENDER_REPORT_INTERVAL * (0.5 + random.random())
+                ntp = getattr(sender, mangled + "ntp_timestamp")
+                packets: list[Any] = [
+                    RtcpSrPacket(
+                        ssrc=sender._ssrc,
+                        sender_info=RtcpSenderInfo(
+                            ntp_timestamp=ntp,
+                            rtp_timestamp=getattr(sender, mangled + "rtp_timestamp"),
+                            packet_count=getattr(sender, mangled + "packet_count") & 0xFFFFFFFF,
+                            octet_count=getattr(sender, mangled + "octet_count") & 0xFFFFFFFF,
+                        ),
+                    )
+                ]
+                # Round-trip time estimates from receiver reports match against these.
+                setattr(sender, mangled + "lsr", (ntp >> 16) & 0xFFFFFFFF)
+                setattr(sender, mangled + "lsr_time", time.time())
+                cname = getattr(sender, mangled + "cname")
+                if cname is not None:
+                    packets.append(
+                        RtcpSdesPacket(
+                            chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]
+                        )
+                    )
+                await sender._send_rtcp(packets)
+        except asyncio.CancelledError:
+            pass
+        await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        getattr(sender, mangled + "rtcp_exited").set()
+
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
 def _sync_sender_stats(listener: RtpListener, ntp: int) -> None:
     sender = listener.sender
     sender._RTCRtpSender__packet_count = listener.packets
@@ -357,7 +437,6 @@ def listener_for(transceiver: RTCRtpTransceiver) -> RtpListener:
         transceiver.mid, RTCRtpParameters(headerExtensions=transceiver._headerExtensions)
     )
     udp = pair.protocol.transport
-    sock = getattr(udp, "_sock", None)
     remote = pair.remote_addr
 
     def send(data: bytes | memoryview) -> None:
@@ -367,14 +446,11 @@ def listener_for(transceiver: RTCRtpTransceiver) -> RtpListener:
         # buffer that the next packet overwrites.
         udp.sendto(bytes(data), remote)
 
+    release = None
     if not udp.get_extra_info("peername") and _has_srtp_internals(dtls._tx_srtp):
+        sendto, release = _socket_sendto(udp)
         transmit = srtp_socket_transmitter(
-            sender._ssrc,
-            extension,
-            dtls._tx_srtp,
-            sock.sendto if sock is not None else None,
-            remote,
-            send=send,
+            sender._ssrc, extension, dtls._tx_srtp, sendto, remote, send=send
         )
     else:
         transmit = plain_transmitter(sender._ssrc, extension, dtls._tx_srtp.protect, send)
@@ -385,7 +461,39 @@ def listener_for(transceiver: RTCRtpTransceiver) -> RtpListener:
         seq=random_sequence_number(),
         ts_origin=random32(),
         sender=sender,
+        release=release,
     )
+
+
+def _socket_sendto(
+    udp: Any,
+) -> tuple[Callable[[memoryview, tuple[str, int]], object] | None, Callable[[], None] | None]:
+    """``socket.sendto`` of an ICE transport's socket, and what to call when done.
+
+    asyncio's selector transport keeps its socket (``_sock``): its ``sendto`` is used as
+    is, and a closed transport closes it (EBADF drops the listener). uvloop gives a
+    pseudo-socket whose file descriptor is duplicated into a real socket object, ~2 us per
+    packet cheaper than the transport's ``sendto`` (bench/RESULTS.md); the duplicate is
+    closed when the listener leaves, and a closing transport is checked before each send.
+    Neither: (None, None) and the caller goes through the transport.
+    """
+    sock = getattr(udp, "_sock", None)
+    if sock is not None:
+        return sock.sendto, None
+    pseudo = udp.get_extra_info("socket")
+    try:
+        duplicate = socket.socket(fileno=os.dup(pseudo.fileno()))
+    except (AttributeError, OSError, ValueError):
+        return None, None
+    raw_sendto = duplicate.sendto
+    is_closing = udp.is_closing
+
+    def sendto(data: memoryview, addr: tuple[str, int]) -> object:
+        if is_closing():
+            raise ConnectionError("ICE socket closed")
+        return raw_sendto(data, addr)
+
+    return sendto, duplicate.close
 
 
 def _extension_block(mid: str | None, parameters: RTCRtpParameters) -> bytes:

@@ -38,7 +38,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from node.media.certificate import CertificateKeeper
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
-from node.media.fanout import FanoutTrack, RtpFanout, RtpListener, listener_for
+from node.media.fanout import FanoutTrack, RtpFanout, RtpListener, listener_for, report_slowly
 from node.media.ice import IceSettings, rtc_configuration
 from node.media.mixer import SpeakerInput
 from node.media.packets import PacketReader, PacketStream
@@ -213,6 +213,8 @@ class PeerSessions:
         else:
             track = self._fanout_track(session_id, stream)
         transceiver = session.pc.addTransceiver(track, direction="sendonly")
+        if isinstance(track, FanoutTrack):
+            report_slowly(transceiver.sender)
         _opus_only(transceiver)
         return session_id, await self._answer(session_id, offer_sdp)
 
