@@ -48,7 +48,7 @@ AMPLITUDE = 0.5
 THRESHOLD = 0.1
 QUIET_SAMPLES = int(0.2 * RATE)
 FRAME_S = FRAME / RATE
-CLIENT_PREFETCH: int | None = None  # the listener's aiortc jitter buffer; None: aiortc's 4
+CLIENT_PREFETCH: int | None = None  # packets in the listener's aiortc jitter buffer; None: 4
 
 
 class BurstTrack(MediaStreamTrack):
@@ -277,17 +277,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page-ms", type=int, default=0, help="[media] ogg_page_ms (0: default)")
     parser.add_argument("--no-results", dest="write", action="store_false")
     parser.add_argument(
+        "--packet-ms", type=int, default=0, help="[media] webrtc_packet_ms (0: default)"
+    )
+    parser.add_argument(
         "--client-prefetch",
         type=int,
         default=None,
-        help="frames the WebRTC listener's aiortc jitter buffer holds (default: aiortc's 4)",
+        help="packets the WebRTC listener's aiortc jitter buffer holds (default: aiortc's 4)",
     )
     args = parser.parse_args(argv)
     global CLIENT_PREFETCH
     CLIENT_PREFETCH = args.client_prefetch
     workdir = run_dir("latency")
-    settings = {"media": {"ogg_page_ms": args.page_ms}} if args.page_ms else None
-    node = NodeUnderTest(workdir, settings)
+    media: dict[str, Any] = {}
+    if args.page_ms:
+        media["ogg_page_ms"] = args.page_ms
+    if args.packet_ms:
+        media["webrtc_packet_ms"] = args.packet_ms
+    node = NodeUnderTest(workdir, {"media": media})
     node.start()
     try:
         room = node.live_room()
@@ -295,12 +302,14 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         node.stop()
     page = f"{args.page_ms} ms" if args.page_ms else "default"
+    packet = f"{args.packet_ms} ms" if args.packet_ms else "default"
     body = "\n".join(
         [
             f"{args.seconds:g} s window; {BURST_FRAMES * 20} ms bursts of {BURST_HZ:g} Hz every "
             f"{PERIOD_FRAMES * 20} ms from an aiortc WHIP speaker ({result['bursts']} bursts); "
-            f"Ogg pages: {page}; listener's aiortc jitter buffer prefetch: "
-            f"{'4 (aiortc default)' if CLIENT_PREFETCH is None else CLIENT_PREFETCH} frames; "
+            f"Ogg pages: {page}; WebRTC packets: {packet}; listener's aiortc jitter buffer "
+            f"prefetch: {'4 (aiortc default)' if CLIENT_PREFETCH is None else CLIENT_PREFETCH}"
+            " packets; "
             "speaker and both listeners in one process (one clock), node "
             f"in its own; logs in `{workdir}`. Mouth = burst's first sample captured; ear = "
             "onset sample available to play, no playout buffer beyond aiortc's jitter "
