@@ -435,11 +435,12 @@ class OnAir:
         for task in (self._grace_task, self._levels_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        for publisher in self.publishers.values():
+        # Closing a session calls back into publisher_gone / listener_gone: iterate copies.
+        for publisher in list(self.publishers.values()):
             with contextlib.suppress(Exception):
                 await self._stage.peers.close(publisher.session_id)
             self._stage.sessions.pop(publisher.session_id, None)
-        for session_id in self.listener_sessions:
+        for session_id in list(self.listener_sessions):
             with contextlib.suppress(Exception):
                 await self._stage.listeners.close(session_id)
             self._stage.sessions.pop(session_id, None)

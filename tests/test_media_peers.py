@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc.rtp import RtpPacket
 
 from node.media.errors import InvalidOffer, SessionNotFound
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.mixer import RoomMixer
-from node.media.peers import PeerSessions
+from node.media.peers import ArrivalOrderBuffer, PeerSessions
 from tests.tonekit import (
     ToneTrack,
     accept_answer,
@@ -295,3 +296,20 @@ def test_listener_hears_a_speaker_on_uvloop() -> None:
 
 def test_udp_port_range_is_respected_on_uvloop() -> None:
     _on_uvloop(lambda _peers, room, _pcs: test_udp_port_range_is_respected(room))
+
+
+def test_speaker_packets_reach_the_decoder_on_arrival() -> None:
+    buffer = ArrivalOrderBuffer()
+
+    def add(seq: int) -> bytes | None:
+        packet = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960)
+        packet._data = bytes([seq & 0xFF])  # type: ignore[attr-defined]  # as depayloaded
+        _, frame = buffer.add(packet)
+        return None if frame is None else frame.data
+
+    assert add(65534) == b"\xfe"  # the first packet goes on at once: no wait for the next
+    assert add(65535) == b"\xff"
+    assert add(65535) is None  # a duplicate
+    assert add(1) == b"\x01"  # across the wrap, with 0 lost
+    assert add(0) is None  # 0 arrives late: the mixer has played past it
+    assert add(2) == b"\x02"

@@ -34,7 +34,10 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
 
 from node.media.certificate import CertificateKeeper
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
@@ -191,7 +194,7 @@ class PeerSessions:
         pc = session.pc
         transceiver = pc.addTransceiver("audio", direction="sendrecv" if send_back else "recvonly")
         _opus_only(transceiver)
-        _shorten_jitter_buffer(transceiver)
+        _decode_on_arrival(transceiver)
         if send_back:
             assert returns is not None
             transceiver.sender.replaceTrack(PacketTrack(returns.reader()))
@@ -329,21 +332,36 @@ class PeerSessions:
                     logger.exception("on_closed callback failed for session %s", session_id)
 
 
-SPEAKER_PREFETCH_FRAMES = 1
-"""Frames aiortc's audio jitter buffer holds back before decoding a speaker's packet.
+class ArrivalOrderBuffer(JitterBuffer):
+    """A speaker's audio packets handed to the decoder the moment they arrive.
 
-aiortc's default is 4 (80 ms before the mixer sees a frame). The mixer's own per-speaker
-queue (node.media.mixer.SpeakerInput) already absorbs arrival jitter and trims a standing
-delay, so the node keeps only the one frame aiortc needs to see that a frame is complete.
-bench/bench_latency.py measured mouth-to-ear latency with both settings."""
+    aiortc's jitter buffer releases a frame only when a packet of the next frame arrives
+    (it reassembles video frames from several packets), which holds every audio packet
+    back one packet time (20 ms) although an audio packet is always a whole frame. The
+    mixer's own per-speaker queue (node.media.mixer.SpeakerInput) absorbs arrival jitter
+    and trims a standing delay, so here a packet newer than any seen goes straight on and
+    an older one (a duplicate, or reordered behind a newer one) is dropped, as the mixer
+    would have played past it anyway. bench/bench_latency.py measured both.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        seq = packet.sequence_number
+        if self._origin is not None and uint16_add(seq, -self._origin) >= 0x8000:
+            return False, None  # older than the newest packet seen
+        self._origin = uint16_add(seq, 1)
+        data = getattr(packet, "_data", packet.payload)  # depayloaded by the receiver
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
 
 
-def _shorten_jitter_buffer(transceiver: RTCRtpTransceiver) -> None:
+def _decode_on_arrival(transceiver: RTCRtpTransceiver) -> None:
     # aiortc has no option for this: RTCRtpReceiver keeps its JitterBuffer privately and
-    # reads its _prefetch on every packet. Left alone if aiortc's internals change.
-    jitter_buffer = getattr(transceiver.receiver, "_RTCRtpReceiver__jitter_buffer", None)
-    if jitter_buffer is not None and hasattr(jitter_buffer, "_prefetch"):
-        jitter_buffer._prefetch = SPEAKER_PREFETCH_FRAMES
+    # calls its add() on every packet. Left alone if aiortc's internals change.
+    name = "_RTCRtpReceiver__jitter_buffer"
+    if isinstance(getattr(transceiver.receiver, name, None), JitterBuffer):
+        setattr(transceiver.receiver, name, ArrivalOrderBuffer())
 
 
 async def _pump(track: MediaStreamTrack, sink: SpeakerInput) -> None:
