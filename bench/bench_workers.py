@@ -1,6 +1,6 @@
 """WebRTC listeners over worker processes: what the whole machine serves against one process.
 
-    .venv/bin/python -m bench.bench_workers --counts 100,200 --workers 0,2 --duration 10
+    .venv/bin/python -m bench.bench_workers --counts 100,200,300,400 --workers 0,2
 
 A real node (``python -m node``) with ``[media] workers`` at each value, a WHIP speaker
 (440 Hz), and N real aiortc WebRTC listeners in separate load-generator processes. Over
@@ -247,7 +247,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> list[Point]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--counts", default="100,200")
+    parser.add_argument("--counts", default="100,200,300,400")
     parser.add_argument("--workers", default="0,2", help="settings of [media] workers")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--settle", type=float, default=4.0)
