@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiortc import RTCPeerConnection
 
 from tests.fedify_peer import FedifyPeer, check_installed
 
@@ -118,6 +119,15 @@ class NodeProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
+    """aiortc peer connections a test opens; closed when it ends."""
+    pcs: list[RTCPeerConnection] = []
+    yield pcs
+    for pc in pcs:
+        await pc.close()
 
 
 @pytest.fixture

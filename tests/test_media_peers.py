@@ -45,14 +45,6 @@ async def mixer() -> AsyncIterator[RoomMixer]:
     room.close()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
-    pcs: list[RTCPeerConnection] = []
-    yield pcs
-    for pc in pcs:
-        await pc.close()
-
-
 async def test_listener_hears_a_speaker(
     sessions: PeerSessions, mixer: RoomMixer, clients: list[RTCPeerConnection]
 ) -> None:

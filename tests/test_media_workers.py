@@ -23,10 +23,10 @@ from node.media.workers import (
     read_frame,
 )
 from tests.conftest import Api, NodeProcess
-from tests.test_signaling import assert_tone, clients, loopback_ice, whep, whip
+from tests.test_signaling import assert_tone, loopback_ice, whep, whip
 from tests.tonekit import rms
 
-__all__ = ["clients", "loopback_ice"]  # fixtures shared with test_signaling
+__all__ = ["loopback_ice"]  # a fixture shared with test_signaling
 
 
 @pytest.fixture
@@ -67,14 +67,20 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> A
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+async def speaking(api: Api, hz: float, clients: list) -> tuple[dict[str, Any], str]:
+    """A live room whose host is on the air with a tone; the room and the host's token."""
+    host = api.signup("host")
+    room = api.live_room(host)
+    await whip(room["whip_url"], host, hz, clients)
+    api.request("POST", f"/api/v1/rooms/{room['id']}/mute", host, json={"muted": False})
+    return room, host
+
+
 async def test_listeners_in_two_workers_hear_the_room(
     workers_node: NodeProcess, api_factory: Callable[[NodeProcess], Api], clients: list
 ) -> None:
     api = api_factory(workers_node)
-    host = api.signup("host")
-    room = api.live_room(host)
-    await whip(room["whip_url"], host, 440, clients)
-    api.request("POST", f"/api/v1/rooms/{room['id']}/mute", host, json={"muted": False})
+    room, host = await speaking(api, 440, clients)
 
     listeners = [await whep(room["whep_url"], clients) for _ in range(4)]
     doc = stats(api)
@@ -101,10 +107,7 @@ async def test_a_worker_that_dies_is_replaced_and_its_listeners_are_let_go(
     workers_node: NodeProcess, api_factory: Callable[[NodeProcess], Api], clients: list
 ) -> None:
     api = api_factory(workers_node)
-    host = api.signup("host")
-    room = api.live_room(host)
-    await whip(room["whip_url"], host, 660, clients)
-    api.request("POST", f"/api/v1/rooms/{room['id']}/mute", host, json={"muted": False})
+    room, host = await speaking(api, 660, clients)
     first = await whep(room["whep_url"], clients)
     second = await whep(room["whep_url"], clients)
     assert stats(api)["media_workers"]["listeners"] == [1, 1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -29,14 +29,6 @@ T = TypeVar("T")
 @pytest.fixture(autouse=True)
 async def loopback_ice() -> None:
     install_ice_policy(IceSettings(host_addresses=("127.0.0.1",)), asyncio.get_running_loop())
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
-    pcs: list[RTCPeerConnection] = []
-    yield pcs
-    for pc in pcs:
-        await pc.close()
 
 
 async def until(

@@ -7,7 +7,7 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,14 +45,6 @@ class Peer:
     async def heard(self, seconds: float = 2.0) -> np.ndarray:
         track = self.pc.getTransceivers()[0].receiver.track
         return await record_track(track, seconds, skip=0.6)
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
-    pcs: list[RTCPeerConnection] = []
-    yield pcs
-    for pc in pcs:
-        await pc.close()
 
 
 async def whip(url: str, token: str | None, hz: float, pcs: list[RTCPeerConnection]) -> Peer:

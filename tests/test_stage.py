@@ -60,14 +60,6 @@ async def stage(tmp_path: Path, db: sqlite_utils.Database) -> AsyncIterator[Stag
     install_ice_policy(IceSettings(), asyncio.get_running_loop())
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[list[RTCPeerConnection]]:
-    pcs: list[RTCPeerConnection] = []
-    yield pcs
-    for pc in pcs:
-        await pc.close()
-
-
 def account(stage: Stage, name: str) -> Account:
     return stage.accounts.create(name, "correct horse battery")
 
