@@ -27,10 +27,9 @@ from bench.harness import (
     StockServer,
     append_results,
     fit_line,
+    load_and_measure,
     markdown_table,
-    measure_window,
     run_dir,
-    start_loadgens,
 )
 from node.config import MediaSettings
 
@@ -127,27 +126,21 @@ def measure(
     generators: list[LoadGen] = []
     try:
         time.sleep(args.warmup)
-        per_proc = args.webrtc_per_proc if kind == "webrtc" else args.http_per_proc
-        budget = args.settle + args.duration + profile_seconds + 120 + listeners * 0.5
-        generators = start_loadgens(
+        load_and_measure(
+            point,
+            server.pid,
+            generators,
             directory,
             kind=kind,
             listeners=listeners,
             url=whep_url if kind == "webrtc" else listen_url,
-            per_proc=per_proc,
-            max_seconds=budget,
-        )
-        point.loadgen_procs = len(generators)
-        measure_window(
-            point,
-            server.pid,
-            generators,
-            budget=budget,
+            per_proc=args.webrtc_per_proc if kind == "webrtc" else args.http_per_proc,
             settle=args.settle,
             duration=args.duration,
             profile_seconds=profile_seconds,
             profile_path=workdir / f"profile-{target}-{kind}-{listeners}.txt",
         )
+        point.loadgen_procs = len(generators)
         point.log_problems.extend(point.problems)
         if isinstance(server, NodeUnderTest | StockServer):
             time.sleep(2)

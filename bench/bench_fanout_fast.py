@@ -33,10 +33,9 @@ from bench.harness import (
     append_results,
     fit_line,
     free_port,
+    load_and_measure,
     markdown_table,
-    measure_window,
     run_dir,
-    start_loadgens,
 )
 
 MODES = ("aiortc", "batched", "batched40", "batched60")
@@ -105,20 +104,15 @@ def measure(
     try:
         server.start()
         time.sleep(args.warmup)
-        budget = args.settle + args.duration + profile_seconds + 120 + n * 0.5
-        generators = start_loadgens(
+        load_and_measure(
+            point,
+            server.pid,
+            generators,
             directory,
             kind="webrtc",
             listeners=n,
             url=server.whep_url,
             per_proc=args.per_proc,
-            max_seconds=budget,
-        )
-        measure_window(
-            point,
-            server.pid,
-            generators,
-            budget=budget,
             settle=args.settle,
             duration=args.duration,
             profile_seconds=profile_seconds,

@@ -33,10 +33,9 @@ from bench.harness import (
     append_results,
     child_pids,
     fit_line,
+    load_and_measure,
     markdown_table,
-    measure_window,
     run_dir,
-    start_loadgens,
 )
 
 
@@ -76,20 +75,15 @@ def measure(workers: int, listeners: int, args: argparse.Namespace, workdir: Pat
         if len(pids) != workers:
             raise RuntimeError(f"expected {workers} worker processes, found {pids}")
         time.sleep(args.warmup)
-        budget = args.settle + args.duration + 120 + listeners * 0.5
-        generators = start_loadgens(
+        load_and_measure(
+            point,
+            node.pid,
+            generators,
             directory,
             kind="webrtc",
             listeners=listeners,
             url=room.whep_url,
             per_proc=args.per_proc,
-            max_seconds=budget,
-        )
-        measure_window(
-            point,
-            node.pid,
-            generators,
-            budget=budget,
             settle=args.settle,
             duration=args.duration,
             others={f"worker{i}": pid for i, pid in enumerate(pids)},

@@ -646,6 +646,46 @@ def start_loadgens(
     ]
 
 
+def load_and_measure(
+    window: LoadWindow,
+    pid: int,
+    generators: list[LoadGen],
+    directory: Path,
+    *,
+    kind: str,
+    listeners: int,
+    url: str,
+    per_proc: int,
+    settle: float,
+    duration: float,
+    profile_seconds: int = 0,
+    **measure: Any,
+) -> None:
+    """Start load generators for `listeners` (appended to `generators`, which the caller
+    stops whatever happens) and measure `pid` with them (see :func:`measure_window`)."""
+    budget = settle + duration + profile_seconds + 120 + listeners * 0.5
+    generators.extend(
+        start_loadgens(
+            directory,
+            kind=kind,
+            listeners=listeners,
+            url=url,
+            per_proc=per_proc,
+            max_seconds=budget,
+        )
+    )
+    measure_window(
+        window,
+        pid,
+        generators,
+        budget=budget,
+        settle=settle,
+        duration=duration,
+        profile_seconds=profile_seconds,
+        **measure,
+    )
+
+
 def measure_window(
     window: LoadWindow,
     pid: int,
