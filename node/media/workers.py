@@ -190,6 +190,7 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._callbacks: list[Callable[[str], None]] = []
         self._closing = False
+        self._restarting: set[asyncio.Task[None]] = set()
         self.restarts = 0
         """Workers started again after they died."""
 
@@ -246,7 +247,7 @@ class WorkerPool:
 
     async def close_all(self) -> None:
         self._closing = True
-        for task in self._pumps.values():
+        for task in [*self._pumps.values(), *self._restarting]:
             task.cancel()
         self._pumps.clear()
         workers = [w for w in self._workers if w is not None]
@@ -335,7 +336,10 @@ class WorkerPool:
         )
         self.restarts += 1
         self._workers[worker.index] = None
-        asyncio.get_running_loop().create_task(self._spawn(worker.index))
+        # Held until done: the loop keeps only a weak reference to a task.
+        task = asyncio.get_running_loop().create_task(self._spawn(worker.index))
+        self._restarting.add(task)
+        task.add_done_callback(self._restarting.discard)
 
     def _gone(self, worker: _Worker, session_id: str) -> None:
         self._sessions.pop(session_id, None)
