@@ -305,3 +305,5 @@ def test_speaker_packets_reach_the_decoder_on_arrival() -> None:
     assert add(1) == b"\x01"  # across the wrap, with 0 lost
     assert add(0) is None  # 0 arrives late: the mixer has played past it
     assert add(2) == b"\x02"
+    assert add(40000) == b"\x40"  # a sender that restarted far away goes on
+    assert add(40001) == b"\x41"

@@ -34,7 +34,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
@@ -341,7 +341,9 @@ class ArrivalOrderBuffer(JitterBuffer):
     mixer's own per-speaker queue (node.media.mixer.SpeakerInput) absorbs arrival jitter
     and trims a standing delay, so here a packet newer than any seen goes straight on and
     an older one (a duplicate, or reordered behind a newer one) is dropped, as the mixer
-    would have played past it anyway. bench/bench_latency.py measured both.
+    would have played past it anyway; one more than ``MAX_MISORDER`` (aiortc's 100) back
+    is a sender that restarted its sequence and goes on. bench/bench_latency.py measured
+    both.
     """
 
     def __init__(self) -> None:
@@ -349,8 +351,11 @@ class ArrivalOrderBuffer(JitterBuffer):
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
-        if self._origin is not None and uint16_add(seq, -self._origin) >= 0x8000:
-            return False, None  # older than the newest packet seen
+        if self._origin is not None:
+            behind = uint16_add(self._origin, -seq - 1)  # 0: the newest seen again
+            if behind < MAX_MISORDER:
+                return False, None  # a duplicate, or late behind a newer packet
+            # Otherwise newer, or so far back that the sender restarted its sequence.
         self._origin = uint16_add(seq, 1)
         data = getattr(packet, "_data", packet.payload)  # depayloaded by the receiver
         return False, JitterFrame(data=data, timestamp=packet.timestamp)
