@@ -56,6 +56,7 @@ from federation.relay import (
 from federation.signatures import sign_request
 from node.accounts import Account
 from node.errors import Conflict, Forbidden, InvalidInput, NotFound, ParleyError
+from node.mailbox import Mailbox
 from node.media.errors import StreamClosed
 from node.media.mixer import OpusFrameEncoder, SpeakerInput
 from node.media.packets import SAMPLES_PER_FRAME, OpusPacket, PacketStream
@@ -159,37 +160,16 @@ class Names:
 # --------------------------------------------------------------------------- serving end
 
 
-@dataclass(eq=False)
-class RelaySubscriber:
-    host: str
-    """Authenticated host (netloc of the signing key id); its users may speak up."""
-    entry: SuccessionEntry | None
-    queue: asyncio.Queue[bytes | str | None] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
-    )
-    listeners: int = 0
-    presence: set[str] = field(default_factory=set)
-    dropped: bool = False
+class RelaySubscriber(Mailbox[bytes | str]):
+    """A node relaying one of our rooms: what goes down its stream is queued here."""
 
-    def send(self, message: bytes | str) -> bool:
-        if self.dropped:
-            return False
-        try:
-            self.queue.put_nowait(message)
-            return True
-        except asyncio.QueueFull:
-            return False
-
-    def close(self) -> None:
-        self.dropped = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
-        if self.queue.full():
-            # Make room for the end marker: what was queued is lost anyway.
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait(None)
+    def __init__(self, host: str, entry: SuccessionEntry | None) -> None:
+        super().__init__(maxsize=SUBSCRIBER_QUEUE)
+        self.host = host
+        """Authenticated host (netloc of the signing key id); its users may speak up."""
+        self.entry = entry
+        self.listeners = 0
+        self.presence: set[str] = set()
 
 
 @dataclass(eq=False)
@@ -295,7 +275,7 @@ class RelayHub:
                 self._send(subscriber, text)
 
     def _send(self, subscriber: RelaySubscriber, message: bytes | str) -> None:
-        if not subscriber.send(message) and not subscriber.dropped:
+        if not subscriber.send(message) and not subscriber.closed:
             logger.info("dropping relay %s of room %s: too slow", subscriber.host, self.room_id)
             self.service.counters.slow_dropped += 1
             subscriber.close()
@@ -423,7 +403,7 @@ class RelayHub:
                     FrameKind.MIX_MINUS, handle, packet.seq, packet.pts, packet.data
                 )
                 self._send(subscriber, frame.serialize())
-                if subscriber.dropped:
+                if subscriber.closed:
                     return
 
     # -- program and housekeeping -------------------------------------------------------

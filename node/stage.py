@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from node.accounts import Account, AccountDirectory
 from node.config import Config
 from node.errors import Conflict, Forbidden, NotFound
+from node.mailbox import Mailbox
 from node.media.errors import SessionNotFound
 from node.media.mixer import RoomMixer, SpeakerInput
 from node.media.packets import PacketStream
@@ -43,26 +44,13 @@ logger = logging.getLogger(__name__)
 LEVELS_INTERVAL_S = 0.25
 
 
-@dataclass(eq=False)
-class Watcher:
+class Watcher(Mailbox[dict[str, Any]]):
     """One WebSocket client of a room: events are queued and sent by its own task, so a
     slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
 
-    username: str | None
-    queue: asyncio.Queue[dict[str, Any] | None] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=256)
-    )
-
-    def send(self, message: dict[str, Any]) -> bool:
-        try:
-            self.queue.put_nowait(message)
-            return True
-        except asyncio.QueueFull:
-            return False
-
-    def close(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+    def __init__(self, username: str | None) -> None:
+        super().__init__(maxsize=256)
+        self.username = username
 
 
 @dataclass
