@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from federation.errors import BlockedDomain, FederationError, SignatureError
 from federation.relay import SuccessionEntry
 from federation.routes import verify_signed_get
 from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable
+from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
 from node.relay import RelayHub, RelayService, RelaySubscriber
@@ -188,15 +190,7 @@ async def room_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
 
-    async def pump() -> None:
-        while True:
-            message = await watcher.queue.get()
-            if message is None:
-                await websocket.close(code=4001)
-                return
-            await websocket.send_text(json.dumps(message))
-
-    sender = asyncio.create_task(pump())
+    sender = asyncio.create_task(_send_mailbox(websocket, watcher, close_code=4001))
     try:
         while True:
             receive = asyncio.create_task(websocket.receive_text())
@@ -223,6 +217,22 @@ async def room_socket(websocket: WebSocket) -> None:
         on_air.unwatch(watcher)
 
 
+async def _send_mailbox(websocket: WebSocket, mailbox: Mailbox[Any], *, close_code: int) -> None:
+    """Send what the room queues for this client (bytes as binary, str as text, anything
+    else as JSON) until the room closes its mailbox; then close with ``close_code``."""
+    while True:
+        message = await mailbox.queue.get()
+        if message is None:
+            await websocket.close(code=close_code)
+            return
+        if isinstance(message, bytes):
+            await websocket.send_bytes(message)
+        elif isinstance(message, str):
+            await websocket.send_text(message)
+        else:
+            await websocket.send_text(json.dumps(message))
+
+
 async def relay_socket(websocket: WebSocket) -> None:
     """The node-to-node relay stream (FEDERATION.md): signed by the relaying node's
     instance actor; program and events down, listener counts, presence and uplink up."""
@@ -241,18 +251,7 @@ async def relay_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
 
-    async def pump() -> None:
-        while True:
-            message = await subscriber.queue.get()
-            if message is None:
-                await websocket.close(code=4008)
-                return
-            if isinstance(message, bytes):
-                await websocket.send_bytes(message)
-            else:
-                await websocket.send_text(message)
-
-    sender = asyncio.create_task(pump())
+    sender = asyncio.create_task(_send_mailbox(websocket, subscriber, close_code=4008))
     try:
         while True:
             receive = asyncio.create_task(websocket.receive())
