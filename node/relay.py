@@ -133,6 +133,13 @@ class RelayCounters:
     def to_json(self) -> dict[str, int]:
         return dict(self.__dict__)
 
+    def take_filtered(self, seen: SequenceFilter) -> None:
+        """Add what ``seen`` refused since the last call (the uplink filter of the service
+        and every mirror's filter feed the same two counters)."""
+        self.duplicates += seen.duplicates
+        self.late += seen.late
+        seen.duplicates = seen.late = 0
+
 
 # --------------------------------------------------------------------------- names
 
@@ -323,8 +330,9 @@ class RelayHub:
         if frame.kind is not FrameKind.UPLINK:
             self.service.counters.malformed += 1
             return
-        if not self.service.uplink_filter.accept(f"{subscriber.host}/{frame.key}", frame.seq):
-            self._count_filtered()
+        seen = self.service.uplink_filter
+        if not seen.accept(f"{subscriber.host}/{frame.key}", frame.seq):
+            self.service.counters.take_filtered(seen)
             return
         name = self.service.names.local(frame.key)
         _, _, domain = frame.key.rpartition("@")
@@ -347,10 +355,6 @@ class RelayHub:
             return
         for decoded in frames:
             speaker.sink.push(decoded)
-
-    def _count_filtered(self) -> None:
-        counters, seen = self.service.counters, self.service.uplink_filter
-        counters.duplicates, counters.late = seen.duplicates, seen.late
 
     def _add_speaker(self, name: str, subscriber: RelaySubscriber) -> RemoteSpeaker:
         if name in self.remote_speakers:
@@ -659,9 +663,7 @@ class Mirror:
             counters.malformed += 1
             return
         if not self.filter.accept(f"{frame.kind}/{frame.key}", frame.seq):
-            counters.duplicates += self.filter.duplicates
-            counters.late += self.filter.late
-            self.filter.duplicates = self.filter.late = 0
+            counters.take_filtered(self.filter)
             return
         if frame.kind is FrameKind.PROGRAM:
             self.program_feed.feed(frame.payload)
