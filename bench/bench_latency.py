@@ -37,7 +37,15 @@ from aiortc.mediastreams import MediaStreamError
 
 from bench.harness import NodeUnderTest, append_results, markdown_table, run_dir
 from node.media.ice import IceSettings, install_ice_policy
-from tests.tonekit import FRAME, RATE, accept_answer, frames_to_mono, make_offer, tone_frame
+from tests.tonekit import (
+    FRAME,
+    RATE,
+    accept_answer,
+    frames_to_mono,
+    make_offer,
+    publish,
+    tone_frame,
+)
 
 __all__ = ["BurstTrack", "OnsetDetector", "main"]
 
@@ -112,19 +120,6 @@ def match(mouth: list[float], ear: list[float]) -> list[float]:
         if spoken:
             out.append(t - spoken[-1])
     return out
-
-
-async def speak(whip_url: str, token: str, track: BurstTrack) -> Any:
-    pc, offer = await make_offer("sendonly", track)
-    async with httpx.AsyncClient(timeout=20) as http:
-        response = await http.post(
-            whip_url,
-            content=offer,
-            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-        )
-    response.raise_for_status()
-    await accept_answer(pc, response.text)
-    return pc
 
 
 async def listen_webrtc(whep_url: str, detector: OnsetDetector, stop: asyncio.Event) -> None:
@@ -242,7 +237,7 @@ def _row(label: str, values: list[float], target_ms: float) -> list[Any]:
 async def _measure(room: Any, seconds: float) -> dict[str, Any]:
     install_ice_policy(IceSettings(host_addresses=("127.0.0.1",)), asyncio.get_running_loop())
     track = BurstTrack()
-    speaker = await speak(room.whip_url, room.host_token, track)
+    speaker = await publish(room.whip_url, room.host_token, track)
     await asyncio.sleep(1.0)
     stop = asyncio.Event()
     rtc, ogg = OnsetDetector(), OnsetDetector()

@@ -9,25 +9,15 @@ import asyncio
 import sys
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from node.media.ice import IceSettings, install_ice_policy  # noqa: E402
-from tests.tonekit import ToneTrack, accept_answer, make_offer  # noqa: E402
+from tests.tonekit import ToneTrack, publish  # noqa: E402
 
 
 async def main(url: str, token: str, hz: float) -> None:
     install_ice_policy(IceSettings(host_addresses=("127.0.0.1",)), asyncio.get_running_loop())
-    pc, offer = await make_offer("sendonly", ToneTrack(hz))
-    async with httpx.AsyncClient(timeout=20) as http:
-        response = await http.post(
-            url,
-            content=offer,
-            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-        )
-    response.raise_for_status()
-    await accept_answer(pc, response.text)
+    await publish(url, token, ToneTrack(hz))
     print("publishing", flush=True)
     await asyncio.Event().wait()
 

@@ -12,6 +12,7 @@ import io
 import time
 
 import av
+import httpx
 import numpy as np
 import numpy.typing as npt
 from aiortc import (
@@ -218,6 +219,20 @@ async def accept_answer(pc: RTCPeerConnection, answer_sdp: str) -> RTCRtpTransce
     """Apply the server's answer; returns the audio transceiver."""
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
     return pc.getTransceivers()[0]
+
+
+async def publish(whip_url: str, token: str, track: MediaStreamTrack) -> RTCPeerConnection:
+    """A send-only WHIP speaker with ``track``, as OBS or a script publishes."""
+    pc, offer = await make_offer("sendonly", track)
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.post(
+            whip_url,
+            content=offer,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
+    response.raise_for_status()
+    await accept_answer(pc, response.text)
+    return pc
 
 
 async def wait_connected(pc: RTCPeerConnection, *, timeout: float = 20.0) -> None:
