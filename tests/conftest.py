@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -18,6 +19,8 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection
 
+from node.media.ice import IceSettings, install_ice_policy
+from node.media.peers import PeerSessions
 from tests.fedify_peer import FedifyPeer, check_installed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +122,26 @@ class NodeProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
+"""ICE on 127.0.0.1 only: aioice leaves loopback out of host candidates by default."""
+
+
+@pytest.fixture
+async def loopback_ice() -> AsyncIterator[None]:
+    """aioice (process-wide) offers 127.0.0.1 while the test runs, its default after."""
+    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+    yield
+    install_ice_policy(IceSettings(), asyncio.get_running_loop())
+
+
+@pytest.fixture
+async def sessions(loopback_ice: None) -> AsyncIterator[PeerSessions]:
+    """The node's WebRTC sessions, in this process, on loopback."""
+    peers = PeerSessions(LOOPBACK)
+    yield peers
+    await peers.close_all()
 
 
 @pytest.fixture

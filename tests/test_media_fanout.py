@@ -20,9 +20,9 @@ from aiortc import RTCPeerConnection
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from node.media.fanout import RtpFanout, RtpListener, _socket_sendto, plain_transmitter
-from node.media.ice import IceSettings, install_ice_policy
 from node.media.packets import OpusPacket, PacketStream, combine_opus
 from node.media.peers import PeerSessions
+from tests.conftest import LOOPBACK
 from tests.tonekit import (
     accept_answer,
     decode_opus_packets,
@@ -33,7 +33,6 @@ from tests.tonekit import (
     wait_connected,
 )
 
-LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
 TONE = opus_tone_packets(440, 50)  # one second: a whole number of 440 Hz cycles
 
 
@@ -59,15 +58,6 @@ async def stream() -> AsyncIterator[PacketStream]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     program.close()
-
-
-@pytest.fixture
-async def sessions() -> AsyncIterator[PeerSessions]:
-    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
-    peers = PeerSessions(LOOPBACK)
-    yield peers
-    await peers.close_all()
-    install_ice_policy(IceSettings(), asyncio.get_running_loop())
 
 
 @dataclass
@@ -258,9 +248,8 @@ async def test_failing_listeners_are_dropped_without_stalling_the_batch() -> Non
 
 @pytest.mark.parametrize("frames", [2, 3])
 async def test_listeners_hear_the_tone_in_multi_frame_packets(
-    stream: PacketStream, frames: int
+    stream: PacketStream, frames: int, loopback_ice: None
 ) -> None:
-    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
     peers = PeerSessions(LOOPBACK, frames_per_packet=frames)
     pc, offer = await make_offer("recvonly")
     packets: list[RtpPacket] = []
@@ -278,7 +267,6 @@ async def test_listeners_hear_the_tone_in_multi_frame_packets(
     finally:
         await pc.close()
         await peers.close_all()
-        install_ice_policy(IceSettings(), asyncio.get_running_loop())
     assert dominant_frequency(heard) == pytest.approx(440, abs=5)
     assert len(packets) > 10
 

@@ -12,6 +12,7 @@ from node.media.errors import InvalidOffer, SessionNotFound
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.mixer import RoomMixer
 from node.media.peers import ArrivalOrderBuffer, PeerSessions
+from tests.conftest import LOOPBACK
 from tests.tonekit import (
     ToneTrack,
     accept_answer,
@@ -22,17 +23,6 @@ from tests.tonekit import (
     record_track,
     wait_connected,
 )
-
-LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
-
-
-@pytest.fixture
-async def sessions() -> AsyncIterator[PeerSessions]:
-    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
-    peers = PeerSessions(LOOPBACK)
-    yield peers
-    await peers.close_all()
-    install_ice_policy(IceSettings(), asyncio.get_running_loop())
 
 
 @pytest.fixture
@@ -207,8 +197,9 @@ def test_ice_server_strings() -> None:
             parse_ice_server(bad)
 
 
-async def test_a_client_that_never_connects_is_dropped(mixer: RoomMixer) -> None:
-    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+async def test_a_client_that_never_connects_is_dropped(
+    mixer: RoomMixer, loopback_ice: None
+) -> None:
     peers = PeerSessions(LOOPBACK, connect_timeout=0.5)
     closed: list[str] = []
     peers.on_closed(closed.append)

@@ -23,10 +23,10 @@ from node.media.workers import (
     read_frame,
 )
 from tests.conftest import Api, NodeProcess
-from tests.test_signaling import assert_tone, loopback_ice, whep, whip
+from tests.test_signaling import assert_tone, whep, whip
 from tests.tonekit import rms
 
-__all__ = ["loopback_ice"]  # a fixture shared with test_signaling
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
-from node.media.ice import IceSettings, install_ice_policy
 from tests.conftest import Api, NodeProcess
 from tests.test_signaling import Peer, whep, whip
 from tests.tonekit import dominant_frequency, frequency_power
@@ -26,9 +25,7 @@ ApiFactory = Callable[[NodeProcess], Api]
 T = TypeVar("T")
 
 
-@pytest.fixture(autouse=True)
-async def loopback_ice() -> None:
-    install_ice_policy(IceSettings(host_addresses=("127.0.0.1",)), asyncio.get_running_loop())
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 async def until(

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
-from node.media.ice import IceSettings, install_ice_policy
 from tests.conftest import Api, NodeProcess
 from tests.tonekit import (
     ToneTrack,
@@ -31,10 +30,7 @@ from tests.tonekit import (
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True)
-async def loopback_ice() -> None:
-    # aioice leaves 127.0.0.1 out of host candidates; this machine only has loopback.
-    install_ice_policy(IceSettings(host_addresses=("127.0.0.1",)), asyncio.get_running_loop())
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @dataclass

@@ -18,12 +18,12 @@ from aiortc import RTCPeerConnection
 from node.accounts import Account, AccountDirectory
 from node.config import parse_config
 from node.db import open_database
-from node.media.ice import IceSettings, install_ice_policy
 from node.media.packets import OpusPacket
 from node.media.peers import PeerSessions
 from node.relay import Mirror, RelayService
 from node.rooms import Role, RoomStore, Visibility
 from node.stage import OnAir, Stage
+from tests.conftest import LOOPBACK
 from tests.tonekit import (
     ToneTrack,
     accept_answer,
@@ -34,8 +34,6 @@ from tests.tonekit import (
     rms,
 )
 
-LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
-
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
@@ -45,8 +43,9 @@ def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
 
 
 @pytest.fixture
-async def stage(tmp_path: Path, db: sqlite_utils.Database) -> AsyncIterator[Stage]:
-    install_ice_policy(LOOPBACK, asyncio.get_running_loop())
+async def stage(
+    tmp_path: Path, db: sqlite_utils.Database, loopback_ice: None
+) -> AsyncIterator[Stage]:
     config = parse_config({"node": {"data_dir": str(tmp_path)}})
     stage = Stage(
         config,
@@ -57,7 +56,6 @@ async def stage(tmp_path: Path, db: sqlite_utils.Database) -> AsyncIterator[Stag
     )
     yield stage
     await stage.close()
-    install_ice_policy(IceSettings(), asyncio.get_running_loop())
 
 
 def account(stage: Stage, name: str) -> Account:
