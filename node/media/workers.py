@@ -273,9 +273,6 @@ class WorkerPool:
         for index in range(self._count):
             await self._spawn(index)
 
-    def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w is not None]
-
     def stats(self) -> dict[str, Any]:
         return {
             "workers": self._count,
