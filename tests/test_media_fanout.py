@@ -18,8 +18,10 @@ import av
 import pytest
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtcpSrPacket, RtpPacket
+from OpenSSL import SSL
 
 from node.media.fanout import RtpFanout, RtpListener, _socket_sendto, plain_transmitter
+from node.media.lean import SpentDtls
 from node.media.packets import OpusPacket, PacketStream, combine_opus
 from node.media.peers import PeerSessions
 from tests.conftest import LOOPBACK
@@ -71,11 +73,12 @@ class Client:
 @pytest.fixture
 async def connect(
     sessions: PeerSessions, stream: PacketStream
-) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
+) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     clients: list[Client] = []
 
-    async def one() -> Client:
+    async def one(setup: str = "actpass") -> Client:
         pc, offer = await make_offer("recvonly")
+        offer = offer.replace("a=setup:actpass", f"a=setup:{setup}")
         session_id, answer = await sessions.listen(offer, stream=stream)
         transceiver = await accept_answer(pc, answer)
         client = Client(pc, session_id, transceiver)
@@ -121,7 +124,9 @@ async def _keep_playing(clients: list[Client]) -> None:
     )
     for client, mark, samples in zip(clients, marks, heard, strict=True):
         assert dominant_frequency(samples) == pytest.approx(440, abs=5)
-        assert len(client.packets) > mark
+        # The audio may all have come from frames queued before the mark: new packets
+        # are waited for, not assumed.
+        await _until(lambda client=client, mark=mark: len(client.packets) > mark + 5)
         _assert_continuous(client.packets)
 
 
@@ -385,3 +390,53 @@ async def test_fanout_listeners_get_sender_reports_that_match_their_stream(
     sent_ts = {p.timestamp for p in rtp}
     assert info.rtp_timestamp in sent_ts
     assert info.ntp_timestamp > 0
+
+
+def _node_dtls(sessions: PeerSessions, client: Client) -> Any:
+    return sessions._sessions[client.session_id].pc.getTransceivers()[0].sender.transport
+
+
+@pytest.mark.parametrize("setup", ["actpass", "active"])
+async def test_a_listener_s_openssl_connection_is_freed_and_dtls_still_closes_both_ways(
+    sessions: PeerSessions, connect: Callable[..., Awaitable[Client]], setup: str
+) -> None:
+    # actpass (what browsers offer): the node is the DTLS client and frees the connection
+    # once the handshake is over. active: the node is the DTLS server and waits for the
+    # client's first SRTCP packet (aiortc's receiver reports), proof it has the keys.
+    staying, leaving, closed_by_node = [await connect(setup) for _ in range(3)]
+    for client in (staying, leaving, closed_by_node):
+        dtls = _node_dtls(sessions, client)
+        assert dtls._role == ("client" if setup == "actpass" else "server")
+        await _until(lambda dtls=dtls: isinstance(dtls._ssl, SpentDtls))
+    assert not sessions._sessions[staying.session_id].pc.remoteDescription
+    await _keep_playing([staying, leaving, closed_by_node])
+
+    # The client closes: its close_notify ends the node's session at once (not after ICE
+    # consent gives up, which takes longer than the guard of _until).
+    await leaving.pc.close()
+    await _until(lambda: sessions.count() == 2)
+    # The node closes: the close_notify kept from the handshake reaches the client.
+    client_dtls = closed_by_node.transceiver.receiver.transport
+    await sessions.close(closed_by_node.session_id)
+    await _until(lambda: client_dtls.state == "closed")
+    assert sessions.count() == 1
+    await _keep_playing([staying])
+
+
+def test_a_spent_dtls_connection_reports_alerts_and_sends_its_close_notify_once() -> None:
+    spent = SpentDtls(b"close-notify-record")
+    assert spent.DTLSv1_get_timeout() is None
+    with pytest.raises(SSL.WantReadError):
+        spent.bio_read(1500)
+    spent.bio_write(bytes([22, 0xFE, 0xFD]) + bytes(20))  # a handshake record: ignored
+    with pytest.raises(SSL.Error) as ignored:
+        spent.recv(1500)
+    assert not isinstance(ignored.value, SSL.ZeroReturnError)
+    spent.bio_write(bytes([21, 0xFE, 0xFD]) + bytes(20))  # an alert: the peer is gone
+    with pytest.raises(SSL.ZeroReturnError):
+        spent.recv(1500)
+    spent.shutdown()
+    assert spent.bio_read(1500) == b"close-notify-record"
+    spent.shutdown()
+    with pytest.raises(SSL.WantReadError):
+        spent.bio_read(1500)

@@ -43,6 +43,7 @@ from node.media.certificate import CertificateKeeper
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
 from node.media.fanout import FanoutTrack, RtpFanout, RtpListener, listener_for, report_slowly
 from node.media.ice import IceSettings, rtc_configuration
+from node.media.lean import release_after_handshake, shed_setup_state
 from node.media.mixer import SpeakerInput
 from node.media.packets import PacketReader, PacketStream
 
@@ -234,6 +235,8 @@ class PeerSessions:
                 raise ConnectionError("session already closed")
             transceiver = session.pc.getTransceivers()[0]
             listener = listener_for(transceiver)
+            release_after_handshake(transceiver.sender.transport)
+            shed_setup_state(session.pc)
             listener.on_drop = lambda _listener, _reason: self._close_soon(session_id)
             fanout = self._fanouts.get(stream)
             if fanout is None:
