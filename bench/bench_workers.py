@@ -1,9 +1,13 @@
-"""WebRTC listeners over worker processes: what the whole machine serves against one process.
+"""Listeners over worker processes: what the whole machine serves against one process.
 
     .venv/bin/python -m bench.bench_workers --counts 100,200,300,400 --workers 0,2
+    .venv/bin/python -m bench.bench_workers --kind http --counts 500,1000,1500,2000 \
+        --per-proc 500
 
 A real node (``python -m node``) with ``[media] workers`` at each value, a WHIP speaker
-(440 Hz), and N real aiortc WebRTC listeners in separate load-generator processes. Over
+(440 Hz), and N real listeners in separate load-generator processes: aiortc WebRTC
+listeners (``--kind webrtc``), or HTTP clients of the Ogg stream (``--kind http``, which
+workers take over from the node process connection by connection). Over
 the window the CPU of the node process and of each of its worker processes is read from
 /proc; a least-squares slope over N = 0 and the counts gives each process's base and cost
 per listener. Points are interleaved (workers 0, 2, 0, 2...) so drift of the shared
@@ -37,6 +41,9 @@ from bench.harness import (
     markdown_table,
     run_dir,
 )
+
+OGG_PAGE_MS = 200
+"""node.toml's [media] ogg_page_ms, which NodeUnderTest leaves at its default."""
 
 
 @dataclass(kw_only=True)
@@ -80,9 +87,9 @@ def measure(workers: int, listeners: int, args: argparse.Namespace, workdir: Pat
             node.pid,
             generators,
             directory,
-            kind="webrtc",
+            kind=args.kind,
             listeners=listeners,
-            url=room.whep_url,
+            url=room.whep_url if args.kind == "webrtc" else room.listen_url,
             per_proc=args.per_proc,
             settle=args.settle,
             duration=args.duration,
@@ -151,6 +158,7 @@ def capacity(points: list[Point], workers: int) -> Capacity | None:
 
 def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
     cores = os.cpu_count() or 1
+    label = "WebRTC" if args.kind == "webrtc" else "HTTP (Ogg)"
     text = [
         f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh node per point; "
         f"{args.per_proc} listeners per load-generator process; logs in `{workdir}`.",
@@ -193,7 +201,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
         ratio = many.listeners(cores) / one.listeners(1)
         text += [
             "",
-            f"With {many.workers} workers the machine serves **{ratio:.2f}×** the WebRTC "
+            f"With {many.workers} workers the machine serves **{ratio:.2f}×** the {label} "
             f"listeners one process does (same run). The load generators cannot drive "
             f"either setting to its limit on this machine, so both limits are computed "
             f"from the measured per-process slopes (above) rather than observed.",
@@ -212,7 +220,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
                 f"{(p.rss_kib + sum(p.other_rss_kib.values())) / 1024:.1f}",
                 f"{p.loadgen_cpu_percent:.0f}",
                 f"{p.machine_percent:.0f}",
-                p.webrtc_delivery(),
+                p.webrtc_delivery() if args.kind == "webrtc" else p.http_delivery(OGG_PAGE_MS),
                 p.error or "",
             ]
         )
@@ -241,6 +249,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> list[Point]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kind", choices=("webrtc", "http"), default="webrtc")
     parser.add_argument("--counts", default="100,200,300,400")
     parser.add_argument("--workers", default="0,2", help="settings of [media] workers")
     parser.add_argument("--duration", type=float, default=10.0)
@@ -275,7 +284,8 @@ def main(argv: list[str] | None = None) -> list[Point]:
     body = report(points, args, workdir)
     print(body)
     if args.write:
-        append_results("WebRTC listeners over worker processes", body)
+        kind = "WebRTC" if args.kind == "webrtc" else "HTTP (Ogg)"
+        append_results(f"{kind} listeners over worker processes", body)
     return points
 
 

@@ -626,6 +626,22 @@ class LoadWindow:
             f"canary {canary or 0:.0f} Hz, silent {silent}"
         )
 
+    def http_delivery(self, page_ms: int) -> str:
+        """What HTTP (Ogg) listeners received over the window, in one cell."""
+        pages = self.merged("pages_per_s_mean")
+        if pages is None:
+            return "-"
+        slowest = min(
+            (r["pages_per_s_min"] for r in self.results if "pages_per_s_min" in r), default=0
+        )
+        expected = 1000 / page_ms
+        canary = next((r.get("canary_hz") for r in self.results if r.get("canary_hz")), None)
+        ended = sum(int(r.get("ended_early", 0)) for r in self.results)
+        return (
+            f"rate {100 * pages / expected:.1f} % (slowest {100 * slowest / expected:.0f} %), "
+            f"canary {canary or 0:.0f} Hz, ended early {ended}"
+        )
+
 
 def start_loadgens(
     directory: Path, *, kind: str, listeners: int, url: str, per_proc: int, max_seconds: float

@@ -185,6 +185,9 @@ class HttpListener:
     error: str | None = None
     first_at: float | None = None
     canary_bytes: bytearray | None = None
+    chunked: bool = False
+    """The body came with chunked framing (the node process) or close-delimited (a media
+    worker that took the connection over)."""
 
 
 class Generator:
@@ -412,7 +415,8 @@ class Generator:
         for h in self.http:
             if h.canary_bytes:
                 try:
-                    samples = decode_ogg(_dechunk(bytes(h.canary_bytes)))
+                    body = bytes(h.canary_bytes)
+                    samples = decode_ogg(_dechunk(body) if h.chunked else body)
                     out["canary_hz"] = round(dominant_frequency(samples[int(0.2 * 48000) :]), 1)
                     out["canary_dbfs"] = round(_dbfs(samples), 1)
                 except Exception as exc:
@@ -472,6 +476,7 @@ async def _http_listen(url: str, listener: HttpListener, connected: asyncio.Futu
         status = head.split(b" ", 2)[1]
         if status != b"200":
             raise RuntimeError(f"HTTP {status.decode()}")
+        listener.chunked = b"\r\ntransfer-encoding: chunked" in head.lower()
         if not connected.done():
             connected.set_result(None)
         tail = b""
@@ -513,7 +518,7 @@ def _dechunk(data: bytes) -> bytes:
         try:
             size = int(data[pos:end].split(b";")[0], 16)
         except ValueError:
-            return data  # not chunked after all
+            return data  # not chunked after all (a cut stream)
         start = end + 2
         if size == 0 or start + size > len(data):
             out += data[start : start + size]

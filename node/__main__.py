@@ -16,6 +16,7 @@ def _serve(config: Config) -> None:
     import uvicorn
 
     from node.web.app import create_app
+    from node.web.connections import http_protocol
 
     app = create_app(config)
     print(f"Parley node starting: open {config.node.base_url}/", flush=True)
@@ -27,7 +28,8 @@ def _serve(config: Config) -> None:
         host=config.node.host,
         port=config.node.port,
         loop=config.node.event_loop,
-        http=config.node.http_parser,
+        # The parser's protocol, made to tell requests their connection (node.web.connections).
+        http=http_protocol(config.node.http_parser),
         log_level="info",
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",

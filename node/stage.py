@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -20,11 +21,12 @@ from node.accounts import Account, AccountDirectory
 from node.config import Config
 from node.errors import Conflict, Forbidden, NotFound
 from node.mailbox import Mailbox
-from node.media.errors import SessionNotFound
+from node.media.errors import SessionNotFound, WorkerUnavailable
 from node.media.mixer import RoomMixer, SpeakerInput
 from node.media.packets import PacketStream
 from node.media.peers import ListenerSessions, PeerSessions
 from node.media.stream import OggOpusPages
+from node.media.workers import WorkerPool
 from node.rooms import (
     Event,
     Role,
@@ -229,6 +231,28 @@ class OnAir:
         self.listener_sessions.discard(session_id)
         self._stage.sessions.pop(session_id, None)
         self._count_listeners()
+
+    def hand_off_http(self, sock: socket.socket, head: bytes) -> str | None:
+        """Give an Ogg listener's accepted socket to a media worker ([media] workers).
+
+        Returns the listener's session id (counted and ended like a WHEP listener's), or
+        None when the node has no workers or none can take it now: the caller serves the
+        listener itself.
+        """
+        if self.room.state is not RoomState.LIVE:
+            raise Conflict("the room is not live")
+        pool = self._stage.listeners
+        if not isinstance(pool, WorkerPool):
+            return None
+        try:
+            session_id = pool.hand_off(sock, stream=self.program, head=head)
+        except WorkerUnavailable as exc:
+            logger.warning("serving an Ogg listener in the node process: %s", exc)
+            return None
+        self.listener_sessions.add(session_id)
+        self._stage.sessions[session_id] = self
+        self._count_listeners()
+        return session_id
 
     def http_listener(self, delta: int) -> None:
         self.http_listeners += delta

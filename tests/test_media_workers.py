@@ -1,9 +1,10 @@
-"""WebRTC listeners in worker processes ([media] workers): a real node with two workers,
-aiortc clients, the audio decoded and checked as audio."""
+"""Listeners in worker processes ([media] workers): a real node with two workers, aiortc
+WHEP clients and HTTP Ogg clients, the audio decoded and checked as audio."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from node.media.workers import (
 )
 from tests.conftest import Api, NodeProcess
 from tests.test_signaling import assert_tone, whep, whip
-from tests.tonekit import rms
+from tests.tonekit import decode_ogg, rms
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -153,6 +154,111 @@ async def test_bad_offers_to_workers_get_400_and_leave_nothing(
     doc = stats(api)
     assert doc["peer_connections"] == 0
     assert doc["media_workers"]["listeners"] == [0, 0]
+
+
+class OggClient:
+    """One HTTP listener of the Ogg stream, reading in the background."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        self.received = bytearray()
+        self.headers: httpx.Headers | None = None
+        self.ended = asyncio.Event()
+        self._task = asyncio.create_task(self._read(http, url))
+
+    async def _read(self, http: httpx.AsyncClient, url: str) -> None:
+        try:
+            async with http.stream("GET", url) as response:
+                assert response.status_code == 200
+                self.headers = response.headers
+                async for chunk in response.aiter_bytes():
+                    self.received += chunk
+        finally:
+            self.ended.set()
+
+    async def heard(self, seconds: float) -> Any:
+        """Decoded audio once ``seconds`` more of it arrived (Opus at ~32 kbit/s)."""
+        start = len(self.received)
+        await until(lambda: len(self.received) > start + seconds * 4500, "Ogg audio")
+        return decode_ogg(bytes(self.received))
+
+    async def hang_up(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def test_ogg_listeners_are_handed_to_workers_and_hear_the_room(
+    workers_node: NodeProcess, api_factory: Callable[[NodeProcess], Api], clients: list
+) -> None:
+    api = api_factory(workers_node)
+    room, host = await speaking(api, 440, clients)
+    room_url = f"/api/v1/rooms/{room['id']}"
+    webrtc = await whep(room["whep_url"], clients)
+    async with httpx.AsyncClient(timeout=20) as http:
+        # HEAD stays in the node process (nothing to stream).
+        head = await http.head(room["listen_url"])
+        assert head.status_code == 200
+        assert head.headers["content-type"] == "audio/ogg"
+
+        ogg = [OggClient(http, room["listen_url"]) for _ in range(3)]
+        await until(
+            lambda: stats(api)["media_workers"]["http_listeners"] in ([1, 2], [2, 1]),
+            "three Ogg listeners in the workers, the least loaded first",
+        )
+        doc = stats(api)
+        assert doc["http_listeners"] == 0  # none in the node process
+        assert sorted(doc["media_workers"]["listeners"]) == [2, 2]
+        assert doc["peer_connections"] == 2  # the speaker, and the WHEP listener
+        assert api.http.get(room_url).json()["listener_count"] == 4
+        for client in ogg:
+            samples = await client.heard(2.0)
+            assert len(samples) > 48_000
+            assert_tone(samples[9600:], 440)
+            assert client.headers is not None
+            assert client.headers["content-type"] == "audio/ogg"
+            assert client.headers["cache-control"] == "no-store"
+        assert_tone(await webrtc.heard(1.0), 440)
+
+        # A mute in the node process is silence in the workers' Ogg pages too.
+        api.request("POST", f"{room_url}/mute", host, json={"muted": True})
+        await asyncio.sleep(0.8)
+        mark = len(decode_ogg(bytes(ogg[0].received)))
+        assert rms((await ogg[0].heard(1.0))[mark:]) < 0.001
+
+        # A listener who hangs up is noticed by its worker, and the count follows.
+        await ogg[0].hang_up()
+        await until(lambda: api.http.get(room_url).json()["listener_count"] == 3, "count 3")
+        assert sum(stats(api)["media_workers"]["http_listeners"]) == 2
+
+        # The room ends: the workers end the others' streams (close-delimited bodies).
+        assert api.request("POST", f"{room_url}/end", host).status_code == 200
+        for client in ogg[1:]:
+            await asyncio.wait_for(client.ended.wait(), 20)
+        assert stats(api)["media_workers"]["listeners"] == [0, 0]
+    log = workers_node.log()
+    assert "Traceback" not in log
+    assert "ASGI callable" not in log  # uvicorn sent nothing for a handed-over connection
+
+
+async def test_an_ogg_listener_s_worker_dying_ends_its_stream(
+    workers_node: NodeProcess, api_factory: Callable[[NodeProcess], Api], clients: list
+) -> None:
+    api = api_factory(workers_node)
+    room, _host = await speaking(api, 660, clients)
+    room_url = f"/api/v1/rooms/{room['id']}"
+    async with httpx.AsyncClient(timeout=20) as http:
+        client = OggClient(http, room["listen_url"])
+        assert_tone((await client.heard(1.5))[9600:], 660)
+        os.kill(min(workers_of(workers_node)), signal.SIGKILL)
+        os.kill(max(workers_of(workers_node)), signal.SIGKILL)
+        await asyncio.wait_for(client.ended.wait(), 20)
+        await until(lambda: api.http.get(room_url).json()["listener_count"] == 0, "count 0")
+        # Workers started again take new listeners.
+        await until(lambda: stats(api)["media_workers"]["restarts"] == 2, "two restarts")
+        await until(lambda: len(workers_of(workers_node)) == 2, "two workers")
+        again = OggClient(http, room["listen_url"])
+        assert_tone((await again.heard(1.5))[9600:], 660)
+        await again.hang_up()
 
 
 async def test_frames_round_trip_and_bad_lengths_are_refused() -> None:

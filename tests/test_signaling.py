@@ -99,6 +99,11 @@ async def test_a_speaker_is_heard_over_whep_and_the_ogg_stream(api: Api, clients
     before = api.http.get(room_url).json()["listener_count"]
     received = bytearray()
     async with httpx.AsyncClient(timeout=20) as http:
+        # HEAD gives the headers and ends: the GET can follow on the same connection.
+        head = await http.head(room["listen_url"])
+        assert head.status_code == 200
+        assert head.headers["content-type"] == "audio/ogg"
+        assert head.content == b""
         async with http.stream("GET", room["listen_url"]) as response:
             assert response.status_code == 200
             assert response.headers["content-type"] == "audio/ogg"

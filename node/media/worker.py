@@ -1,7 +1,9 @@
-"""A media worker process: WHEP listeners' peer connections (see node/media/workers.py).
+"""A media worker process: WHEP listeners' peer connections and handed-over Ogg
+listeners' TCP connections (see node/media/workers.py).
 
-Started by the node as ``python -m node.media.worker SETTINGS_JSON``; reads frames on
-stdin, writes frames on stdout, logs to stderr, and exits at end of stdin.
+Started by the node as ``python -m node.media.worker SETTINGS_JSON [HANDOFF_FD]``; reads
+frames on stdin, writes frames on stdout, receives listeners' sockets on the Unix socket
+HANDOFF_FD, logs to stderr, and exits at end of stdin.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
+from node.media.http_fanout import OggFanout
 from node.media.ice import install_ice_policy
 from node.media.packets import PacketStream
 from node.media.peers import PeerSessions
+from node.media.stream import OggOpusPages
 from node.media.workers import (
     ANSWER,
     CLOSE,
@@ -26,6 +31,7 @@ from node.media.workers import (
     LISTEN,
     PACKET,
     WorkerSettings,
+    decode_handoff,
     decode_packet,
     encode_json,
     read_frame,
@@ -44,6 +50,8 @@ class Worker:
         )
         self.peers.on_closed(self._closed)
         self.streams: dict[int, PacketStream] = {}
+        self.ogg: dict[int, OggFanout] = {}
+        self._ogg_packets_per_page = settings.ogg_packets_per_page
         self._out = out
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -71,11 +79,46 @@ class Worker:
         if kind == LISTEN:
             self._spawn(self._listen(int(doc["id"]), int(doc["stream"]), str(doc["offer"])))
         elif kind == CLOSE:
-            self._spawn(self._close(str(doc["session"])))
+            session_id = str(doc["session"])
+            if not any(fanout.close_session(session_id) for fanout in self.ogg.values()):
+                self._spawn(self._close(session_id))
         elif kind == END:
             ended = self.streams.pop(int(doc["stream"]), None)
             if ended is not None:
                 ended.close()
+            # Its Ogg fan-out ends by itself (the pages end with the stream).
+            self.ogg.pop(int(doc["stream"]), None)
+
+    def take_connection(self, message: bytes, fds: list[int]) -> None:
+        """A listener's TCP socket from the node process (see WorkerPool.hand_off)."""
+        socks = [socket.socket(fileno=fd) for fd in fds]
+        try:
+            session_id, stream_id, head = decode_handoff(message)
+            if len(socks) != 1:
+                raise ValueError(f"{len(socks)} descriptors")
+        except (ValueError, KeyError) as exc:
+            logger.error("bad handoff message: %s", exc)
+            for sock in socks:
+                sock.close()
+            return
+        sock = socks[0]
+        sock.setblocking(False)
+        fanout = self.ogg.get(stream_id)
+        if fanout is None:
+            pages = OggOpusPages(
+                self._stream(stream_id), packets_per_page=self._ogg_packets_per_page
+            )
+            fanout = self.ogg[stream_id] = OggFanout(pages)
+        self._spawn(self._attach(fanout, sock, session_id, head))
+
+    async def _attach(
+        self, fanout: OggFanout, sock: socket.socket, session_id: str, head: bytes
+    ) -> None:
+        try:
+            await fanout.attach(sock, session_id, head, self._closed)
+        except OSError as exc:  # reported gone by attach
+            logger.info("handed-over listener %s already gone: %s", session_id, exc)
+            sock.close()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -106,10 +149,12 @@ class Worker:
             self.handle(*frame)
         for stream in self.streams.values():
             stream.close()
+        for fanout in self.ogg.values():
+            await fanout.close()
         await self.peers.close_all()
 
 
-async def main(settings: WorkerSettings) -> None:
+async def main(settings: WorkerSettings, handoff_fd: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     install_ice_policy(settings.ice, loop)
     reader = asyncio.StreamReader(limit=1 << 21)
@@ -119,23 +164,55 @@ async def main(settings: WorkerSettings) -> None:
     sys.stdout = sys.stderr
     transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, out_pipe)
     worker = Worker(settings, transport)
+    handoff = _listen_for_handoffs(worker, handoff_fd)
     try:
         await worker.run(reader)
     finally:
+        if handoff is not None:
+            loop.remove_reader(handoff.fileno())
+            handoff.close()
         transport.close()
+
+
+def _listen_for_handoffs(worker: Worker, fd: int | None) -> socket.socket | None:
+    """Read the node process's handed-over sockets from the Unix socket ``fd``."""
+    if fd is None:
+        return None
+    channel = socket.socket(fileno=fd)
+    channel.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        while True:
+            try:
+                message, fds, _flags, _addr = socket.recv_fds(channel, 65536, 4)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                logger.error("handoff channel failed: %s", exc)
+                loop.remove_reader(channel.fileno())
+                return
+            if not message and not fds:  # the node process closed its end
+                loop.remove_reader(channel.fileno())
+                return
+            worker.take_connection(message, fds)
+
+    loop.add_reader(channel.fileno(), readable)
+    return channel
 
 
 def run() -> None:
     settings = WorkerSettings.from_json(sys.argv[1])
+    handoff_fd = int(sys.argv[2]) if len(sys.argv) > 2 else None
     logging.basicConfig(
         level=logging.INFO, format=f"%(levelname)s worker[{os.getpid()}] %(name)s: %(message)s"
     )
     if settings.event_loop == "uvloop":
         import uvloop
 
-        uvloop.run(main(settings))
+        uvloop.run(main(settings, handoff_fd))
     else:
-        asyncio.run(main(settings))
+        asyncio.run(main(settings, handoff_fd))
 
 
 if __name__ == "__main__":

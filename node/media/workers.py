@@ -1,10 +1,17 @@
-"""WebRTC listeners served by worker processes, so a node uses every core.
+"""Listeners served by worker processes, so a node uses every core.
 
 One Python process is one core. With ``[media] workers = N`` the node process keeps
-rooms, mixing, speakers, HTTP and signaling, and N worker processes
-(``python -m node.media.worker``) hold the WHEP listeners' peer connections: ICE, DTLS,
-SRTP, RTCP and the batched RTP fan-out (node/media/fanout.py) all run there, on the
-worker's own UDP sockets, so a listener's media never passes through the node process.
+rooms, mixing, speakers, HTTP requests and signaling, and N worker processes
+(``python -m node.media.worker``) hold the listeners:
+
+- WHEP listeners' peer connections: ICE, DTLS, SRTP, RTCP and the batched RTP fan-out
+  (node/media/fanout.py) all run there, on the worker's own UDP sockets, so a listener's
+  media never passes through the node process;
+- Ogg (HTTP) listeners' TCP connections: the node process answers the request's checks,
+  then passes the accepted socket to a worker (``SCM_RIGHTS`` over a Unix socket, one
+  per worker) with the response head; the worker writes the head and the room's Ogg
+  pages (node/media/http_fanout.py) until the room ends or the listener leaves. The
+  listener keeps the same URL, port and connection (it works behind a reverse proxy).
 
 The node process talks to each worker over the worker's stdin/stdout pipes:
 
@@ -14,6 +21,10 @@ The node process talks to each worker over the worker's stdin/stdout pipes:
   worker per 20 ms, whatever the number of listeners), and the worker republishes it to
   its own :class:`~node.media.packets.PacketStream`;
 - a close goes one way, a peer that went away (failed, timed out) comes back as "gone".
+
+Handed-over sockets go on the Unix socket (``SOCK_SEQPACKET``: one message per listener,
+the socket as ancillary data, the body JSON with session id, program id and the
+response head); they are counted as sessions like WHEP listeners.
 
 A worker that dies takes its listeners with it (they are reported gone, as a crash of a
 single-process node would) and is started again. Workers read their stdin until EOF, so
@@ -30,6 +41,8 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
+import socket
 import struct
 import sys
 from collections.abc import Callable
@@ -46,6 +59,8 @@ __all__ = [
     "WorkerSettings",
     "decode_packet",
     "encode_frame",
+    "decode_handoff",
+    "encode_handoff",
     "encode_packet",
     "read_frame",
 ]
@@ -90,6 +105,18 @@ def decode_packet(body: bytes) -> tuple[int, OpusPacket]:
     return stream_id, OpusPacket(seq, pts, body[_PACKET.size :])
 
 
+def encode_handoff(session_id: str, stream_id: int, head: bytes) -> bytes:
+    return json.dumps(
+        {"session": session_id, "stream": stream_id, "head": head.decode("latin-1")},
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_handoff(message: bytes) -> tuple[str, int, bytes]:
+    doc = json.loads(message)
+    return str(doc["session"]), int(doc["stream"]), str(doc["head"]).encode("latin-1")
+
+
 async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
     """The next (kind, body), or None at end of file."""
     try:
@@ -115,6 +142,7 @@ class WorkerSettings:
     fanout: FanoutMode = "batched"
     frames_per_packet: int = 1
     event_loop: str = "asyncio"
+    ogg_packets_per_page: int = 10
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -136,7 +164,11 @@ class WorkerSettings:
 class _Worker:
     index: int
     process: asyncio.subprocess.Process
+    handoff: socket.socket
+    """The node process's end of the Unix socket that carries listeners' sockets."""
     sessions: dict[str, PacketStream] = field(default_factory=dict)
+    http: set[str] = field(default_factory=set)
+    """Which of ``sessions`` are handed-over Ogg listeners (the rest are WHEP)."""
     per_stream: dict[PacketStream, int] = field(default_factory=dict)
     """Listeners of each program on this worker (the pump's targets)."""
     pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
@@ -159,11 +191,14 @@ class _Worker:
         stdin.write(frame)
         return True
 
-    def attach(self, session_id: str, stream: PacketStream) -> None:
+    def attach(self, session_id: str, stream: PacketStream, *, http: bool = False) -> None:
         self.sessions[session_id] = stream
+        if http:
+            self.http.add(session_id)
         self.per_stream[stream] = self.per_stream.get(stream, 0) + 1
 
     def detach(self, session_id: str) -> None:
+        self.http.discard(session_id)
         stream = self.sessions.pop(session_id, None)
         if stream is not None:
             left = self.per_stream[stream] - 1
@@ -197,7 +232,12 @@ class WorkerPool:
     # -- the listener interface ---------------------------------------------------------
 
     def count(self) -> int:
-        return len(self._sessions)
+        """WHEP sessions (peer connections) held by the workers."""
+        return len(self._sessions) - self.http_count()
+
+    def http_count(self) -> int:
+        """Ogg listeners handed over to the workers."""
+        return sum(len(w.http) for w in self._workers if w is not None)
 
     def on_closed(self, callback: Callable[[str], None]) -> None:
         self._callbacks.append(callback)
@@ -206,13 +246,7 @@ class WorkerPool:
         check_offer(offer_sdp, max_bytes=self._settings.max_sdp_bytes, directions=("recvonly",))
         if stream.closed:
             raise StreamClosed("the room's program ended")
-        worker = min(
-            (w for w in self._workers if w is not None and w.process.returncode is None),
-            key=lambda w: w.load,
-            default=None,
-        )
-        if worker is None:
-            raise WorkerUnavailable("no media worker is running")
+        worker = self._least_loaded()
         stream_id = self._stream_id(stream)
         request = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -237,6 +271,32 @@ class WorkerPool:
         self._sessions[session_id] = worker
         self._ensure_pump(stream)
         return session_id, str(reply["sdp"])
+
+    def hand_off(self, sock: socket.socket, *, stream: PacketStream, head: bytes) -> str:
+        """Give an Ogg listener's accepted TCP socket to the least loaded worker.
+
+        The worker writes ``head`` (the HTTP response head) and then the program's Ogg
+        pages; returns the listener's session id (ended like a WHEP session). The caller
+        still holds its own descriptor and closes it (without shutting the connection
+        down). Raises :class:`WorkerUnavailable` if no worker can take it now (the caller
+        serves the listener itself).
+        """
+        if stream.closed:
+            raise StreamClosed("the room's program ended")
+        worker = self._least_loaded()
+        session_id = "h" + secrets.token_urlsafe(15)
+        message = encode_handoff(session_id, self._stream_id(stream), head)
+        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", sock.fileno()))
+        try:
+            sent = worker.handoff.sendmsg([message], [rights])
+        except OSError as exc:  # full (a stuck worker) or closed (a dead one)
+            raise WorkerUnavailable(f"the media worker cannot take the listener: {exc}") from exc
+        if sent != len(message):
+            raise WorkerUnavailable("the handoff message was cut")
+        worker.attach(session_id, stream, http=True)
+        self._sessions[session_id] = worker
+        self._ensure_pump(stream)
+        return session_id
 
     async def close(self, session_id: str) -> None:
         worker = self._sessions.get(session_id)
@@ -264,10 +324,21 @@ class WorkerPool:
                 worker.reader_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker.reader_task
+            worker.handoff.close()
         for session_id in list(self._sessions):
             self._gone(self._sessions[session_id], session_id)
 
     # -- workers --------------------------------------------------------------------------
+
+    def _least_loaded(self) -> _Worker:
+        worker = min(
+            (w for w in self._workers if w is not None and w.process.returncode is None),
+            key=lambda w: w.load,
+            default=None,
+        )
+        if worker is None:
+            raise WorkerUnavailable("no media worker is running")
+        return worker
 
     async def start(self) -> None:
         for index in range(self._count):
@@ -277,20 +348,31 @@ class WorkerPool:
         return {
             "workers": self._count,
             "listeners": [len(w.sessions) if w is not None else 0 for w in self._workers],
+            "http_listeners": [len(w.http) if w is not None else 0 for w in self._workers],
             "restarts": self.restarts,
             "dropped_packets": sum(w.dropped for w in self._workers if w is not None),
         }
 
     async def _spawn(self, index: int) -> None:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "node.media.worker",
-            self._settings.to_json(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        worker = _Worker(index, process)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "node.media.worker",
+                self._settings.to_json(),
+                str(theirs.fileno()),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                pass_fds=(theirs.fileno(),),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        worker = _Worker(index, process, ours)
         self._workers[index] = worker
         worker.reader_task = asyncio.get_running_loop().create_task(
             self._read(worker), name=f"media-worker-{index}"
@@ -315,6 +397,7 @@ class WorkerPool:
             logger.error("media worker %d sent a bad frame: %s", worker.index, exc)
             worker.process.kill()
         await worker.process.wait()
+        worker.handoff.close()
         self._worker_died(worker)
 
     def _worker_died(self, worker: _Worker) -> None:

@@ -109,6 +109,7 @@ def create_app(config: Config) -> Starlette:
                     fanout=config.media.webrtc_fanout,
                     frames_per_packet=frames_per_packet,
                     event_loop=config.node.event_loop,
+                    ogg_packets_per_page=config.media.ogg_page_ms // 20,
                 ),
             )
             await workers.start()

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from email.utils import formatdate
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from node.relay import RelayHub, RelayService, RelaySubscriber
 from node.rooms import RoomState, Visibility
 from node.stage import OnAir, Stage
 from node.web.auth import optional_account, require_account
+from node.web.connections import transport_of
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +116,27 @@ async def patch_session(request: Request) -> Response:
     return Response(status_code=405, headers={"Allow": "DELETE"})
 
 
+OGG_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
 async def listen_ogg(request: Request) -> Response:
     on_air = _on_air(request)
     _check_listener(request, on_air)
     if on_air.room.state is not RoomState.LIVE:
         raise Conflict("the room is not live")
+    if request.method == "HEAD":
+        # The GET's headers, without its endless body (which would hold the connection).
+        response = Response(media_type="audio/ogg", headers=OGG_HEADERS)
+        del response.headers["content-length"]
+        return response
+    transport = transport_of(request.scope)
+    if transport is not None:
+        # [media] workers: a worker serves the listener on this very connection.
+        if on_air.hand_off_http(transport.get_extra_info("socket"), _ogg_head()) is not None:
+            # Only this process's descriptor closes: the worker's copy keeps the
+            # connection open, and no FIN or reset is sent.
+            transport.abort()
+            return HandedOver()
     pages = on_air.pages
 
     async def body() -> AsyncIterator[bytes]:
@@ -129,11 +147,31 @@ async def listen_ogg(request: Request) -> Response:
         finally:
             on_air.http_listener(-1)
 
-    return LiveStreamResponse(
-        body(),
-        media_type="audio/ogg",
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
-    )
+    return LiveStreamResponse(body(), media_type="audio/ogg", headers=OGG_HEADERS)
+
+
+def _ogg_head() -> bytes:
+    """The response head a media worker writes for a handed-over Ogg listener: the same
+    headers as the node's own stream, close-delimited instead of chunked."""
+    lines = [
+        "HTTP/1.1 200 OK",
+        "content-type: audio/ogg",
+        *(f"{name.lower()}: {value}" for name, value in OGG_HEADERS.items()),
+        f"date: {formatdate(usegmt=True)}",
+        "connection: close",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class HandedOver(Response):
+    """What the app answers once a worker has the connection: nothing. It returns when
+    uvicorn has seen its transport closed, so uvicorn sends no response of its own."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _until_disconnect(receive)
 
 
 class LiveStreamResponse(StreamingResponse):
