@@ -261,6 +261,24 @@ async def test_an_ogg_listener_s_worker_dying_ends_its_stream(
         await again.hang_up()
 
 
+async def test_ogg_handoff_on_the_asyncio_loop_and_the_h11_parser(
+    node_factory: Callable[..., NodeProcess],
+    api_factory: Callable[[NodeProcess], Api],
+    clients: list,
+) -> None:
+    # The other transports the node can run on: asyncio's selector loop and h11.
+    node = node_factory(node={"event_loop": "asyncio", "http_parser": "h11"}, media={"workers": 1})
+    api = api_factory(node)
+    room, _host = await speaking(api, 440, clients)
+    async with httpx.AsyncClient(timeout=20) as http:
+        client = OggClient(http, room["listen_url"])
+        assert_tone((await client.heard(1.5))[9600:], 440)
+        assert stats(api)["media_workers"]["http_listeners"] == [1]
+        await client.hang_up()
+        await until(lambda: stats(api)["media_workers"]["http_listeners"] == [0], "gone")
+    assert "Traceback" not in node.log()
+
+
 async def test_frames_round_trip_and_bad_lengths_are_refused() -> None:
     packet = OpusPacket(70000, 960 * 70000, b"\xfc\x01\x02")
     reader = asyncio.StreamReader()
