@@ -196,15 +196,30 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
             rows,
         )
     )
-    one, many = caps.get(0), next((c for w, c in caps.items() if w and c), None)
-    if one is not None and many is not None:
-        ratio = many.listeners(cores) / one.listeners(1)
+    one = caps.get(0)
+    pooled = [c for w, c in caps.items() if w and c is not None]
+    if one is not None:
+        for cap in pooled:
+            ratio = cap.listeners(cores) / one.listeners(1)
+            text += [
+                "",
+                f"With {cap.workers} worker(s) the machine serves **{ratio:.2f}×** the {label} "
+                "listeners one process does (same run).",
+            ]
+    if len(pooled) > 1:
+        few, most = pooled[0], pooled[-1]
+        scaling = most.listeners(cores) / few.listeners(cores)
         text += [
             "",
-            f"With {many.workers} workers the machine serves **{ratio:.2f}×** the {label} "
-            f"listeners one process does (same run). The load generators cannot drive "
-            f"either setting to its limit on this machine, so both limits are computed "
-            f"from the measured per-process slopes (above) rather than observed.",
+            f"{most.workers} workers serve **{scaling:.2f}×** "
+            f"what {few.workers} worker(s) do (same run): how the worker path scales with cores.",
+        ]
+    if one is not None and pooled:
+        text += [
+            "",
+            "The load generators cannot drive a setting to its limit on this machine, so the "
+            "limits are computed from the measured per-process slopes (above) rather than "
+            "observed.",
         ]
     detail = []
     for p in points:

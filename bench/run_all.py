@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         quick = ["--counts", "10", "--duration", "3", "--settle", "1", "--per-proc", "10"]
         bench_fanout_fast.main(quick)
         bench_workers.main(quick)
+        bench_workers.main(["--kind", "http", *quick])
     else:
         bench_mixer.main([])
         bench_join.main([])
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         bench_fanout.main(["--http-extra", "500,1000,2000"])
         bench_fanout_fast.main(["--counts", "50,100", "--per-proc", "50"])
         bench_workers.main([])
+        bench_workers.main(
+            ["--kind", "http", "--counts", "1000,2000,3000,4000", "--workers", "0,1,2"]
+            + ["--per-proc", "1000"]
+        )
     print(f"all benchmarks done in {time.monotonic() - started:.0f} s")
 
 

@@ -3,8 +3,8 @@
 A listener's peer connection is set up once (offer/answer, ICE, DTLS) and then only sends
 SRTP and exchanges RTCP until it closes. aiortc keeps everything the set-up used for the
 whole session; on a node with thousands of listeners that is most of their memory.
-Measured with mallinfo and RSS (bench/RESULTS.md): ~167 KiB per listener before, ~100
-after. Two things are freed once the listener is on the fan-out:
+Measured (bench/RESULTS.md, RSS slope of bench_fanout_fast): ~165 KiB per listener
+before, ~91 after. Two things are freed once the listener is on the fan-out:
 
 **The OpenSSL connection** (:func:`release_after_handshake`). DTLS is only used to agree
 SRTP keys: audio goes out as SRTP (libsrtp, keyed from the handshake) and no data channel
