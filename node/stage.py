@@ -21,7 +21,7 @@ from node.accounts import Account, AccountDirectory
 from node.config import Config
 from node.errors import Conflict, Forbidden, NotFound
 from node.mailbox import Mailbox
-from node.media.errors import SessionNotFound, WorkerUnavailable
+from node.media.errors import SessionNotFound, StreamClosed, WorkerUnavailable
 from node.media.mixer import RoomMixer, SpeakerInput
 from node.media.packets import PacketStream
 from node.media.peers import ListenerSessions, PeerSessions
@@ -249,6 +249,8 @@ class OnAir:
         except WorkerUnavailable as exc:
             logger.warning("serving an Ogg listener in the node process: %s", exc)
             return None
+        except StreamClosed:
+            return None  # the room is ending: the node process's stream ends at once
         self.listener_sessions.add(session_id)
         self._stage.sessions[session_id] = self
         self._count_listeners()
