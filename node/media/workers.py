@@ -82,6 +82,11 @@ MAX_BACKLOG = 256 * 1024
 """Bytes queued to one worker's pipe beyond which its packets are dropped (it is stuck:
 it gets a gap, the room does not wait for it)."""
 
+OGG_WEIGHT = 0.1
+"""What an Ogg listener costs a worker next to a WebRTC listener (bench/RESULTS.md,
+bench_workers: 0.0052 % of a core per Ogg listener against 0.051 % per WebRTC listener),
+so that placement balances CPU rather than connections."""
+
 ANSWER_TIMEOUT = 30.0
 """A worker that does not answer an offer in this time has failed it."""
 
@@ -178,8 +183,11 @@ class _Worker:
     """Offers sent and not answered yet (counted when placing the next one)."""
 
     @property
-    def load(self) -> int:
-        return len(self.sessions) + self.joining
+    def load(self) -> float:
+        """What placing one more listener compares: WHEP sessions (joining or joined)
+        count 1, Ogg listeners ``OGG_WEIGHT``."""
+        ogg = len(self.http)
+        return len(self.sessions) - ogg + self.joining + ogg * OGG_WEIGHT
 
     def send(self, frame: bytes, *, droppable: bool = False) -> bool:
         stdin = self.process.stdin
