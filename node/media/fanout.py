@@ -86,7 +86,13 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from node.media.errors import StreamClosed
-from node.media.packets import OpusPacket, PacketReader, PacketStream, combine_opus
+from node.media.packets import (
+    OpusPacket,
+    PacketReader,
+    PacketStream,
+    combine_opus,
+    continues_opus,
+)
 
 __all__ = [
     "FanoutTrack",
@@ -233,7 +239,7 @@ class RtpFanout:
                 if self.frames_per_packet == 1:
                     await self.send_packet(packet)
                     continue
-                if frames and not _joins(frames, packet):
+                if frames and not continues_opus(frames[-1], packet):
                     # A gap (skipped packets) or another Opus mode: what waits goes alone.
                     for waiting in frames:
                         await self.send_packet(waiting)
@@ -303,18 +309,6 @@ class RtpFanout:
             self.remove(listener)
             if listener.on_drop is not None:
                 listener.on_drop(listener, reason)
-
-
-def _joins(frames: list[OpusPacket], packet: OpusPacket) -> bool:
-    """Whether ``packet`` can go in one Opus packet with ``frames`` (see combine_opus)."""
-    last = frames[-1]
-    return (
-        packet.seq == last.seq + 1
-        and bool(packet.data)
-        and bool(last.data)
-        and packet.data[0] == last.data[0]
-        and not packet.data[0] & 0x03
-    )
 
 
 SENDER_REPORT_INTERVAL = 5.0

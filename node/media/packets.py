@@ -27,6 +27,7 @@ __all__ = [
     "PacketStream",
     "SAMPLES_PER_FRAME",
     "combine_opus",
+    "continues_opus",
 ]
 
 OPUS_RATE = 48000
@@ -67,29 +68,37 @@ MAX_OPUS_FRAME_BYTES = 1275
 """Largest compressed Opus frame (RFC 6716 section 3.2.1)."""
 
 
+def continues_opus(previous: OpusPacket, packet: OpusPacket) -> bool:
+    """Whether ``packet`` may follow ``previous`` in one multi-frame Opus packet: the next
+    in sequence, both one frame (code 0) with the same TOC configuration."""
+    data, before = packet.data, previous.data
+    return (
+        packet.seq == previous.seq + 1
+        and bool(data)
+        and bool(before)
+        and data[0] == before[0]
+        and not data[0] & 0x03
+    )
+
+
 def combine_opus(packets: list[OpusPacket]) -> OpusPacket | None:
     """Consecutive single-frame Opus packets as one multi-frame packet, or None.
 
     RFC 6716 section 3.2.5 (code 3, variable bitrate): the TOC byte of the frames with
     code 3, a frame-count byte, the length of every frame but the last, then the frames.
-    RFC 7587 allows one such packet per RTP packet (up to 120 ms). Only packets that are
-    one frame each (code 0) with the same TOC configuration combine, which is what a
-    steady encoder produces; anything else (a mode switch, a gap in sequence) is None and
-    the caller sends the packets one by one. The result keeps the first packet's seq and
-    pts.
+    RFC 7587 allows one such packet per RTP packet (up to 120 ms). Only packets that
+    :func:`continue <continues_opus>` one another combine, which is what a steady encoder
+    produces; anything else (a mode switch, a gap in sequence) is None and the caller
+    sends the packets one by one. The result keeps the first packet's seq and pts.
     """
-    if len(packets) < 2 or len(packets) > 6:
-        return None
-    toc = packets[0].data[0] if packets[0].data else -1
-    if toc < 0 or toc & 0x03:
+    if not 2 <= len(packets) <= 6:
         return None
     first = packets[0]
+    if not all(continues_opus(a, b) for a, b in zip(packets, packets[1:], strict=False)):
+        return None
     lengths = bytearray()
     for i, packet in enumerate(packets):
-        data = packet.data
-        if not data or data[0] != toc or packet.seq != first.seq + i:
-            return None
-        size = len(data) - 1
+        size = len(packet.data) - 1
         if size > MAX_OPUS_FRAME_BYTES:
             return None
         if i < len(packets) - 1:
@@ -99,7 +108,7 @@ def combine_opus(packets: list[OpusPacket]) -> OpusPacket | None:
                 low = 252 + ((size - 252) & 0x03)
                 lengths += bytes((low, (size - low) >> 2))
     body = b"".join(packet.data[1:] for packet in packets)
-    header = bytes((toc | 0x03, 0x80 | len(packets)))
+    header = bytes((first.data[0] | 0x03, 0x80 | len(packets)))
     return OpusPacket(first.seq, first.pts, header + bytes(lengths) + body)
 
 
