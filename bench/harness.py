@@ -611,6 +611,10 @@ class LoadWindow:
         weight = sum(w for _, w in values)
         return sum(v * w for v, w in values) / weight
 
+    def _canary_hz(self) -> float | None:
+        """The dominant frequency the decoding (canary) listener heard, if any."""
+        return next((r["canary_hz"] for r in self.results if r.get("canary_hz")), None)
+
     def webrtc_delivery(self) -> str:
         """What WebRTC listeners received over the window, in one cell."""
         rate = self.merged("rate_percent")
@@ -619,7 +623,7 @@ class LoadWindow:
         loss = self.merged("loss_percent_seq") or 0.0
         jitter = self.merged("jitter_ms_mean") or 0.0
         jitter_max = self.merged("jitter_ms_max", "max") or 0.0
-        canary = next((r.get("canary_hz") for r in self.results if r.get("canary_hz")), None)
+        canary = self._canary_hz()
         silent = sum(int(r.get("silent_listeners", 0)) for r in self.results)
         return (
             f"rate {rate:.1f} %, loss {loss:.3f} %, jitter {jitter:.2f}/{jitter_max:.1f} ms, "
@@ -635,7 +639,7 @@ class LoadWindow:
             (r["pages_per_s_min"] for r in self.results if "pages_per_s_min" in r), default=0
         )
         expected = 1000 / page_ms
-        canary = next((r.get("canary_hz") for r in self.results if r.get("canary_hz")), None)
+        canary = self._canary_hz()
         ended = sum(int(r.get("ended_early", 0)) for r in self.results)
         return (
             f"rate {100 * pages / expected:.1f} % (slowest {100 * slowest / expected:.0f} %), "

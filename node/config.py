@@ -78,9 +78,9 @@ class MediaSettings:
     # per listener and add latency (200 ms: ~40 % less CPU than 100 ms, Ogg mouth-to-ear
     # still far under 1 s; bench/RESULTS.md).
     ogg_page_ms: int = 200
-    # Worker processes holding WebRTC listeners (ICE, DTLS, SRTP, the send loop); 0 keeps
-    # them in the node process. One Python process uses one core: about one per core
-    # (node/media/workers.py).
+    # Worker processes holding listeners (WebRTC: ICE, DTLS, SRTP, the send loop; Ogg: the
+    # TCP connection, handed over); 0 keeps them in the node process. One Python process
+    # uses one core: about one per core (node/media/workers.py).
     workers: int = 0
 
 

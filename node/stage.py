@@ -222,10 +222,13 @@ class OnAir:
         if self.room.state is not RoomState.LIVE:
             raise Conflict("the room is not live")
         session_id, answer = await self._stage.listeners.listen(offer_sdp, stream=self.program)
+        self._add_listener(session_id)
+        return session_id, answer
+
+    def _add_listener(self, session_id: str) -> None:
         self.listener_sessions.add(session_id)
         self._stage.sessions[session_id] = self
         self._count_listeners()
-        return session_id, answer
 
     def listener_gone(self, session_id: str) -> None:
         self.listener_sessions.discard(session_id)
@@ -251,9 +254,7 @@ class OnAir:
             return None
         except StreamClosed:
             return None  # the room is ending: the node process's stream ends at once
-        self.listener_sessions.add(session_id)
-        self._stage.sessions[session_id] = self
-        self._count_listeners()
+        self._add_listener(session_id)
         return session_id
 
     def http_listener(self, delta: int) -> None:
