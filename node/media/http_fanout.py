@@ -82,9 +82,6 @@ class OggFanout:
         self.dropped = 0
         """Listeners dropped for reading too slowly."""
 
-    def __len__(self) -> int:
-        return len(self.connections)
-
     async def attach(
         self,
         sock: socket.socket,
