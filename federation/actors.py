@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 from federation.errors import ActivityParseError
+from federation.sanitize import clean_html, plain_text
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
@@ -17,6 +18,7 @@ ACTIVITY_JSON = "application/activity+json"
 LD_JSON_PROFILE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 NODEINFO_21_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/2.1"
 
+MAX_NAME = 200
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 
 
@@ -79,7 +81,7 @@ def build_person(
         "type": "Person",
         "preferredUsername": username,
         "name": name,
-        "summary": summary,
+        "summary": clean_html(summary),
         "inbox": urls.inbox,
         "outbox": urls.outbox,
         "followers": urls.followers,
@@ -246,12 +248,36 @@ class RemoteActor:
         return self.shared_inbox or self.inbox
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in; ("", "", None) for
+    something that is not an absolute http(s) URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return ("", "", None)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return ("", "", None)
+    return (scheme, host, port)
+
+
+def same_origin(a: str, b: str) -> bool:
+    """RFC 6454 origins: scheme, host **and port** (two services on one host at different
+    ports are different parties)."""
+    first = origin_of(a)
+    return bool(first[0]) and first == origin_of(b)
+
+
 def require_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise ActivityParseError("missing or not a string", field)
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ActivityParseError(f"not an http(s) URL: {value!r}", field)
+    if not origin_of(value)[0] or any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise ActivityParseError(f"not an http(s) URL: {value[:200]!r}", field)
     return value
 
 
@@ -309,13 +335,18 @@ def parse_actor(doc: Mapping[str, Any]) -> RemoteActor:
     pem = key.get("publicKeyPem")
     if not isinstance(pem, str) or "BEGIN" not in pem:
         raise ActivityParseError("missing or not a PEM string", "publicKey.publicKeyPem")
-    # A key document on another host could be used to impersonate; Mastodon requires the key
-    # to live in the actor's own document, which is what "owner" and the id prefix assert.
-    if urlsplit(key_id).hostname != urlsplit(actor_id).hostname:
-        raise ActivityParseError("key is not on the actor's host", "publicKey.id")
+    # A key document elsewhere could be used to impersonate; Mastodon requires the key to
+    # live with the actor, which is what "owner" and the same origin (port included) assert.
+    if not same_origin(key_id, actor_id):
+        raise ActivityParseError("key is not on the actor's origin", "publicKey.id")
     name = doc.get("name")
     if name is not None and not isinstance(name, str):
         raise ActivityParseError("not a string", "name")
+    # Plain text by the spec; whatever markup another server put there is dropped.
+    name = plain_text(name, MAX_NAME) if name else None
+    username = plain_text(username, MAX_NAME)
+    if not username:
+        raise ActivityParseError("empty once markup is removed", "preferredUsername")
     return RemoteActor(
         id=actor_id,
         inbox=inbox,

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from federation.activities import (
     Activity,
@@ -23,7 +22,7 @@ from federation.activities import (
     parse_activity,
     room_from_note,
 )
-from federation.actors import RemoteActor
+from federation.actors import RemoteActor, same_origin
 from federation.errors import (
     ActivityParseError,
     FederationError,
@@ -222,7 +221,7 @@ async def handle_note(activity: Activity, ctx: InboxContext) -> None:
     if room.host != activity.actor:
         raise ActivityParseError("room hosted by someone other than the sender", "room.host")
     if room.state is RoomState.ENDED:
-        await ctx.rooms.end(room.id)
+        await ctx.rooms.end(room.id, by=activity.actor)
     else:
         await ctx.rooms.upsert(room)
 
@@ -233,9 +232,11 @@ async def handle_delete(activity: Activity, ctx: InboxContext) -> None:
         await ctx.actors.remove(activity.actor)
         return
     if activity.object_id is not None:
-        if urlsplit(activity.object_id).hostname != urlsplit(activity.actor).hostname:
-            raise ActivityParseError("deletes an object on another host", "object")
-        await ctx.rooms.end_by_note(activity.object_id)
+        if not same_origin(activity.object_id, activity.actor):
+            raise ActivityParseError("deletes an object on another origin", "object")
+        # Only the announcement's own author may take it down (the directory checks the
+        # room's host is the actor); a neighbour on the same server may not.
+        await ctx.rooms.end_by_note(activity.object_id, by=activity.actor)
 
 
 async def handle_room_action(activity: Activity, ctx: InboxContext) -> None:

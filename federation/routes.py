@@ -56,6 +56,7 @@ from federation.errors import (
 )
 from federation.inbox import MAX_BODY_BYTES, ActorLookup, http_status_for, receive
 from federation.ports import FollowStore, InboxStore, LocalActors, OutboxStore
+from federation.sanitize import text_to_html
 from federation.signatures import identify_signature, verify_request
 
 log = logging.getLogger(__name__)
@@ -332,7 +333,8 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             urls,
             username=account.username,
             name=account.display_name,
-            summary=account.summary,
+            # Bios are plain text: escaped, then kept to Mastodon's HTML.
+            summary=text_to_html(account.summary),
             public_key_pem=account.public_key_pem,
         )
         return _activity_json(doc)

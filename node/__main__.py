@@ -31,8 +31,10 @@ def _serve(config: Config) -> None:
         # The parser's protocol, made to tell requests their connection (node.web.connections).
         http=http_protocol(config.node.http_parser),
         log_level="info",
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # X-Forwarded-* only from [node] trusted_proxies (uvicorn takes the rightmost
+        # untrusted address of X-Forwarded-For); otherwise the socket's peer is the client.
+        proxy_headers=bool(config.node.trusted_proxies),
+        forwarded_allow_ips=list(config.node.trusted_proxies) or None,
         ws_max_size=16 * 1024,
     )
 

@@ -8,6 +8,7 @@ silently with a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ class NodeSettings:
     data_dir: str = "data"
     # Largest request body the JSON API accepts, in bytes.
     max_body_bytes: int = 64 * 1024
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks). Empty: nobody's; the client is the socket's peer. Rate limits key on
+    # the address this yields.
+    trusted_proxies: tuple[str, ...] = ()
     # The event loop and HTTP/1.1 parser uvicorn runs with. uvloop + httptools: a third
     # less CPU per Ogg listener than asyncio + h11, and no worse for WebRTC (bench/RESULTS.md).
     event_loop: EventLoop = "uvloop"
@@ -88,7 +93,13 @@ class MediaSettings:
 class FederationSettings:
     authorized_fetch: bool = False
     allow_private_addresses: bool = False
+    # "host:port" destinations reachable although private (a LAN peer), with
+    # allow_private_addresses off; plain http is tried for them too.
+    allow_private_destinations: tuple[str, ...] = ()
     blocked_domains: tuple[str, ...] = ()
+    # Look-ups the node makes on a user's behalf (follow, remote-join, remote-rooms), per
+    # account and per client address per minute.
+    fetch_rate_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,24 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"media.ice_servers[{i}]", str(exc)) from None
     if config.accounts.auth_rate_per_minute < 1:
         raise ConfigError("accounts.auth_rate_per_minute", "must be at least 1")
+    if config.federation.fetch_rate_per_minute < 1:
+        raise ConfigError("federation.fetch_rate_per_minute", "must be at least 1")
+    for i, proxy in enumerate(config.node.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"node.trusted_proxies[{i}]", "must be an IP address or network"
+            ) from None
+    from federation.egress import parse_allow_entry
+
+    for i, entry in enumerate(config.federation.allow_private_destinations):
+        try:
+            parse_allow_entry(entry)
+        except ValueError:
+            raise ConfigError(
+                f"federation.allow_private_destinations[{i}]", "must be host:port"
+            ) from None
 
 
 _SECTIONS: dict[str, type] = {

@@ -56,6 +56,7 @@ from federation.activities import RoomState as AnnouncedState
 from federation.actors import ActorUrls, RemoteActor, parse_acct, parse_webfinger
 from federation.client import ActorResolver, FederationClient, domain_is_blocked
 from federation.delivery import DeliveryWorker
+from federation.egress import AddressPolicy
 from federation.errors import (
     ActivityParseError,
     BlockedDomain,
@@ -412,15 +413,17 @@ class SqliteRoomDirectory:
 
     async def upsert(self, room: RemoteRoom) -> None:
         # Deliveries can arrive out of order (a retried Create after the ending Update):
-        # a room's life cycle only moves forward, so an ended room is never revived.
+        # a room's life cycle only moves forward, so an ended room is never revived. Only
+        # its host changes it; a tombstone left by someone else (note_id '') gives way.
         self._db.execute(
             "insert into fed_remote_rooms (id, url, state, title, host, note_id, listen_url, "
             "whep_url, speakers, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "on conflict (id) do update set url = excluded.url, state = excluded.state, "
-            "title = excluded.title, note_id = excluded.note_id, "
+            "title = excluded.title, host = excluded.host, note_id = excluded.note_id, "
             "listen_url = excluded.listen_url, whep_url = excluded.whep_url, "
             "speakers = excluded.speakers, updated_at = excluded.updated_at "
-            "where fed_remote_rooms.state != 'ended' and fed_remote_rooms.host = excluded.host",
+            "where (fed_remote_rooms.state != 'ended' and fed_remote_rooms.host = excluded.host)"
+            " or (fed_remote_rooms.note_id = '' and fed_remote_rooms.host != excluded.host)",
             [
                 room.id,
                 room.url,
@@ -435,10 +438,11 @@ class SqliteRoomDirectory:
             ],
         )
 
-    async def end(self, room_id: str) -> bool:
+    async def end(self, room_id: str, by: str) -> bool:
         cursor = self._db.execute(
-            "update fed_remote_rooms set state = 'ended', updated_at = ? where id = ?",
-            [_now(), room_id],
+            "update fed_remote_rooms set state = 'ended', updated_at = ? where id = ? "
+            "and host = ?",
+            [_now(), room_id, by],
         )
         if cursor.rowcount > 0:
             return True
@@ -446,15 +450,16 @@ class SqliteRoomDirectory:
         # Create cannot list a room that is over.
         self._db.execute(
             "insert or ignore into fed_remote_rooms (id, url, state, title, host, note_id, "
-            "speakers, updated_at) values (?, ?, 'ended', '', '', '', '[]', ?)",
-            [room_id, room_id, _now()],
+            "speakers, updated_at) values (?, ?, 'ended', '', ?, '', '[]', ?)",
+            [room_id, room_id, by, _now()],
         )
         return False
 
-    async def end_by_note(self, note_id: str) -> bool:
+    async def end_by_note(self, note_id: str, by: str) -> bool:
         cursor = self._db.execute(
-            "update fed_remote_rooms set state = 'ended', updated_at = ? where note_id = ?",
-            [_now(), note_id],
+            "update fed_remote_rooms set state = 'ended', updated_at = ? where note_id = ? "
+            "and host = ?",
+            [_now(), note_id, by],
         )
         return cursor.rowcount > 0
 
@@ -786,6 +791,14 @@ def fediverse_routes() -> list[BaseRoute]:
     return [*build_routes(_site_of), *follows.routes]
 
 
+def address_policy(config: Config) -> AddressPolicy:
+    federation = config.federation
+    return AddressPolicy.build(
+        allow_private=federation.allow_private_addresses,
+        allowlist=federation.allow_private_destinations,
+    )
+
+
 def _software_version() -> str:
     try:
         return importlib.metadata.version("parley")
@@ -841,7 +854,7 @@ class Fediverse:
         self.client = FederationClient(
             user_agent=f"Parley/{_software_version()} (+{self.base_url}/)",
             blocked_domains=self.blocked_domains,
-            allow_private_addresses=self.config.federation.allow_private_addresses,
+            policy=address_policy(self.config),
         )
         self.resolver = ActorResolver(
             self.client, self.actor_cache, signing_key_id=key_id, signing_private_pem=pem
@@ -956,6 +969,10 @@ class Fediverse:
     def actor_id(self, username: str) -> str:
         return ActorUrls.for_user(self.base_url, username).id
 
+    def federation_client(self) -> FederationClient:
+        """The one outgoing client (address policy, blocklist); the relay uses it too."""
+        return self._ready()[0]
+
     def _ready(self) -> tuple[FederationClient, ActorResolver, OutboxPublisher]:
         if self.client is None or self.resolver is None or self.publisher is None:
             raise RuntimeError("Fediverse.start() has not run")
@@ -966,9 +983,7 @@ class Fediverse:
         key_id, pem = self.actors.instance_key()
         resource = quote(f"acct:{user}@{host}", safe=":@")
         # https first; plain http only where private addresses are allowed (tests, LANs).
-        schemes = (
-            ["https", "http"] if self.config.federation.allow_private_addresses else ["https"]
-        )
+        schemes = ["https", "http"] if client.policy.plain_http_allowed(host) else ["https"]
         last: FederationError | None = None
         for scheme in schemes:
             url = f"{scheme}://{host}/.well-known/webfinger?resource={resource}"
@@ -1004,12 +1019,16 @@ class Fediverse:
             if domain_is_blocked(urlsplit(f"//{host}").hostname or host, self.blocked_domains):
                 raise BlockedDomain(host)
             return await resolver.actor(await self._webfinger(user, host), refresh=True)
-        except (BlockedDomain, PrivateAddress) as exc:
+        except BlockedDomain as exc:
             raise Forbidden(f"{text}: {exc}") from None
-        except RemoteFetchError as exc:
-            if exc.status in (401, 403):
-                raise Forbidden(f"{text}: the other server refuses us ({exc})") from None
-            raise NotFound(f"cannot find {text}: {exc}") from None
+        except (RemoteFetchError, PrivateAddress) as exc:
+            log.info("look-up of %s failed: %s", text, exc)
+            if isinstance(exc, RemoteFetchError) and exc.status in (401, 403):
+                # A public server that checked our signature and said no (a block).
+                raise Forbidden(f"{text}: the other server refuses us") from None
+            # Otherwise "unreachable", never the status or the error: an answer per
+            # address would turn the node into a port scanner for anyone with an account.
+            raise NotFound(f"cannot find {text}: unreachable") from None
         except ActivityParseError as exc:
             raise NotFound(f"{text} is not a usable ActivityPub actor: {exc}") from None
 

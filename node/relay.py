@@ -30,16 +30,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import av
 import httpx
 import sqlite_utils
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import WebSocketException
 
 from federation.activities import AS_CONTEXT, PARLEY_NS
-from federation.client import domain_is_blocked
+from federation.actors import parse_acct
+from federation.errors import ActivityParseError, BlockedDomain, FederationError
 from federation.relay import (
     DOWNSTREAM_TYPES,
     RELAY_PATH,
@@ -53,14 +54,24 @@ from federation.relay import (
     parse_control,
     serialize_control,
 )
+from federation.sanitize import plain_text
 from federation.signatures import sign_request
-from node.accounts import Account
+from node.accounts import MAX_DISPLAY_NAME, Account
 from node.errors import Conflict, Forbidden, InvalidInput, NotFound, ParleyError
 from node.mailbox import Mailbox
 from node.media.errors import StreamClosed
 from node.media.mixer import OpusFrameEncoder, SpeakerInput
 from node.media.packets import SAMPLES_PER_FRAME, OpusPacket, PacketStream
-from node.rooms import MODERATORS, Member, Role, Room, RoomState, Visibility
+from node.rooms import (
+    MAX_DESCRIPTION,
+    MAX_TITLE,
+    MODERATORS,
+    Member,
+    Role,
+    Room,
+    RoomState,
+    Visibility,
+)
 
 if TYPE_CHECKING:
     from node.fediverse import Fediverse
@@ -841,7 +852,8 @@ async def _copy(stream: PacketStream, feed: Republisher) -> None:
 
 
 def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> None:
-    """Make ``room`` what ``doc`` (a room JSON from the carrying node) says."""
+    """Make ``room`` what ``doc`` (a room JSON from the carrying node) says. Its texts are
+    another server's: plain text only (federation.sanitize)."""
     members = []
     hands = [name(h) for h in doc.get("hands", []) if isinstance(h, str)]
     for raw in [*doc.get("speakers", []), *doc.get("audience", [])]:
@@ -850,11 +862,13 @@ def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> No
         members.append(member_from_json({**raw, "username": name(raw["username"])}, hands))
     host = doc.get("host") or {}
     room.replicate(
-        title=str(doc.get("title") or room.title),
-        description=str(doc.get("description") or ""),
+        title=plain_text(str(doc.get("title") or room.title), MAX_TITLE),
+        description=plain_text(str(doc.get("description") or ""), MAX_DESCRIPTION),
         state=RoomState(doc.get("state", room.state.value)),
         host=name(str(host.get("username") or room.host)),
-        host_display_name=str(host.get("display_name") or room.host_display_name),
+        host_display_name=plain_text(
+            str(host.get("display_name") or room.host_display_name), MAX_DISPLAY_NAME
+        ),
         members=members,
         listener_count=int(doc.get("listener_count") or 0),
         started_at=doc.get("started_at"),
@@ -872,7 +886,7 @@ def member_from_json(raw: dict[str, Any], hands: list[str]) -> Member:
         hand = float(len(hands) + 1)
     return Member(
         username=username,
-        display_name=str(raw.get("display_name") or username),
+        display_name=plain_text(str(raw.get("display_name") or username), MAX_DISPLAY_NAME),
         role=role,
         muted=bool(raw.get("muted")),
         hand_raised_at=hand,
@@ -896,7 +910,6 @@ class RelayService:
         self.counters = RelayCounters()
         self.uplink_filter = SequenceFilter()
         self.fediverse: Fediverse | None = None
-        self._http = httpx.AsyncClient(timeout=10)
         self._recoveries: set[asyncio.Task[None]] = set()
 
     def relay_url(self, room_id: str) -> str:
@@ -906,9 +919,6 @@ class RelayService:
 
     async def open_relay(self, url: str) -> ClientConnection:
         fediverse = self._fediverse()
-        host = urlsplit(url).hostname or ""
-        if domain_is_blocked(host, fediverse.blocked_domains):
-            raise Forbidden(f"{host} is blocked")
         key_id, pem = fediverse.actors.instance_key()
         # The relay URL of our copy rides along (signed) so the carrying node can put us
         # on the succession list.
@@ -918,15 +928,18 @@ class RelayService:
             sep = "&" if "?" in url else "?"
             target = f"{url}{sep}" + str(httpx.QueryParams({"relay": self.relay_url(room_id)}))
         signed = sign_request("GET", _http_url(target), {}, None, key_id, pem)
-        headers = {k: v for k, v in signed.items() if k.lower() != "host"}
-        return await connect(
-            target,
-            additional_headers=headers,
-            max_size=MAX_RELAY_MESSAGE,
-            open_timeout=CONNECT_TIMEOUT_S,
-            ping_interval=None,
-            compression=None,
-        )
+        # The one outgoing client: blocked domains and the address policy apply here too.
+        try:
+            return await fediverse.federation_client().open_websocket(
+                target,
+                signed,
+                max_size=MAX_RELAY_MESSAGE,
+                open_timeout=CONNECT_TIMEOUT_S,
+                ping_interval=None,
+                compression=None,
+            )
+        except FederationError as exc:
+            raise Forbidden(f"relay {_netloc(url)} is not reachable from here: {exc}") from None
 
     def _mirror_id_for_upstream(self, url: str) -> str | None:
         for on_air in self.stage.rooms_on_air.values():
@@ -979,19 +992,18 @@ class RelayService:
         return None
 
     async def _get_json(self, url: str) -> Any:
+        """A Parley API document from another node, through the one outgoing client (the
+        address policy applies). The user learns "unreachable", never what answered: a
+        status or an error per address would make this a port scanner."""
         fediverse = self._fediverse()
-        if domain_is_blocked(urlsplit(url).hostname or "", fediverse.blocked_domains):
-            raise Forbidden("that server is blocked here")
         try:
-            response = await self._http.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise NotFound(f"cannot reach {url}: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            raise NotFound(f"{url} answered {response.status_code}")
-        try:
-            return response.json()
-        except ValueError:
-            raise NotFound(f"{url} did not answer JSON") from None
+            fetched = await fediverse.federation_client().fetch(url, accept="application/json")
+        except BlockedDomain:
+            raise Forbidden("that server is blocked here") from None
+        except FederationError as exc:
+            logger.info("fetching %s for a user failed: %s", url, exc)
+            raise NotFound(f"{_netloc(url)} is unreachable or not a Parley node") from None
+        return fetched.doc
 
     async def _fetch_room(self, url: str) -> dict[str, Any]:
         parts = urlsplit(url)
@@ -1001,17 +1013,20 @@ class RelayService:
         base = f"{parts.scheme}://{parts.netloc}"
         if parts.netloc.lower() == self.host:
             return self.stage.room_json(self.stage.get(room_id).room)
-        doc = await self._get_json(f"{base}/api/v1/rooms/{room_id}")
+        doc = await self._get_json(f"{base}/api/v1/rooms/{quote(room_id, safe='')}")
         if not isinstance(doc, dict) or not isinstance(doc.get("url"), str):
             raise NotFound("that is not a Parley room")
         return doc
 
     async def _room_of_handle(self, handle: str) -> dict[str, Any]:
-        user, _, host = handle.lstrip("@").rpartition("@")
-        if not user or not host:
-            raise InvalidInput("handle", "must be a handle like alice@example.org")
-        scheme = "http" if self._fediverse().config.federation.allow_private_addresses else "https"
-        doc = await self._get_json(f"{scheme}://{host}/api/v1/accounts/{user}/rooms")
+        try:
+            user, host = parse_acct(handle)
+        except ActivityParseError:
+            raise InvalidInput("handle", "must be a handle like alice@example.org") from None
+        plain = self._fediverse().federation_client().policy.plain_http_allowed(host)
+        scheme = "http" if plain else "https"
+        path = f"/api/v1/accounts/{quote(user, safe='')}/rooms"
+        doc = await self._get_json(f"{scheme}://{host}{path}")
         for room in doc.get("rooms", []) if isinstance(doc, dict) else []:
             if isinstance(room, dict) and room.get("state") == RoomState.LIVE:
                 return room
@@ -1244,7 +1259,6 @@ class RelayService:
     async def close(self) -> None:
         for task in list(self._recoveries):
             task.cancel()
-        await self._http.aclose()
 
     # -- activities for remote rooms -------------------------------------------------------
 

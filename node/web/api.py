@@ -21,6 +21,7 @@ from node.web.auth import (
     require_account,
     set_session_cookie,
 )
+from node.web.limits import client_address
 
 
 async def read_json(request: Request) -> dict[str, Any]:
@@ -59,10 +60,6 @@ def _secure(request: Request) -> bool:
     return bool(request.app.state.config.node.base_url.startswith("https://"))
 
 
-def _client_key(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def account_json(request: Request, account: Any) -> dict[str, Any]:
     host = request.app.state.host
     return {
@@ -78,7 +75,7 @@ def account_json(request: Request, account: Any) -> dict[str, Any]:
 
 
 async def create_account(request: Request) -> Response:
-    request.app.state.auth_limiter.check(_client_key(request))
+    request.app.state.auth_limiter.check(client_address(request))
     body = await read_json(request)
     registration = request.app.state.config.accounts.registration
     if registration == "closed":
@@ -100,7 +97,7 @@ async def create_account(request: Request) -> Response:
 
 
 async def create_session(request: Request) -> Response:
-    request.app.state.auth_limiter.check(_client_key(request))
+    request.app.state.auth_limiter.check(client_address(request))
     body = await read_json(request)
     account = _accounts(request).authenticate(body.get("username"), body.get("password"))
     token = _accounts(request).open_session(
@@ -202,6 +199,7 @@ def _not_relayed(on_air: OnAir) -> None:
 
 async def remote_rooms(request: Request) -> Response:
     account = require_account(request)
+    request.app.state.fetch_limiter.check(request, account)
     on_air = await _relay(request).open_mirror(account, await read_json(request))
     return _room_response(request, on_air, 201 if on_air.mirror is not None else 200)
 

@@ -30,6 +30,7 @@ from node.rooms import Room, RoomStore
 from node.stage import Stage
 from node.web import admin, api, signaling
 from node.web.auth import AttemptLimiter
+from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def create_app(config: Config) -> Starlette:
         app.state.accounts = accounts
         app.state.stage = stage
         app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
+        app.state.fetch_limiter = FetchLimiter(config.federation.fetch_rate_per_minute)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         fediverse = Fediverse(config, db, accounts, stage, relay)
         app.state.fediverse = fediverse

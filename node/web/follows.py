@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from node.errors import InvalidInput, NotFound
 from node.web.api import read_json
-from node.web.auth import require_account
+from node.web.auth import optional_account, require_account
 
 if TYPE_CHECKING:
     from node.fediverse import Fediverse
@@ -37,6 +37,7 @@ async def follows(request: Request) -> Response:
     account = require_account(request)
     fediverse = _fediverse(request)
     if request.method == "POST":
+        request.app.state.fetch_limiter.check(request, account)
         body = await read_json(request)
         return JSONResponse(await fediverse.follow(account, body.get("handle")), 201)
     if request.method == "DELETE":
@@ -73,8 +74,7 @@ async def remote_join(request: Request) -> Response:
     if not room_id:
         raise InvalidInput("room", "missing (?room=<room id>)")
     # Anyone may ask, and each answer costs outgoing fetches: limit it per client.
-    client = request.client.host if request.client else "unknown"
-    request.app.state.auth_limiter.check(f"remote-join:{client}")
+    request.app.state.fetch_limiter.check(request, optional_account(request))
     doc = request.app.state.stage.room_json(request.app.state.stage.get(room_id).room)
     # A mirror shown here is joined at its origin: the home node relays from there.
     room_url = str(doc.get("origin") or doc["url"])
