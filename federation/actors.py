@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,31 @@ def parse_acct(resource: str) -> tuple[str, str]:
     if not sep or not user or not host or "@" in host or "/" in host:
         raise ActivityParseError(f"not an acct resource: {resource!r}", "resource")
     return user, host.lower()
+
+
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+
+def parse_webfinger_resource(resource: str) -> tuple[str, str]:
+    """A WebFinger ``resource`` (RFC 7033 section 4.5: a URI) as (scheme, rest).
+
+    Raises ActivityParseError for what is not a URI at all (no scheme, as in ``alice@host``
+    or ``=acct:alice@host``, whitespace, control characters) and for a malformed ``acct:``
+    URI (RFC 7565: ``acct:user@host``): the server answers 400 (section 4.2). A
+    well-formed URI of another scheme is returned as is: the server has no such resource
+    (404).
+    """
+    scheme, colon, rest = resource.partition(":")
+    if not colon or not _URI_SCHEME.fullmatch(scheme) or not rest:
+        raise ActivityParseError("not a URI (no scheme)", "resource")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in resource):
+        raise ActivityParseError("not a URI (whitespace or control characters)", "resource")
+    scheme = scheme.lower()
+    if scheme == "acct":
+        user, at, host = rest.partition("@")
+        if not at or not user or not host or any(c in host for c in "/?#@"):
+            raise ActivityParseError("an acct URI is acct:user@host", "resource")
+    return scheme, rest
 
 
 def build_webfinger(username: str, host: str, urls: ActorUrls) -> dict[str, Any]:

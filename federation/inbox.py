@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from federation import jsonlimits
 from federation.activities import (
     Activity,
     RoomState,
@@ -89,11 +90,7 @@ async def verify_and_parse(
             raise first
         owner = refreshed
         verify_request(method, url, headers, body, owner.public_key_pem, now=now)
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ActivityParseError(f"malformed JSON: {exc}", None) from exc
-    activity = parse_activity(doc)
+    activity = parse_activity(jsonlimits.loads(body))
     # Mastodon's rule: whoever signed must be the activity's actor (no relayed forgeries;
     # LD-signature forwarding is not supported).
     if owner.id != activity.actor:

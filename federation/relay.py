@@ -28,7 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from federation.errors import FederationError
+from federation import jsonlimits
+from federation.errors import ActivityParseError, FederationError
 
 __all__ = [
     "AudioFrame",
@@ -155,8 +156,8 @@ def parse_control(text: str, allowed: frozenset[str]) -> dict[str, Any]:
     if len(text) > MAX_CONTROL_BYTES:
         raise RelayFrameError("control message too large")
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = jsonlimits.loads(text)
+    except ActivityParseError:
         raise RelayFrameError("control message is not JSON") from None
     if not isinstance(doc, dict):
         raise RelayFrameError("control message is not an object")

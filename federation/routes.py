@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -44,6 +44,7 @@ from federation.actors import (
     build_person,
     build_webfinger,
     parse_acct,
+    parse_webfinger_resource,
 )
 from federation.client import domain_is_blocked
 from federation.errors import (
@@ -275,31 +276,50 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         return endpoint
 
     async def webfinger(request: Request, s: FederationSite) -> Response:
-        resource = request.query_params.get("resource")
-        if not resource:
-            return _error(400, "bad_request", "resource: missing")
+        # RFC 7033 section 5: browsers may look people up from any origin, and they must be
+        # able to read the errors too.
+        cors = {"Access-Control-Allow-Origin": "*"}
+        found = await _webfinger_subject(request, s)
+        if isinstance(found, JSONResponse):
+            found.headers.update(cors)
+            return found
+        username, urls = found
+        jrd = build_webfinger(username, s.host, urls)
+        return JSONResponse(jrd, media_type=JRD_JSON, headers=cors)
+
+    async def _webfinger_subject(
+        request: Request, s: FederationSite
+    ) -> tuple[str, ActorUrls] | JSONResponse:
+        """Who ``resource`` names, or the error to answer (RFC 7033 section 4.2: 400 for
+        a missing or malformed resource, 404 for one this server does not know)."""
+        resources = request.query_params.getlist("resource")
+        if len(resources) != 1 or not resources[0]:
+            return _error(400, "bad_request", "resource: give exactly one")
+        resource = resources[0]
+        try:
+            scheme, rest = parse_webfinger_resource(resource)
+        except ActivityParseError as exc:
+            return _error(400, "bad_request", str(exc))
         username: str | None = None
-        if resource.startswith(("http://", "https://")):
+        if scheme in ("http", "https"):
             # Mastodon also looks actors up by URL (resource=https://host/users/alice).
             for candidate in (f"{s.origin}/users/", f"{s.origin}/@"):
                 if resource.startswith(candidate):
                     username = resource[len(candidate) :]
             if resource in (s.instance_urls.id, s.instance_urls.profile):
                 username = s.host
-        else:
+        elif scheme == "acct":
             user, host = parse_acct(resource)
             if host != s.host:
                 return _error(404, "not_found", f"{host} is not this node")
-            username = user.lower()
+            username = unquote(user).lower()
         if username is None:
-            return _error(404, "not_found", f"no such resource {resource}")
+            return _error(404, "not_found", "no such resource here")
         if username == s.host:
-            jrd = build_webfinger(username, s.host, s.instance_urls)
-        else:
-            if "/" in username or await s.actors.account(username) is None:
-                return _error(404, "not_found", f"no such account {username}")
-            jrd = build_webfinger(username, s.host, s.user_urls(username))
-        return JSONResponse(jrd, media_type=JRD_JSON, headers={"Access-Control-Allow-Origin": "*"})
+            return username, s.instance_urls
+        if "/" in username or await s.actors.account(username) is None:
+            return _error(404, "not_found", f"no such account {username}")
+        return username, s.user_urls(username)
 
     async def nodeinfo_links(request: Request, s: FederationSite) -> Response:
         return JSONResponse(build_nodeinfo_links(s.base_url))

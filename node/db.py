@@ -87,3 +87,23 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         pk=("room_id", "account_id"),
         if_not_exists=True,
     )
+    # --- issue 9: publish keys (WHIP-only credentials for OBS and other encoders). -------
+    # Scoped and revocable: one account, optionally one room; only the key's SHA-256 is
+    # kept (node.publish_keys). A later change turns this file into versioned migrations.
+    db.table("publish_keys").create(
+        {
+            "id": str,
+            "account_id": int,
+            "key_hash": str,
+            "room_id": str,  # null: any room the account may speak in
+            "label": str,
+            "created_at": float,
+            "last_used_at": float,
+        },
+        pk="id",
+        foreign_keys=[("account_id", "accounts", "id")],
+        not_null={"account_id", "key_hash", "created_at"},
+        defaults={"label": ""},
+        if_not_exists=True,
+    )
+    db.table("publish_keys").create_index(["key_hash"], unique=True, if_not_exists=True)

@@ -6,6 +6,7 @@
 // through a context object rather than importing app.js, which imports us.
 
 import { ApiError, del, get, patch, post } from './api.js';
+import { publishKeyPanel } from './publish_keys.js';
 
 // A follow request is usually answered within a second or two; check often while one is
 // pending, then stop polling (the list is static otherwise).
@@ -417,7 +418,7 @@ export async function renderProfile(main, username, ctx) {
   );
   if (own) {
     panel = followPanel(ctx);
-    columns.append(panel.element);
+    columns.append(panel.element, publishKeyPanel(ctx, rooms).element);
   } else {
     columns.append(peopleSection(h, 'Following', followingList, 'Not following anyone yet.'));
   }

@@ -82,7 +82,8 @@ def test_room_note_for_mastodon() -> None:
     assert doc["published"] == "2025-03-01T12:00:00Z"
     assert "Alice is live: Fediverse &lt;3 audio" in doc["content"]
     assert "relays &amp; survival" in doc["content"]
-    assert '<a href="https://parley.example/rooms/r1" rel="nofollow noopener noreferrer">' in doc["content"]
+    link = '<a href="https://parley.example/rooms/r1" rel="nofollow noopener noreferrer">'
+    assert link in doc["content"]
     assert "#<span>ParleyLive</span>" in doc["content"]
     assert doc["tag"] == [
         {

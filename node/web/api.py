@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from federation import jsonlimits
+from federation.errors import ActivityParseError
 from node.accounts import AccountDirectory
 from node.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from node.media.workers import WorkerPool
@@ -38,9 +39,9 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not body:
         return {}
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("body", f"not valid JSON: {exc}", status=400) from None
+        value = jsonlimits.loads(body)
+    except ActivityParseError as exc:
+        raise InvalidInput("body", f"not valid JSON: {exc.reason}", status=400) from None
     if not isinstance(value, dict):
         raise InvalidInput("body", "must be a JSON object", status=400)
     return value

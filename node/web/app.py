@@ -25,10 +25,11 @@ from node.fediverse import Fediverse, fediverse_routes
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
 from node.media.workers import WorkerPool, WorkerSettings
+from node.publish_keys import PublishKeys
 from node.relay import RelayService
 from node.rooms import Room, RoomStore
 from node.stage import Stage
-from node.web import admin, api, signaling
+from node.web import admin, api, publish_keys, signaling
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -129,6 +130,7 @@ def create_app(config: Config) -> Starlette:
         app.state.stage = stage
         app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
         app.state.fetch_limiter = FetchLimiter(config.federation.fetch_rate_per_minute)
+        app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         fediverse = Fediverse(config, db, accounts, stage, relay)
         app.state.fediverse = fediverse
@@ -152,6 +154,7 @@ def create_app(config: Config) -> Starlette:
     routes = [
         *api.routes,
         *admin.routes,
+        *publish_keys.routes,
         *signaling.routes,
         Route("/api/v1/openapi.json", openapi),
         *fediverse_routes(),

@@ -18,7 +18,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from federation.errors import BlockedDomain, FederationError, SignatureError
+from federation import jsonlimits
+from federation.errors import ActivityParseError, BlockedDomain, FederationError, SignatureError
 from federation.relay import SuccessionEntry
 from federation.routes import verify_signed_get
 from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable
@@ -28,8 +29,9 @@ from node.media.stream import ogg_listener
 from node.relay import RelayHub, RelayService, RelaySubscriber
 from node.rooms import RoomState, Visibility
 from node.stage import OnAir, Stage
-from node.web.auth import optional_account, require_account
+from node.web.auth import optional_account
 from node.web.connections import transport_of
+from node.web.publish_keys import publisher
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,9 @@ def _sdp_created(request: Request, kind: str, session_id: str, answer: str) -> R
 
 
 async def whip(request: Request) -> Response:
-    account = require_account(request)
+    # A publish key (OBS) or a session: publish_keys.publisher tells.
+    account = publisher(request, request.path_params["room_id"])
+    assert account is not None
     on_air = _on_air(request)
     offer = await _read_offer(request)
     try:
@@ -104,7 +108,8 @@ def _check_listener(request: Request, on_air: OnAir) -> None:
 
 async def end_session(request: Request) -> Response:
     on_air = _on_air(request)
-    account = optional_account(request)
+    # The encoder that opened a WHIP session with its publish key ends it with the same.
+    account = publisher(request, request.path_params["room_id"], required=False)
     await on_air.close_session(
         request.path_params["session_id"], account.username if account else None
     )
@@ -245,8 +250,9 @@ async def room_socket(websocket: WebSocket) -> None:
             text = receive.result()
             if len(text) > 4096:
                 break
-            with contextlib.suppress(ValueError):
-                if json.loads(text).get("type") == "ping":
+            with contextlib.suppress(ActivityParseError):
+                message = jsonlimits.loads(text)
+                if isinstance(message, dict) and message.get("type") == "ping":
                     watcher.send({"type": "pong"})
     except (WebSocketDisconnect, RuntimeError, AttributeError):
         pass
