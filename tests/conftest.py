@@ -22,6 +22,7 @@ from aiortc import RTCPeerConnection
 from node.media.ice import IceSettings, install_ice_policy
 from node.media.peers import PeerSessions
 from tests.fedify_peer import FedifyPeer, check_installed
+from tests.hostile import HostileServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -250,3 +251,18 @@ def fedify_peers(tmp_path: Path) -> Iterator[Callable[..., FedifyPeer]]:
     yield start
     for peer in started:
         peer.stop()
+
+
+@pytest.fixture
+def hostile_servers() -> Iterator[Callable[[], HostileServer]]:
+    """Start attacker servers on loopback (tests/hostile.py); stopped after the test."""
+    started: list[HostileServer] = []
+
+    def start() -> HostileServer:
+        server = HostileServer().start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
