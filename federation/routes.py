@@ -309,7 +309,7 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             if resource in (s.instance_urls.id, s.instance_urls.profile):
                 username = s.host
         elif scheme == "acct":
-            user, host = parse_acct(resource)
+            user, host = parse_acct(f"acct:{rest}")
             if host != s.host:
                 return _error(404, "not_found", f"{host} is not this node")
             username = unquote(user).lower()
