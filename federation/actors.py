@@ -280,9 +280,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def origin_of(url: str) -> tuple[str, str, int | None]:
     """(scheme, host, port) with the scheme's default port filled in; ("", "", None) for
     something that is not an absolute http(s) URL."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
         port = parts.port or _DEFAULT_PORTS.get(scheme)
     except ValueError:
         return ("", "", None)

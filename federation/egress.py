@@ -62,6 +62,15 @@ def domain_is_blocked(host: str, blocked: Iterable[str]) -> bool:
     return False
 
 
+def hostname_of(url: str) -> str:
+    """The lower-cased host of ``url``, or "" when it has none or does not parse
+    (``urlsplit`` raises ValueError on ``http://[::1``: remote input must not)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
 def _netloc_key(host: str, port: int) -> str:
     host = host.lower().strip("[]")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -69,11 +78,11 @@ def _netloc_key(host: str, port: int) -> str:
 
 def parse_allow_entry(entry: str) -> str:
     """``host:port`` (``[v6]:port``) normalised; ValueError when it is not one."""
-    parts = urlsplit(f"//{entry.strip()}")
     try:
+        parts = urlsplit(f"//{entry.strip()}")
         port = parts.port
     except ValueError:
-        port = None
+        raise ValueError(f"not host:port: {entry!r}") from None
     if not parts.hostname or port is None or parts.username or parts.path:
         raise ValueError(f"not host:port: {entry!r}")
     return _netloc_key(parts.hostname, port)
@@ -134,12 +143,12 @@ async def resolve_destination(
 ) -> Destination:
     """Check ``url`` against the blocklist and the address policy; raise BlockedDomain,
     PrivateAddress or RemoteFetchError (no such host, not http(s)/ws(s))."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
         port = parts.port or DEFAULT_PORTS.get(scheme)
     except ValueError:
-        port = None
+        raise RemoteFetchError(None, url[:200], "not a URL") from None
     if scheme not in DEFAULT_PORTS or not parts.hostname or port is None:
         raise RemoteFetchError(None, url, "not an http(s) or ws(s) URL")
     host = parts.hostname.lower()

@@ -47,6 +47,7 @@ from federation.actors import (
     parse_webfinger_resource,
 )
 from federation.client import domain_is_blocked
+from federation.egress import hostname_of
 from federation.errors import (
     ActivityParseError,
     BlockedDomain,
@@ -104,7 +105,7 @@ class FederationSite:
         return ActorUrls.for_instance(self.base_url)
 
     def is_blocked(self, url_or_host: str) -> bool:
-        host = urlsplit(url_or_host).hostname if "/" in url_or_host else url_or_host
+        host = hostname_of(url_or_host) if "/" in url_or_host else url_or_host
         return bool(host) and domain_is_blocked(str(host), self.blocked_domains)
 
     def now(self) -> dt.datetime | None:
@@ -171,7 +172,7 @@ def _refuse_blocked_signer(site: FederationSite, headers: Mapping[str, str]) -> 
         info = identify_signature(headers)
     except SignatureError:
         return
-    host = urlsplit(info.key_id).hostname or ""
+    host = hostname_of(info.key_id)
     if site.is_blocked(host):
         raise BlockedDomain(host)
 
@@ -402,7 +403,7 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             now=s.now(),
         )
         if s.is_blocked(activity.actor):
-            raise BlockedDomain(urlsplit(activity.actor).hostname or "")
+            raise BlockedDomain(hostname_of(activity.actor))
         s.on_stored()
         return Response(status_code=202)
 

@@ -120,9 +120,13 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 def _split_url(url: str) -> tuple[str, str]:
     """(host[:port], path?query) as they appear in Host and (request-target)."""
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.hostname:
-        raise SignatureError(f"not an absolute URL: {url!r}")
+    try:
+        parts = urlsplit(url)
+        valid = bool(parts.scheme and parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise SignatureError(f"not an absolute URL: {url[:200]!r}")
     host = parts.netloc.rsplit("@", 1)[-1]
     path = parts.path or "/"
     if parts.query:

@@ -159,8 +159,13 @@ def _section(name: str, cls: type, raw: Any) -> Any:
 
 
 def _validate(config: Config) -> None:
-    url = urlsplit(config.node.base_url)
-    if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
+    try:
+        url = urlsplit(config.node.base_url)
+        _ = url.port  # a port that is not a number raises too
+        usable = url.scheme in ("http", "https") and bool(url.hostname) and url.path in ("", "/")
+    except ValueError:
+        usable = False
+    if not usable:
         raise ConfigError("node.base_url", "must be an http(s) origin like https://example.org")
     if not 0 <= config.node.port <= 65535:
         raise ConfigError("node.port", "must be between 0 and 65535")

@@ -56,7 +56,7 @@ from federation.activities import RoomState as AnnouncedState
 from federation.actors import ActorUrls, RemoteActor, parse_acct, parse_webfinger
 from federation.client import ActorResolver, FederationClient, domain_is_blocked
 from federation.delivery import DeliveryWorker
-from federation.egress import AddressPolicy
+from federation.egress import AddressPolicy, hostname_of
 from federation.errors import (
     ActivityParseError,
     BlockedDomain,
@@ -1008,7 +1008,7 @@ class Fediverse:
         _, resolver, _ = self._ready()
         try:
             if text.startswith(("http://", "https://")):
-                host = urlsplit(text).hostname or ""
+                host = hostname_of(text)
                 if domain_is_blocked(host, self.blocked_domains):
                     raise BlockedDomain(host)
                 return await resolver.actor(text, refresh=True)
@@ -1016,7 +1016,7 @@ class Fediverse:
                 user, host = parse_acct(text)
             except ActivityParseError:
                 raise InvalidInput("handle", "must be a handle like alice@example.org") from None
-            if domain_is_blocked(urlsplit(f"//{host}").hostname or host, self.blocked_domains):
+            if domain_is_blocked(hostname_of(f"//{host}") or host, self.blocked_domains):
                 raise BlockedDomain(host)
             return await resolver.actor(await self._webfinger(user, host), refresh=True)
         except BlockedDomain as exc:

@@ -1006,8 +1006,12 @@ class RelayService:
         return fetched.doc
 
     async def _fetch_room(self, url: str) -> dict[str, Any]:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or "/rooms/" not in parts.path:
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme in ("http", "https") and "/rooms/" in parts.path
+        except ValueError:
+            usable = False
+        if not usable:
             raise InvalidInput("url", "must be a room URL like https://node/rooms/ID")
         room_id = parts.path.rstrip("/").rsplit("/", 1)[-1]
         base = f"{parts.scheme}://{parts.netloc}"

@@ -276,4 +276,3 @@ def test_html_is_sanitised_going_out_and_coming_in(
     notes = db_rows(a, "select activity from fed_outbox")
     content = json.loads(notes[-1][0])["object"]["content"]
     assert "<img" not in content and "&lt;img" in content, content
-
