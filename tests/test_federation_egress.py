@@ -12,9 +12,12 @@ import pytest
 from federation.client import FederationClient
 from federation.egress import AddressPolicy, parse_allow_entry, resolve_destination
 from federation.errors import BlockedDomain, PrivateAddress, RemoteFetchError
+from federation.keys import generate_keypair
 from tests.hostile import HostileServer, json_answer, redirect
 
 PUBLIC = "93.184.215.14"
+KEYS = generate_keypair()
+KEY_ID = "https://parley.example/actor#main-key"
 
 
 class RebindingDns:
@@ -39,7 +42,11 @@ async def test_dns_rebinding_cannot_reach_loopback(hostile_servers: Callable) ->
         resolve_host=dns, timeout=httpx.Timeout(2.0, connect=1.0)
     ) as client:
         try:
-            await client.fetch(f"http://localhost:{internal.port}/secret")
+            await client.get_json(
+                f"http://localhost:{internal.port}/secret",
+                key_id=KEY_ID,
+                private_pem=KEYS.private_pem,
+            )
         except RemoteFetchError:
             pass  # the public address does not serve us; what matters is where we went
     assert internal.seen == []
