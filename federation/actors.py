@@ -342,7 +342,8 @@ def parse_actor(doc: Mapping[str, Any]) -> RemoteActor:
         raise ActivityParseError("actor document is not an object", None)
     actor_id = require_url(doc.get("id"), "id")
     actor_type = doc.get("type")
-    if actor_type not in ACTOR_TYPES:
+    # (A JSON-LD type may be a list; found by the property tests as a TypeError.)
+    if not isinstance(actor_type, str) or actor_type not in ACTOR_TYPES:
         raise ActivityParseError(f"not an actor type: {actor_type!r}", "type")
     inbox = require_url(doc.get("inbox"), "inbox")
     username = doc.get("preferredUsername")

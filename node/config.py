@@ -242,6 +242,11 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(str(path), "file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text: {exc}") from exc
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table.
+        raise ConfigError(str(path), "not valid TOML: nested too deeply") from None
     config = parse_config(raw)
     # A relative data_dir is relative to the config file, not to the working directory.
     data_dir = Path(config.node.data_dir)
