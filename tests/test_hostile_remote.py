@@ -276,3 +276,33 @@ def test_html_is_sanitised_going_out_and_coming_in(
     notes = db_rows(a, "select activity from fed_outbox")
     content = json.loads(notes[-1][0])["object"]["content"]
     assert "<img" not in content and "&lt;img" in content, content
+
+
+async def test_a_signed_relay_subscription_with_a_broken_relay_url_is_a_400(
+    node_factory: NodeFactory, api_factory: ApiFactory
+) -> None:
+    """Found while closing case 3: ``relay=http://[::1`` (signed by a real node) made the
+    subscription handler raise httpx.InvalidURL instead of answering."""
+    import websockets
+    from websockets.exceptions import InvalidStatus
+
+    from federation.signatures import sign_request
+
+    a, b = node_factory(), node_factory()
+    room = api_factory(a).live_room(api_factory(a).signup("alice"))
+    api_factory(b).signup("bob")
+    (pem,) = db_rows(b, "select value from fed_instance where name = 'private_pem'")[0]
+    for relay in ("http://[::1", f"http://127.0.0.1:{b.port}/x"):
+        url = f"ws://127.0.0.1:{a.port}/relay/v1/rooms/{room['id']}?" + str(
+            httpx.QueryParams({"relay": relay})
+        )
+        signed = sign_request("GET", url.replace("ws://", "http://"), {}, None,
+                              f"{b.base_url}/actor#main-key", pem)  # fmt: skip
+        headers = {k: v for k, v in signed.items() if k.lower() != "host"}
+        try:
+            ws = await websockets.connect(url, additional_headers=headers, open_timeout=10)
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 400, exc.response.body
+        else:
+            await ws.close()
+            raise AssertionError(f"relay={relay} was accepted")

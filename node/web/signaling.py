@@ -333,7 +333,13 @@ async def _relay_subscribe(
     entry = None
     relay_url = websocket.query_params.get("relay")
     if relay_url:
-        if httpx.URL(relay_url).netloc.decode().lower() != host:
+        try:
+            relay_host = httpx.URL(relay_url).netloc.decode().lower()
+        except httpx.InvalidURL:
+            raise InvalidInput("relay", "not a ws(s) URL", status=400) from None
+        if not relay_url.startswith(("ws://", "wss://")):
+            raise InvalidInput("relay", "not a ws(s) URL", status=400)
+        if relay_host != host:
             raise Forbidden("relay URL is not on the signing node")
         scheme = "https" if relay_url.startswith("wss://") else "http"
         entry = SuccessionEntry(f"{scheme}://{host}", relay_url)
