@@ -565,19 +565,31 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
     provoke deterministically between processes)."""
     from types import SimpleNamespace
 
-    from node.relay import SUBSCRIBER_QUEUE, Names, RelayCounters, RelayHub, RelaySubscriber
+    from federation.relay import SequenceFilter, SuccessionEntry
+    from node.onair.events import RoomEvents
+    from node.relaying.counters import RelayCounters
+    from node.relaying.hub import SUBSCRIBER_QUEUE, RelayHub, RelaySubscriber
+    from node.relaying.names import Names
+    from node.succession import Carriage
 
-    service = SimpleNamespace(
-        counters=RelayCounters(),
-        names=Names("a.example"),
-        base_url="http://a.example",
-        relay_url=lambda room_id: f"ws://a.example/relay/v1/rooms/{room_id}",
-        stage=SimpleNamespace(room_json=lambda room: {"url": "http://a.example/rooms/r1"}),
-        persist_succession=lambda on_air: None,
+    counters = RelayCounters()
+    own = SuccessionEntry("http://a.example", "ws://a.example/relay/v1/rooms/r1")
+    on_air = SimpleNamespace(
+        room=SimpleNamespace(id="r1"),
+        events=RoomEvents(),
+        carriage=Carriage.origin_of(own, "http://a.example/rooms/r1"),
+        relayed_listeners=0,
+        count_listeners=lambda: None,
+        source=None,
     )
-    room = SimpleNamespace(id="r1", connect=None, disconnect=None)
-    on_air = SimpleNamespace(room=room, count_listeners=lambda: None, mirror=None, epoch=0)
-    hub = RelayHub(on_air, service)  # type: ignore[arg-type]
+    hub = RelayHub(
+        on_air,  # type: ignore[arg-type]
+        names=Names("a.example"),
+        counters=counters,
+        uplink_filter=SequenceFilter(),
+        room_json=lambda o: {"url": "http://a.example/rooms/r1"},
+        changed=lambda o: None,
+    )
     slow, fast = RelaySubscriber("slow.example", None), RelaySubscriber("fast.example", None)
     hub.subscribers = [slow, fast]
     for _ in range(SUBSCRIBER_QUEUE + 5):
@@ -585,7 +597,7 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
             hub._send(subscriber, b"packet")
         fast.queue.get_nowait()  # the fast one keeps up
     assert hub.subscribers == [fast]
-    assert slow.closed and service.counters.slow_dropped == 1
+    assert slow.closed and counters.slow_dropped == 1
     # What is left for the fast one: the new snapshot (the succession list changed).
     left = [fast.queue.get_nowait() for _ in range(fast.queue.qsize())]
     assert len(left) <= 1

@@ -1,0 +1,273 @@
+"""A room's carriage across nodes: which node acts as its origin, at which epoch, and what
+this node does when the node it takes the room from is gone. Pure: no I/O, no clock.
+
+Every room on air has one ``Carriage``. A room started here begins ``ACTING_ORIGIN`` at
+epoch 0; a room of another node shown here begins ``RECONNECTING`` until the first
+snapshot it accepts. The real node (node.relaying) and the simulator
+(tests/test_succession.py) drive the same object: they feed it what happened (a snapshot,
+a lost upstream, a handover, a probe's answer) and do what it decides.
+
+Declared life (anything else raises ``IllegalCarriageMove``)::
+
+    RECONNECTING --snapshot--> FOLLOWING --upstream lost--> RECONNECTING
+    RECONNECTING --own entry first on the list / handover to us--> TAKING_OVER
+    TAKING_OVER --mixer runs--> ACTING_ORIGIN --move--> HANDING_OVER --> RECONNECTING
+    ACTING_ORIGIN --a peer carries the room at a higher epoch--> RECONNECTING
+    any --room ended--> ENDED
+
+Epochs: a node that takes the room over raises the epoch by its *rank*, its position on
+the succession list it holds (the acting origin it lost is rank 0). Two relays that cannot
+see each other and both take over from the same list thus claim different epochs (the
+first successor epoch + 1, the second + 2). A node follows only snapshots whose epoch is
+not below its own, and an acting origin that finds a peer carrying the room at a higher
+epoch steps down and follows it, so after a partition heals every node converges on the
+highest epoch. A move (handover) names its epoch explicitly: the acting origin's + 1.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from federation.relay import SuccessionEntry, merge_succession
+from node.errors import Conflict
+
+
+class CarryState(enum.StrEnum):
+    FOLLOWING = "following"
+    RECONNECTING = "reconnecting"
+    TAKING_OVER = "taking_over"
+    ACTING_ORIGIN = "acting_origin"
+    HANDING_OVER = "handing_over"
+    ENDED = "ended"
+
+
+CARRY_TRANSITIONS: dict[CarryState, frozenset[CarryState]] = {
+    CarryState.RECONNECTING: frozenset(
+        {CarryState.FOLLOWING, CarryState.RECONNECTING, CarryState.TAKING_OVER, CarryState.ENDED}
+    ),
+    CarryState.FOLLOWING: frozenset(
+        {CarryState.FOLLOWING, CarryState.RECONNECTING, CarryState.TAKING_OVER, CarryState.ENDED}
+    ),
+    CarryState.TAKING_OVER: frozenset({CarryState.ACTING_ORIGIN, CarryState.ENDED}),
+    CarryState.ACTING_ORIGIN: frozenset(
+        {CarryState.HANDING_OVER, CarryState.RECONNECTING, CarryState.ENDED}
+    ),
+    CarryState.HANDING_OVER: frozenset({CarryState.RECONNECTING, CarryState.ENDED}),
+    CarryState.ENDED: frozenset(),
+}
+
+
+class IllegalCarriageMove(Conflict):
+    def __init__(self, current: CarryState, target: CarryState) -> None:
+        super().__init__(f"a carried room cannot go from {current.value} to {target.value}")
+        self.current = current
+        self.target = target
+
+
+class Promote:
+    """A step of a failover plan: we are next on the list; take the room over."""
+
+    def __repr__(self) -> str:
+        return "PROMOTE"
+
+
+PROMOTE = Promote()
+Step = SuccessionEntry | Promote
+
+
+@dataclass
+class Carriage:
+    own: SuccessionEntry
+    """This node's entry for the room: its base URL and its relay URL for its copy."""
+    origin: str
+    """The room's identity: its URL on the node that started it."""
+    state: CarryState
+    epoch: int = 0
+    acting_origin: str = ""
+    upstream: str | None = None
+    """Relay URL of the node we take the room from (None while acting origin)."""
+    succession: list[SuccessionEntry] = field(default_factory=list)
+    """The list as last received from upstream, or as last published as acting origin."""
+    peers: list[SuccessionEntry] = field(default_factory=list)
+    """Other nodes that carried the room with us: an acting origin asks them, now and
+    then, whether one of them carries it on at a higher epoch (a partition healed)."""
+    resumed: bool = False
+    """Restored after a restart: never takes the room over before it followed someone."""
+
+    @classmethod
+    def origin_of(cls, own: SuccessionEntry, origin: str, epoch: int = 0) -> Carriage:
+        """A room this node starts (or carries on as origin after a restart)."""
+        return cls(own, origin, CarryState.ACTING_ORIGIN, epoch, own.node, None, [own], [], False)
+
+    @classmethod
+    def relay_of(
+        cls,
+        own: SuccessionEntry,
+        origin: str,
+        upstream: str,
+        *,
+        epoch: int = 0,
+        acting_origin: str | None = None,
+        succession: Sequence[SuccessionEntry] = (),
+        resumed: bool = False,
+    ) -> Carriage:
+        acting = acting_origin or origin.split("/rooms/")[0]
+        return cls(
+            own,
+            origin,
+            CarryState.RECONNECTING,
+            epoch,
+            acting,
+            upstream,
+            list(succession),
+            [e for e in succession if e.node != own.node],
+            resumed,
+        )
+
+    # -- queries ----------------------------------------------------------------------
+
+    @property
+    def acting(self) -> bool:
+        """We run the room's mixer and decide its state."""
+        return self.state in (CarryState.ACTING_ORIGIN, CarryState.TAKING_OVER)
+
+    @property
+    def remote(self) -> bool:
+        return not self.acting and self.state is not CarryState.ENDED
+
+    def rank(self) -> int:
+        """Our position on the list we hold (0 if we are not on it)."""
+        for index, entry in enumerate(self.succession):
+            if entry.node == self.own.node:
+                return index
+        return 0
+
+    # -- moves ------------------------------------------------------------------------
+
+    def _move(self, target: CarryState) -> None:
+        if target not in CARRY_TRANSITIONS[self.state]:
+            raise IllegalCarriageMove(self.state, target)
+        self.state = target
+
+    def snapshot(
+        self,
+        from_relay: str,
+        epoch: int,
+        acting_origin: str | None,
+        succession: Sequence[SuccessionEntry],
+    ) -> bool:
+        """A snapshot from the node we attach to: follow it unless its epoch is older
+        than one we have seen (the split-brain rule). False: leave that node."""
+        if self.acting:
+            return False
+        if epoch < self.epoch:
+            return False
+        self.epoch = epoch
+        self.upstream = from_relay
+        if acting_origin:
+            self.acting_origin = acting_origin.rstrip("/")
+        self.succession = list(succession)
+        self.peers = merge_succession(
+            self.peers, [e for e in succession if e.node != self.own.node]
+        )
+        self.resumed = False
+        self._move(CarryState.FOLLOWING)
+        return True
+
+    def upstream_lost(self) -> list[Step]:
+        """The node we took the room from is gone (closed, or silent): what to try, in
+        order. The same node once more first; then the list in order, skipping it; our
+        own entry reached first means we take over (never after a restart alone)."""
+        self._move(CarryState.RECONNECTING)
+        dead = self.upstream
+        plan: list[Step] = []
+        if dead is not None:
+            plan.append(SuccessionEntry(self.acting_origin, dead))
+        for entry in self.succession:
+            if entry.node == self.own.node:
+                if not self.resumed:
+                    plan.append(PROMOTE)
+                break
+            if entry.relay != dead:
+                plan.append(entry)
+        return plan
+
+    def take_over(self, epoch: int | None = None) -> int:
+        """Start taking the room over: at ``epoch`` (a handover names it) or at ours
+        raised by our rank on the list. Returns the new epoch."""
+        self._move(CarryState.TAKING_OVER)
+        self.epoch = epoch if epoch is not None else self.epoch + max(1, self.rank())
+        return self.epoch
+
+    def took_over(self) -> None:
+        """The mixer runs here now: we act as origin."""
+        self._move(CarryState.ACTING_ORIGIN)
+        self.peers = merge_succession(
+            self.peers, [e for e in self.succession if e.node != self.own.node]
+        )
+        self.acting_origin = self.own.node
+        self.upstream = None
+        self.succession = [self.own]
+
+    def published(self, entries: Sequence[SuccessionEntry]) -> None:
+        """The list as we publish it to our relays (acting origin: us and our relays)."""
+        self.succession = list(entries)
+        if self.acting:
+            self.peers = merge_succession(
+                self.peers, [e for e in entries if e.node != self.own.node]
+            )
+
+    def probe_answer(self, entry: SuccessionEntry, epoch: int, acting_origin: str) -> bool:
+        """As acting origin we asked ``entry`` about the room: True if it carries the
+        room on at a higher epoch, so we step down and follow it."""
+        if self.state is not CarryState.ACTING_ORIGIN:
+            return False
+        if epoch <= self.epoch or acting_origin.rstrip("/") == self.own.node:
+            return False
+        self._move(CarryState.RECONNECTING)
+        self.upstream = entry.relay
+        self.acting_origin = acting_origin.rstrip("/")
+        return True
+
+    def handover(self, epoch: int, acting_origin: str, relay: str) -> Promote | str | None:
+        """A handover from our upstream: PROMOTE (the room comes to us), the relay URL to
+        follow instead, or None (not newer than what we have)."""
+        if self.acting or epoch <= self.epoch:
+            return None
+        if acting_origin.rstrip("/") == self.own.node:
+            return PROMOTE
+        self.upstream = relay
+        self.acting_origin = acting_origin.rstrip("/")
+        self._move(CarryState.RECONNECTING)
+        return relay
+
+    def hand_over(self, to: SuccessionEntry) -> int:
+        """We move the room on to ``to`` (one of our relays): the epoch it takes it at.
+        We follow it from then on (accepting its snapshots of our epoch until it has
+        taken the room)."""
+        if self.state is not CarryState.ACTING_ORIGIN:
+            raise IllegalCarriageMove(self.state, CarryState.HANDING_OVER)
+        self._move(CarryState.HANDING_OVER)
+        self.upstream = to.relay
+        self.acting_origin = to.node
+        self.peers = merge_succession(self.peers, [to])
+        self._move(CarryState.RECONNECTING)
+        return self.epoch + 1
+
+    def end(self) -> None:
+        if self.state is not CarryState.ENDED:
+            self._move(CarryState.ENDED)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "origin": self.origin,
+            "remote": self.remote,
+            "acting_origin": self.acting_origin,
+            "epoch": self.epoch,
+            "promoted": self.acting and self.origin.split("/rooms/")[0] != self.own.node,
+            "upstream": None if self.acting else self.upstream,
+            "succession": [e.to_json() for e in self.succession],
+            "carriage": self.state.value,
+        }
