@@ -15,13 +15,17 @@ Declared life (anything else raises ``IllegalCarriageMove``)::
     ACTING_ORIGIN --a peer carries the room at a higher epoch--> RECONNECTING
     any --room ended--> ENDED
 
-Epochs: a node that takes the room over raises the epoch by its *rank*, its position on
-the succession list it holds (the acting origin it lost is rank 0). Two relays that cannot
-see each other and both take over from the same list thus claim different epochs (the
-first successor epoch + 1, the second + 2). A node follows only snapshots whose epoch is
-not below its own, and an acting origin that finds a peer carrying the room at a higher
-epoch steps down and follows it, so after a partition heals every node converges on the
-highest epoch. A move (handover) names its epoch explicitly: the acting origin's + 1.
+Epochs: every node of a room has a *slot*, its position in the room's order (the
+succession lists it has seen, merged in the order nodes first appeared: the node that
+started the room is 0, its first relay 1 ...). A node takes the room over at the smallest
+epoch above every epoch it knows of whose remainder modulo ``SLOTS`` is its slot, and a
+move names the slot of the node it moves to. So two nodes never claim the same epoch, even
+when they cannot see each other (a partition: both sides carry the room on), as long as
+they agree on the order (the first ``SLOTS`` nodes of a room). A node follows only
+snapshots whose epoch is not below its own, and an acting origin that finds a peer
+carrying the room at a higher epoch steps down and follows it, so after a partition heals
+every node converges on the highest epoch. The first take-over of a room is epoch 1 (its
+first relay), as before.
 """
 
 from __future__ import annotations
@@ -76,6 +80,15 @@ class Promote:
 PROMOTE = Promote()
 Step = SuccessionEntry | Promote
 
+SLOTS = 64
+
+
+def next_epoch(above: int, slot: int) -> int:
+    """The smallest epoch above ``above`` that belongs to ``slot``."""
+    slot %= SLOTS
+    epoch = above - above % SLOTS + slot
+    return epoch if epoch > above else epoch + SLOTS
+
 
 @dataclass
 class Carriage:
@@ -89,12 +102,19 @@ class Carriage:
     upstream: str | None = None
     """Relay URL of the node we take the room from (None while acting origin)."""
     succession: list[SuccessionEntry] = field(default_factory=list)
-    """The list as last received from upstream, or as last published as acting origin."""
-    peers: list[SuccessionEntry] = field(default_factory=list)
-    """Other nodes that carried the room with us: an acting origin asks them, now and
-    then, whether one of them carries it on at a higher epoch (a partition healed)."""
+    """The list as last received from upstream, or as last published as acting origin:
+    the nodes that carry the room now."""
+    order: list[SuccessionEntry] = field(default_factory=list)
+    """Every node we know carried the room, in the order they first appeared: slots,
+    and the order of a failover walk."""
     resumed: bool = False
     """Restored after a restart: never takes the room over before it followed someone."""
+    path: list[str] = field(default_factory=list)
+    """The nodes the room passes through from the acting origin to us (our upstream's
+    path): we never follow a node whose path holds us (that would be a loop)."""
+    claimed: int = 0
+    """The highest epoch we know some node took (a handover names one before its node
+    sends snapshots of it): a take-over goes above it."""
 
     @classmethod
     def origin_of(cls, own: SuccessionEntry, origin: str, epoch: int = 0) -> Carriage:
@@ -118,12 +138,13 @@ class Carriage:
             own,
             origin,
             CarryState.RECONNECTING,
-            epoch,
-            acting,
-            upstream,
-            list(succession),
-            [e for e in succession if e.node != own.node],
-            resumed,
+            epoch=epoch,
+            acting_origin=acting,
+            upstream=upstream,
+            succession=list(succession),
+            order=list(succession),
+            resumed=resumed,
+            claimed=epoch,
         )
 
     # -- queries ----------------------------------------------------------------------
@@ -137,12 +158,22 @@ class Carriage:
     def remote(self) -> bool:
         return not self.acting and self.state is not CarryState.ENDED
 
-    def rank(self) -> int:
-        """Our position on the list we hold (0 if we are not on it)."""
-        for index, entry in enumerate(self.succession):
-            if entry.node == self.own.node:
+    @property
+    def peers(self) -> list[SuccessionEntry]:
+        """The other nodes that carried the room with us: an acting origin asks them, now
+        and then, whether one of them carries it on at a higher epoch."""
+        return [e for e in self.order if e.node != self.own.node]
+
+    def slot(self, node: str | None = None) -> int:
+        """A node's position in the room's order (ours by default; appended if new)."""
+        node = node or self.own.node
+        for index, entry in enumerate(self.order):
+            if entry.node == node:
                 return index
-        return 0
+        return len(self.order)
+
+    def _learn(self, entries: Sequence[SuccessionEntry]) -> None:
+        self.order = merge_succession(self.order, entries)
 
     # -- moves ------------------------------------------------------------------------
 
@@ -157,21 +188,23 @@ class Carriage:
         epoch: int,
         acting_origin: str | None,
         succession: Sequence[SuccessionEntry],
+        path: Sequence[str] = (),
     ) -> bool:
         """A snapshot from the node we attach to: follow it unless its epoch is older
-        than one we have seen (the split-brain rule). False: leave that node."""
+        than one we have seen (the split-brain rule), or the room reaches it through us
+        (a loop). False: leave that node."""
         if self.acting:
             return False
-        if epoch < self.epoch:
+        if epoch < self.epoch or self.own.node in path:
             return False
+        self.path = list(path)
         self.epoch = epoch
+        self.claimed = max(self.claimed, epoch)
         self.upstream = from_relay
         if acting_origin:
             self.acting_origin = acting_origin.rstrip("/")
         self.succession = list(succession)
-        self.peers = merge_succession(
-            self.peers, [e for e in succession if e.node != self.own.node]
-        )
+        self._learn(succession)
         self.resumed = False
         self._move(CarryState.FOLLOWING)
         return True
@@ -180,12 +213,14 @@ class Carriage:
         """The node we took the room from is gone (closed, or silent): what to try, in
         order. The same node once more first; then the list in order, skipping it; our
         own entry reached first means we take over (never after a restart alone)."""
+        if self.state not in (CarryState.FOLLOWING, CarryState.RECONNECTING):
+            raise IllegalCarriageMove(self.state, CarryState.RECONNECTING)
         self._move(CarryState.RECONNECTING)
         dead = self.upstream
         plan: list[Step] = []
         if dead is not None:
             plan.append(SuccessionEntry(self.acting_origin, dead))
-        for entry in self.succession:
+        for entry in merge_succession(self.order, [self.own]):
             if entry.node == self.own.node:
                 if not self.resumed:
                     plan.append(PROMOTE)
@@ -195,29 +230,29 @@ class Carriage:
         return plan
 
     def take_over(self, epoch: int | None = None) -> int:
-        """Start taking the room over: at ``epoch`` (a handover names it) or at ours
-        raised by our rank on the list. Returns the new epoch."""
+        """Start taking the room over: at ``epoch`` (a handover names it) or at the next
+        epoch of our slot. Returns the new epoch."""
         self._move(CarryState.TAKING_OVER)
-        self.epoch = epoch if epoch is not None else self.epoch + max(1, self.rank())
-        return self.epoch
+        if epoch is None:
+            self._learn([self.own])
+            epoch = next_epoch(max(self.epoch, self.claimed), self.slot())
+        self.epoch = self.claimed = epoch
+        return epoch
 
     def took_over(self) -> None:
         """The mixer runs here now: we act as origin."""
         self._move(CarryState.ACTING_ORIGIN)
-        self.peers = merge_succession(
-            self.peers, [e for e in self.succession if e.node != self.own.node]
-        )
         self.acting_origin = self.own.node
         self.upstream = None
+        self.path = []
         self.succession = [self.own]
 
     def published(self, entries: Sequence[SuccessionEntry]) -> None:
-        """The list as we publish it to our relays (acting origin: us and our relays)."""
-        self.succession = list(entries)
+        """The list as we publish it to our relays: as acting origin it is the room's
+        list (us and our relays); every node on it is a peer we may ask later."""
         if self.acting:
-            self.peers = merge_succession(
-                self.peers, [e for e in entries if e.node != self.own.node]
-            )
+            self.succession = list(entries)
+        self._learn(entries)
 
     def probe_answer(self, entry: SuccessionEntry, epoch: int, acting_origin: str) -> bool:
         """As acting origin we asked ``entry`` about the room: True if it carries the
@@ -236,6 +271,7 @@ class Carriage:
         follow instead, or None (not newer than what we have)."""
         if self.acting or epoch <= self.epoch:
             return None
+        self.claimed = max(self.claimed, epoch)
         if acting_origin.rstrip("/") == self.own.node:
             return PROMOTE
         self.upstream = relay
@@ -252,13 +288,20 @@ class Carriage:
         self._move(CarryState.HANDING_OVER)
         self.upstream = to.relay
         self.acting_origin = to.node
-        self.peers = merge_succession(self.peers, [to])
+        self._learn([to])
+        self.claimed = next_epoch(max(self.epoch, self.claimed), self.slot(to.node))
+        # Until its snapshots come: it first, then us, then the others as they were.
+        self.succession = merge_succession([to, self.own], self.succession)
         self._move(CarryState.RECONNECTING)
-        return self.epoch + 1
+        return self.claimed
 
     def end(self) -> None:
         if self.state is not CarryState.ENDED:
             self._move(CarryState.ENDED)
+
+    def path_down(self) -> list[str]:
+        """The path our relays get: the room reaches them through us."""
+        return [self.own.node] if self.acting else [*self.path, self.own.node]
 
     def to_json(self) -> dict[str, object]:
         return {

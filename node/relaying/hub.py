@@ -63,6 +63,8 @@ class RelaySubscriber(Mailbox[bytes | str]):
         self.entry = entry
         self.listeners = 0
         self.presence: set[str] = set()
+        self.relays: list[SuccessionEntry] = []
+        """The relay's own relays, and theirs (its ``relays`` reports)."""
 
 
 @dataclass(eq=False)
@@ -160,9 +162,14 @@ class RelayHub:
             found |= subscriber.presence
         return found
 
+    def below(self) -> list[SuccessionEntry]:
+        """Every node that takes the room through us: our relays, then theirs."""
+        direct = [s.entry for s in self.subscribers if s.entry is not None]
+        return merge_succession(direct, [e for s in self.subscribers for e in s.relays])
+
     def succession(self) -> list[SuccessionEntry]:
         carriage = self.on_air.carriage
-        mine = [s.entry for s in self.subscribers if s.entry is not None]
+        mine = self.below()
         if carriage.acting:
             return merge_succession([carriage.own], mine)
         # A relay passes on the list it got, then itself, then its own relays.
@@ -171,8 +178,7 @@ class RelayHub:
     def snapshot(self) -> dict[str, Any]:
         carriage = self.on_air.carriage
         entries = self.succession()
-        if carriage.acting:
-            carriage.published(entries)
+        carriage.published(entries)
         return {
             "type": "snapshot",
             "room": self._room_json(self.on_air),
@@ -180,6 +186,7 @@ class RelayHub:
             "acting_origin": carriage.acting_origin,
             "epoch": carriage.epoch,
             "succession": [e.to_json() for e in entries],
+            "path": carriage.path_down(),
         }
 
     def broadcast_snapshot(self) -> None:
@@ -227,6 +234,11 @@ class RelayHub:
                 h for h in message["users"][:1000] if h.lower().endswith(f"@{subscriber.host}")
             }
             self._set_presence(subscriber, handles)
+        elif kind == "relays":
+            entries = [SuccessionEntry(e["node"], e["relay"]) for e in message["relays"]]
+            if entries != subscriber.relays:
+                subscriber.relays = entries
+                self.broadcast_snapshot()
 
     def _count_listeners(self) -> None:
         self.on_air.relayed_listeners = sum(s.listeners for s in self.subscribers)

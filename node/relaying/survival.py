@@ -46,6 +46,7 @@ PROBE_INTERVAL_S = 2.0
 """How often an acting origin asks the nodes that carried the room with it and are not
 subscribed now whether one carries it on at a higher epoch."""
 RETRY_WALK_S = 1.0
+RESUME_WINDOW_S = 8.0
 
 
 class Carrier:
@@ -57,6 +58,7 @@ class Carrier:
         self.upstream_connects = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._unattached_since: float | None = None
 
     @property
     def room_id(self) -> str:
@@ -78,6 +80,20 @@ class Carrier:
     def _upstream(self) -> Upstream | None:
         source = self.on_air.source
         return source if isinstance(source, Upstream) else None
+
+    def _gave_up(self) -> bool:
+        """A relay resumed after a restart that finds no node carrying the room on for
+        RESUME_WINDOW_S lets it end here (it never carries it on alone)."""
+        if not self.carriage.resumed:
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._unattached_since is None:
+            self._unattached_since = now
+        if now - self._unattached_since < RESUME_WINDOW_S:
+            return False
+        logger.info("no node carries room %s on any more; it ends here", self.room_id)
+        self.on_air.room.end(None)
+        return True
 
     def _over(self) -> bool:
         return self._closing or self.carriage.state is CarryState.ENDED
@@ -110,6 +126,8 @@ class Carrier:
                 if self._over() or self.carriage.acting:
                     break
             else:
+                if self._gave_up():
+                    return
                 await asyncio.sleep(RETRY_WALK_S)
 
     async def _follow(self, url: str, timeout: float) -> bool:
@@ -180,8 +198,13 @@ class Carrier:
         if kind == "snapshot":
             epoch = int(message["epoch"])
             was = self.carriage.epoch
+            path = message.get("path")
             if not self.carriage.snapshot(
-                url, epoch, message.get("acting_origin"), entries_of(message)
+                url,
+                epoch,
+                message.get("acting_origin"),
+                entries_of(message),
+                [p for p in path if isinstance(p, str)] if isinstance(path, list) else [],
             ):
                 logger.warning("refusing %s: epoch %d < %d", url, epoch, self.carriage.epoch)
                 return None
