@@ -6,9 +6,9 @@ Three real node processes on loopback, A -> B -> C: alice speaks on A (440 Hz, W
 bob, a user of B, speaks in the room from B (660 Hz, his audio goes up the relay to A).
 A WebRTC listener on B and one on C record what they receive, every frame stamped with
 its arrival time. Then A is killed (or stopped); B takes the room over and mixes bob
-itself. The *gap* on a listener is the longest stretch, around the fault, between two
-100 ms blocks of received audio in which bob's 660 Hz is present: what a listener hears
-as silence. Fresh nodes for every run.
+itself. The *gap* on a listener is the longest stretch, around the fault, without bob's
+660 Hz in 100 ms blocks of received audio, or without any packet at all: what a
+listener hears as silence. Fresh nodes for every run.
 
     .venv/bin/python -m bench.bench_failover [--runs 3] [--faults kill,stop] [--no-record]
 """
@@ -60,7 +60,9 @@ class Recorder:
         self._task.cancel()
 
     def gap(self, fault_at: float, hz: float = 660) -> float:
-        """Longest time between two blocks with ``hz`` in them, from 1 s before the fault."""
+        """How long the listener went without hearing ``hz`` around the fault: the longest
+        stretch between two 100 ms blocks with ``hz`` in them (counted from the fault if
+        none came just before it), or without any packet at all, whichever is longer."""
         frames = [(t, f) for t, f in self.frames if t >= fault_at - 1.0]
         present: list[float] = []
         for i in range(0, len(frames) - BLOCK_FRAMES + 1, BLOCK_FRAMES):
@@ -68,11 +70,17 @@ class Recorder:
             samples = frames_to_mono([f for _, f in block])
             if frequency_power(samples, 48000, hz) > 0.2:
                 present.append(block[-1][0])
-        after = [t for t in present if t > fault_at]
-        if not present or not after:
+        if not any(t > fault_at + 0.2 for t in present):
             return float("inf")
-        times = sorted(present)
-        return max(b - a for a, b in zip(times, times[1:], strict=False))
+        times = (
+            sorted({*present, fault_at})
+            if not any(fault_at - 0.5 <= t <= fault_at for t in present)
+            else sorted(present)
+        )
+        heard = max(b - a for a, b in zip(times, times[1:], strict=False))
+        arrivals = [t for t, _ in frames]
+        silent = max((b - a for a, b in zip(arrivals, arrivals[1:], strict=False)), default=0.0)
+        return max(heard, silent)
 
 
 class Factory:
@@ -151,14 +159,18 @@ async def main() -> None:
     parser.add_argument("--faults", default="kill,stop")
     parser.add_argument("--label", default="", help="what code was measured (for RESULTS.md)")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the nodes' directories")
     args = parser.parse_args()
     install_ice_policy(LOOPBACK, asyncio.get_running_loop())
     rows = []
     for fault in args.faults.split(","):
         gaps: dict[str, list[float]] = {"B": [], "C": []}
         for run in range(args.runs):
-            with tempfile.TemporaryDirectory(prefix="parley-failover-") as tmp:
-                result = await one_run(fault, Path(tmp))
+            if args.keep:
+                result = await one_run(fault, Path(tempfile.mkdtemp(prefix="parley-failover-")))
+            else:
+                with tempfile.TemporaryDirectory(prefix="parley-failover-") as tmp:
+                    result = await one_run(fault, Path(tmp))
             print(f"{fault} run {run + 1}: gap on B {result['B']:.2f} s, C {result['C']:.2f} s")
             for name, value in result.items():
                 gaps[name].append(value)

@@ -209,16 +209,17 @@ class Carriage:
         self._move(CarryState.FOLLOWING)
         return True
 
-    def upstream_lost(self) -> list[Step]:
-        """The node we took the room from is gone (closed, or silent): what to try, in
-        order. The same node once more first; then the list in order, skipping it; our
-        own entry reached first means we take over (never after a restart alone)."""
+    def upstream_lost(self, *, silent: bool = False) -> list[Step]:
+        """The node we took the room from is gone: what to try, in order. The same node
+        once more first if it closed the connection (it may be restarting; a node that
+        went silent had its time already); then the order, skipping it; our own entry
+        reached first means we take over (never after a restart alone)."""
         if self.state not in (CarryState.FOLLOWING, CarryState.RECONNECTING):
             raise IllegalCarriageMove(self.state, CarryState.RECONNECTING)
         self._move(CarryState.RECONNECTING)
         dead = self.upstream
         plan: list[Step] = []
-        if dead is not None:
+        if dead is not None and not silent:
             plan.append(SuccessionEntry(self.acting_origin, dead))
         for entry in merge_succession(self.order, [self.own]):
             if entry.node == self.own.node:

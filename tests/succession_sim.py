@@ -230,6 +230,8 @@ class Network:
                 node.silent_for += 1
                 if node.silent_for < SILENCE_TICKS:
                     return
+                self._fail_over(node, silent=True)
+                return
         elif carriage.state is CarryState.RECONNECTING and upstream is not None:
             if self._attach(node, upstream):
                 return
@@ -248,7 +250,7 @@ class Network:
         node.subscribed_at = self.now
         return True
 
-    def _fail_over(self, node: SimNode) -> None:
+    def _fail_over(self, node: SimNode, *, silent: bool = False) -> None:
         carriage = node.carriage
         assert carriage is not None
         if carriage.resumed:
@@ -257,7 +259,7 @@ class Network:
                 carriage.end()  # node.relaying.survival: nobody carries it on any more
                 self.log.append(f"t{self.now} {node.name} gives the room up")
                 return
-        plan = carriage.upstream_lost()
+        plan = carriage.upstream_lost(silent=silent)
         for step in plan:
             if step is PROMOTE:
                 epoch = carriage.take_over()

@@ -114,7 +114,8 @@ class OnAir:
         self.source.start()
         for speaker in self.speakers.values():
             self.source.attach(speaker)
-        self._housekeeping = asyncio.get_running_loop().create_task(self._check_publishers())
+        if self._housekeeping is None or self._housekeeping.done():
+            self._housekeeping = asyncio.get_running_loop().create_task(self._check_publishers())
 
     async def use_source(self, source: ProgramSource) -> None:
         """Feed the room from ``source`` from now on (a relay takes the room over, a room

@@ -58,6 +58,8 @@ class Carrier:
         self.upstream_connects = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._silent = False
+        """The last upstream went silent (frozen, or a cut link), rather than closed."""
         self._unattached_since: float | None = None
 
     @property
@@ -106,14 +108,13 @@ class Carrier:
                 await self._as_origin()
                 continue
             tried = self.carriage.upstream
+            self._silent = False
             followed = tried is not None and await self._follow(tried, CONNECT_TIMEOUT_S)
             if self._over() or self.carriage.acting:
                 continue
             if self.carriage.state is CarryState.RECONNECTING and self.carriage.upstream != tried:
                 continue  # a handover named the node to follow now
-            plan = self.carriage.upstream_lost()
-            if not followed:
-                plan = plan[1:]  # the node just tried is the plan's first step
+            plan = self.carriage.upstream_lost(silent=self._silent or not followed)
             for step in plan:
                 if step is PROMOTE:
                     logger.info("room %s: first live node on the list; taking over", self.room_id)
@@ -157,7 +158,10 @@ class Carrier:
                 if verdict and not good:
                     good = True
                     self.connected.set()
-        except (TimeoutError, WebSocketException, OSError) as exc:
+        except TimeoutError:
+            logger.info("upstream %s of room %s silent; aborting", url, self.room_id)
+            self._silent = True
+        except (WebSocketException, OSError) as exc:
             logger.info("upstream %s of room %s lost: %r", url, self.room_id, exc)
         finally:
             reporter.cancel()
@@ -303,7 +307,7 @@ async def probe(ctx: RelayContext, url: str) -> dict[str, Any] | None:
     try:
         link = await asyncio.wait_for(ctx.open_relay(url, None), PROBE_TIMEOUT_S)
     except (OSError, TimeoutError, WebSocketException, ParleyError) as exc:
-        logger.info("succession node %s unreachable: %r", url, exc)
+        logger.debug("succession node %s unreachable: %r", url, exc)
         return None
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
