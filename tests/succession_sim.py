@@ -273,10 +273,10 @@ class Network:
     def _probe_peers(self, node: SimNode) -> None:
         carriage = node.carriage
         assert carriage is not None
-        subscribed = {n.name for n in self.subscribers(node.name)}
+        below = {name_of(e.node) for e in self.subtree(node.name)}
         for peer in list(carriage.peers):
             name = name_of(peer.node)
-            if name in subscribed or not self.reachable(node.name, name):
+            if name in below or not self.reachable(node.name, name):
                 continue
             got = self.snapshot(name)
             if got is None:

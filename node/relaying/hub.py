@@ -152,9 +152,6 @@ class RelayHub:
         for name in list(self.remote_speakers):
             self._drop_speaker(name)
 
-    def subscribed_nodes(self) -> set[str]:
-        return {s.entry.node for s in self.subscribers if s.entry is not None}
-
     def presence(self) -> set[str]:
         """Handles of the relays' users watching the room."""
         found: set[str] = set()

@@ -280,13 +280,14 @@ class Carrier:
 
     async def _as_origin(self) -> None:
         """While we act as origin: now and then ask the nodes that carried the room with
-        us (and are not subscribed to us now) whether one carries it on at a higher epoch
-        (we were cut off, or frozen, and they took over): then we step down."""
+        us and do not take it from us now (directly or through a relay) whether one
+        carries it on at a higher epoch (we were cut off, or frozen, and they took over):
+        then we step down."""
         while self.carriage.state is CarryState.ACTING_ORIGIN and not self._closing:
             await asyncio.sleep(PROBE_INTERVAL_S)
             hub = self.ctx.hubs.get(self.room_id)
-            subscribed = hub.subscribed_nodes() if hub is not None else set()
-            for peer in [p for p in self.carriage.peers if p.node not in subscribed]:
+            below = {e.node for e in hub.below()} if hub is not None else set()
+            for peer in [p for p in self.carriage.peers if p.node not in below]:
                 snapshot = await probe(self.ctx, peer.relay)
                 if snapshot is None or snapshot.get("origin") != self.carriage.origin:
                     continue
