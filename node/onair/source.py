@@ -28,7 +28,6 @@ from node.media.packets import SAMPLES_PER_FRAME, OpusPacket, PacketStream
 from node.onair.events import RoomEvents
 from node.room_actions import Act, RoomAction
 from node.rooms import Room
-from node.succession import Carriage
 
 
 class Republisher:
@@ -121,12 +120,6 @@ class RoomOnAir(Protocol):
 
     @property
     def program_feed(self) -> Republisher: ...
-
-    @property
-    def carriage(self) -> Carriage: ...
-
-    @property
-    def speakers(self) -> Mapping[str, Speaker]: ...
 
 
 class ProgramSource(Protocol):

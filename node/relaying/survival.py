@@ -276,6 +276,12 @@ class Carrier:
                 }
             )
         await self.relay_again()
+        # Follow the new acting origin now, not after the origin loop's next sleep.
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._task = None
         self.start()
 
     async def _as_origin(self) -> None:
