@@ -450,6 +450,9 @@ async def test_moving_a_live_room_to_one_of_its_relays(
         await hears(peer, 440, tries=30)
     # A is no longer an acting origin: a second move from A is refused.
     assert (await post(move, alice, {"to": c.base_url})).status_code == 403
+    # Alice's own node still lists her live room.
+    rooms_on_a = await get_json(f"{a.base_url}/api/v1/rooms")
+    assert room["id"] in [r["id"] for r in rooms_on_a["rooms"]]
 
 
 # --------------------------------------------------------------------------- faults
