@@ -171,18 +171,20 @@ class Carrier:
         return good
 
     async def _report(self, link: ClientConnection, upstream: Upstream) -> None:
-        """Our listener count and our users' presence up, and a ping every 0.5 s."""
-        reported: tuple[int, frozenset[str]] | None = None
+        """Our listener count, our users' presence and our relays up when they change,
+        and a ping every 0.5 s."""
+        reported: tuple[int, frozenset[str], tuple[SuccessionEntry, ...]] | None = None
         while True:
-            state = (self.on_air.local_listener_count(), frozenset(upstream.presence()))
+            hub = self.ctx.hubs.get(self.room_id)
+            below = tuple(hub.below()) if hub is not None else ()
+            state = (self.on_air.local_listener_count(), frozenset(upstream.presence()), below)
             if state != reported:
                 reported = state
-                await send_quietly(
-                    link, serialize_control({"type": "listeners", "count": state[0]})
-                )
-                await send_quietly(
-                    link, serialize_control({"type": "presence", "users": sorted(state[1])})
-                )
+                count = {"type": "listeners", "count": state[0]}
+                presence = {"type": "presence", "users": sorted(state[1])}
+                relays = {"type": "relays", "relays": [e.to_json() for e in below]}
+                for message in (count, presence, relays):
+                    await send_quietly(link, serialize_control(message))
             await send_quietly(link, '{"type":"ping"}')
             upstream.report_due.clear()
             with contextlib.suppress(TimeoutError):
