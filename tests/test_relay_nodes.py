@@ -690,6 +690,9 @@ async def test_room_survives_a_frozen_origin_and_tells_the_truth(
     await until(a_follows_b, what="A steps down and follows B")
     rooms_on_a = await get_json(f"{a.base_url}/api/v1/rooms")
     assert s["room"]["id"] in [r["id"] for r in rooms_on_a["rooms"]]
+    # Alice's session on A outlived the freeze: her voice now goes up the relay to B,
+    # and everyone hears both of them again, as B mixes them.
     on_a = await whep(s["room"]["whep_url"], clients)
-    await hears(on_a, 660, tries=40)
+    await mixed(on_a, 440, 660)
+    await mixed(on_b, 440, 660)
     await s["bob_socket"].close()
