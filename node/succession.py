@@ -257,14 +257,16 @@ class Carriage:
 
     def probe_answer(self, entry: SuccessionEntry, epoch: int, acting_origin: str) -> bool:
         """As acting origin we asked ``entry`` about the room: True if it carries the
-        room on at a higher epoch, so we step down and follow it."""
-        if self.state is not CarryState.ACTING_ORIGIN:
+        room on at a higher epoch (or at ours, acting as a node whose URL sorts first:
+        two nodes that shared a slot), so we step down and follow it."""
+        acting_origin = acting_origin.rstrip("/")
+        if self.state is not CarryState.ACTING_ORIGIN or acting_origin == self.own.node:
             return False
-        if epoch <= self.epoch or acting_origin.rstrip("/") == self.own.node:
+        if epoch < self.epoch or (epoch == self.epoch and acting_origin > self.own.node):
             return False
         self._move(CarryState.RECONNECTING)
         self.upstream = entry.relay
-        self.acting_origin = acting_origin.rstrip("/")
+        self.acting_origin = acting_origin
         return True
 
     def handover(self, epoch: int, acting_origin: str, relay: str) -> Promote | str | None:

@@ -92,6 +92,16 @@ def test_the_second_successor_claims_a_later_epoch_than_the_first() -> None:
     assert (b.take_over(), c.take_over()) == (1, 2)
 
 
+def test_an_acting_origin_steps_down_for_a_higher_epoch_or_a_tie_it_loses() -> None:
+    b = Carriage.origin_of(entry("b"), "http://a/rooms/r", epoch=1)
+    assert not b.probe_answer(entry("a"), 0, "http://a")  # lower: a follows us, not we it
+    assert not b.probe_answer(entry("c"), 1, "http://c")  # a tie that "b" wins
+    assert b.probe_answer(entry("a"), 1, "http://a")  # a tie that "a" wins
+    assert b.state is CarryState.RECONNECTING and b.upstream == entry("a").relay
+    c = Carriage.origin_of(entry("c"), "http://a/rooms/r", epoch=1)
+    assert c.probe_answer(entry("d"), 2, "http://d")
+
+
 def test_a_resumed_relay_never_takes_over_alone() -> None:
     listing = [entry("a"), entry("b")]
     carriage = Carriage.relay_of(
