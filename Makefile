@@ -29,6 +29,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check node federation tests bench
 	$(VENV)/bin/ruff format --check node federation tests bench
 	$(VENV)/bin/mypy node federation
+	$(VENV)/bin/lint-imports
 
 test: $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q tests

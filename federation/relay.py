@@ -55,6 +55,8 @@ RELAY_PATH = "/relay/v1/rooms/{room_id}"
 MAX_KEY_BYTES = 255
 MAX_PAYLOAD_BYTES = 1275  # RFC 6716 section 3.2.1: the largest Opus frame
 MAX_CONTROL_BYTES = 256 * 1024
+MAX_RELAYS = 64
+"""Entries of a ``relays`` report that are kept (a relay's own relays, and theirs)."""
 _FIXED = struct.Struct(">BBB")
 _SEQ_PTS = struct.Struct(">IQ")
 SEQ_MODULO = 1 << 32
@@ -74,7 +76,7 @@ DOWNSTREAM_TYPES = frozenset(
 )
 """Text messages the carrying node sends to a relay (room events as on the room socket)."""
 
-UPSTREAM_TYPES = frozenset({"listeners", "presence", "ping"})
+UPSTREAM_TYPES = frozenset({"listeners", "presence", "relays", "ping"})
 """Text messages a relay sends to the node it relays."""
 
 
@@ -172,6 +174,8 @@ def parse_control(text: str, allowed: frozenset[str]) -> dict[str, Any]:
         users = doc.get("users")
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise RelayFrameError("presence.users must be a list of handles")
+    elif kind == "relays":
+        doc["relays"] = [e.to_json() for e in parse_succession(doc.get("relays"))][:MAX_RELAYS]
     elif kind == "snapshot":
         if not isinstance(doc.get("room"), dict):
             raise RelayFrameError("snapshot.room must be an object")

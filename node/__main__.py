@@ -40,9 +40,9 @@ def _serve(config: Config) -> None:
 
 
 def _create_user(config: Config, username: str, admin: bool) -> int:
-    from node.accounts import AccountDirectory
-    from node.db import open_database
     from node.errors import ParleyError
+    from node.store.accounts import AccountDirectory
+    from node.store.database import open_database
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"Password for {username}: ")
@@ -62,9 +62,9 @@ def _create_user(config: Config, username: str, admin: bool) -> int:
 
 
 def _approve_user(config: Config, username: str) -> int:
-    from node.accounts import AccountDirectory
-    from node.db import open_database
     from node.errors import ParleyError
+    from node.store.accounts import AccountDirectory
+    from node.store.database import open_database
 
     db = open_database(config.data_path)
     try:

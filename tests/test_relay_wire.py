@@ -131,3 +131,12 @@ def test_succession_merge_keeps_order_and_one_entry_per_node() -> None:
     c2 = SuccessionEntry("http://c", "ws://c/relay/v1/rooms/9")
     assert merge_succession([b], [c2, b, c]) == [b, c2]
     assert parse_succession(None) == []
+
+
+def test_a_relays_report_is_a_succession_list() -> None:
+    text = '{"type":"relays","relays":[{"node":"http://c.example","relay":"ws://c.example/r"}]}'
+    assert parse_control(text, UPSTREAM_TYPES)["relays"] == [
+        {"node": "http://c.example", "relay": "ws://c.example/r"}
+    ]
+    with pytest.raises(RelayFrameError):
+        parse_control('{"type":"relays","relays":[{"node":"ftp://x"}]}', UPSTREAM_TYPES)

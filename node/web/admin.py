@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.accounts import Account, AccountDirectory
+from node.accounts import Account
 from node.errors import Conflict, Forbidden
+from node.store.accounts import AccountDirectory
 from node.web.api import account_json
 from node.web.auth import require_account
 

@@ -17,19 +17,22 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from node.accounts import AccountDirectory
+from federation.routes import FederationSite, build_routes
 from node.config import Config
-from node.db import open_database
 from node.errors import ParleyError, RateLimited
-from node.fediverse import Fediverse, fediverse_routes
+from node.fediverse.service import Fediverse
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
 from node.media.workers import WorkerPool, WorkerSettings
-from node.publish_keys import PublishKeys
-from node.relay import RelayService
-from node.rooms import Room, RoomStore
-from node.stage import Stage
-from node.web import admin, api, publish_keys, signaling
+from node.onair.stage import Stage
+from node.relaying.service import RelayService
+from node.rooms import Room
+from node.store.accounts import AccountDirectory
+from node.store.database import open_database
+from node.store.publish_keys import PublishKeys
+from node.store.relaying import RelayRooms
+from node.store.rooms import RoomStore
+from node.web import admin, api, follows, publish_keys, signaling
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -76,6 +79,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error_response(500, "internal_error", "the node hit an unexpected error")
 
 
+def _federation_site(request: Request) -> FederationSite | None:
+    fediverse: Fediverse | None = getattr(request.app.state, "fediverse", None)
+    return None if fediverse is None else fediverse.site
+
+
 def create_app(config: Config) -> Starlette:
     base_url = config.node.base_url.rstrip("/")
 
@@ -116,11 +124,16 @@ def create_app(config: Config) -> Starlette:
             )
             await workers.start()
         stage = Stage(config, accounts, RoomStore(db), peers, room_url=urls, listeners=workers)
-        relay = RelayService(stage, db, base_url)
-        stage.on_mirror_ended(relay.end_mirror)
+        fediverse = Fediverse(config, db, accounts, stage)
+        relay = RelayService(
+            stage,
+            RelayRooms(db),
+            fediverse,
+            ended_while_away=fediverse.announcer.recover,
+        )
         app.state.relay = relay
         # Our rooms that other nodes may carry on since we stopped are not ended here:
-        # node.relay asks those nodes first, or resumes them as mirrors.
+        # node.relaying asks those nodes first, or resumes them as mirrors.
         recovering = relay.rooms_to_recover()
         stage.load_unfinished(keep={*recovering, *relay.mirrored_rooms()})
         stage.recovering.update(recovering)
@@ -132,9 +145,8 @@ def create_app(config: Config) -> Starlette:
         app.state.fetch_limiter = FetchLimiter(config.federation.fetch_rate_per_minute)
         app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
-        fediverse = Fediverse(config, db, accounts, stage, relay)
         app.state.fediverse = fediverse
-        await fediverse.start()
+        await fediverse.start(room_actions=relay)
         relay.restore()
         relay.recover_origins(recovering)
         try:
@@ -157,7 +169,8 @@ def create_app(config: Config) -> Starlette:
         *publish_keys.routes,
         *signaling.routes,
         Route("/api/v1/openapi.json", openapi),
-        *fediverse_routes(),
+        *build_routes(_federation_site),
+        *follows.routes,
         Route("/", index),
         Route("/login", index),
         Route("/signup", index),

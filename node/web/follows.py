@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -21,11 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.errors import InvalidInput, NotFound
+from node.fediverse.service import Fediverse
 from node.web.api import read_json
 from node.web.auth import optional_account, require_account
-
-if TYPE_CHECKING:
-    from node.fediverse import Fediverse
 
 
 def _fediverse(request: Request) -> Fediverse:
@@ -81,7 +78,7 @@ async def remote_join(request: Request) -> Response:
     actor = await _fediverse(request).resolve_handle(handle.strip())
     parts = urlsplit(actor.id)
     home = f"{parts.scheme}://{parts.netloc}"
-    who = _fediverse(request).handle_of(actor.id, actor.preferred_username)
+    who = _fediverse(request).handle_of_actor(actor.id, actor.preferred_username)
     if parts.netloc.lower() == request.app.state.host.lower():
         return JSONResponse({"redirect": doc["url"], "handle": who})
     # The home node is assumed to be a Parley node: /rooms/remote is its client's view of

@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.accounts import Account
-from node.publish_keys import PublishKeys, is_publish_key
+from node.publish_keys import is_publish_key
+from node.store.publish_keys import PublishKeys
 from node.web.api import read_json
 from node.web.auth import optional_account, require_account
 

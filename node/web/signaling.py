@@ -26,9 +26,11 @@ from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavaila
 from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
-from node.relay import RelayHub, RelayService, RelaySubscriber
+from node.onair.on_air import OnAir
+from node.onair.stage import Stage
+from node.relaying.hub import RelayHub, RelaySubscriber
+from node.relaying.service import RelayService
 from node.rooms import RoomState, Visibility
-from node.stage import OnAir, Stage
 from node.web.auth import optional_account
 from node.web.connections import transport_of
 from node.web.publish_keys import publisher
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
 PING_INTERVAL_S = 20.0
+RELAY_SILENCE_S = 5.0
 
 
 async def _read_offer(request: Request) -> str:
@@ -299,8 +302,11 @@ async def relay_socket(websocket: WebSocket) -> None:
     try:
         while True:
             receive = asyncio.create_task(websocket.receive())
-            done, _ = await asyncio.wait({receive, sender}, return_when=asyncio.FIRST_COMPLETED)
-            if sender in done:
+            done, _ = await asyncio.wait(
+                {receive, sender}, timeout=RELAY_SILENCE_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if sender in done or receive not in done:
+                # The relay left, or went silent (it pings every 0.5 s): frozen or cut off.
                 receive.cancel()
                 break
             message = receive.result()
@@ -344,9 +350,7 @@ async def _relay_subscribe(
         scheme = "https" if relay_url.startswith("wss://") else "http"
         entry = SuccessionEntry(f"{scheme}://{host}", relay_url)
     subscriber = RelaySubscriber(host, entry)
-    hub = relay.hub(on_air)
-    hub.add(subscriber)
-    return hub, subscriber
+    return relay.subscribe(on_air, subscriber), subscriber
 
 
 def room_urls(base_url: str, room_id: str, visibility: Visibility) -> dict[str, str]:
