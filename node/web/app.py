@@ -22,13 +22,14 @@ from node.config import Config
 from node.db import open_database
 from node.errors import ParleyError, RateLimited
 from node.fediverse import Fediverse, fediverse_routes
+from node.media.hls import HlsOutputs
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
 from node.media.workers import WorkerPool, WorkerSettings
 from node.relay import RelayService
 from node.rooms import Room, RoomStore
 from node.stage import Stage
-from node.web import admin, api, signaling
+from node.web import admin, api, hls, signaling
 from node.web.auth import AttemptLimiter
 from node.web.openapi import openapi_document
 
@@ -76,6 +77,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(config: Config) -> Starlette:
     base_url = config.node.base_url.rstrip("/")
+    hls_base_url = (config.hls.base_url or base_url).rstrip("/")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -97,7 +99,10 @@ def create_app(config: Config) -> Starlette:
         )
 
         def urls(room: Room) -> dict[str, str]:
-            return signaling.room_urls(base_url, room.id, room.visibility)
+            return {
+                **signaling.room_urls(base_url, room.id, room.visibility),
+                "hls_url": hls.hls_url(hls_base_url, room.id),
+            }
 
         workers: WorkerPool | None = None
         if config.media.workers:
@@ -126,6 +131,7 @@ def create_app(config: Config) -> Starlette:
         app.state.host = urlsplit(base_url).netloc
         app.state.accounts = accounts
         app.state.stage = stage
+        app.state.hls = HlsOutputs()
         app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         fediverse = Fediverse(config, db, accounts, stage, relay)
@@ -139,6 +145,7 @@ def create_app(config: Config) -> Starlette:
             await fediverse.stop()
             await relay.close()
             await stage.close()
+            await app.state.hls.close()
             db.close()
 
     async def index(request: Request) -> Response:
@@ -151,6 +158,7 @@ def create_app(config: Config) -> Starlette:
         *api.routes,
         *admin.routes,
         *signaling.routes,
+        *hls.routes,
         Route("/api/v1/openapi.json", openapi),
         *fediverse_routes(),
         Route("/", index),
