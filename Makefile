@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= node.toml
 
-.PHONY: run test lint check-chromium bench clean
+.PHONY: run test lint check-chromium check-nginx bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ check-chromium:
 	  echo "installing Debian's chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Debian's nginx: the HTTP cache the HLS tests and benchmark put in front of a node
+# (deploy/nginx-hls.conf). Tests start it themselves on loopback.
+check-nginx:
+	@test -x /usr/sbin/nginx || { \
+	  echo "installing Debian's nginx"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+
 # The independent ActivityPub peer (Fedify, pinned in its lockfile) for interop tests.
 tests/fedify/node_modules/.package-lock.json: tests/fedify/package-lock.json
 	cd tests/fedify && npm ci --no-audit --no-fund --loglevel=error
@@ -30,10 +37,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check node federation tests bench
 	$(VENV)/bin/mypy node federation
 
-test: $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json lint
+test: $(VENV)/.installed check-chromium check-nginx tests/fedify/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q tests
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed check-nginx
 	$(PY) -m bench.run_all
 
 clean:

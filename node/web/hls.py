@@ -125,12 +125,12 @@ def parse_byte_range(header: str | None, size: int) -> ByteRange | None:
             raise Unsatisfiable
         return max(size - length, 0), size - 1
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    last = int(last_text) if last_text else None
+    if last is not None and last < first:
         return None
     if first >= size:
         raise Unsatisfiable
-    return first, min(last, size - 1)
+    return first, size - 1 if last is None else min(last, size - 1)
 
 
 # Responses ---------------------------------------------------------------------------------
