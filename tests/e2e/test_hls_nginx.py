@@ -49,8 +49,9 @@ def nginx_factory(tmp_path: Path) -> Iterator[Callable[[NodeProcess], Nginx]]:
 
 def speak(api: Api, host: str, room: dict[str, str], hz: int) -> subprocess.Popen[str]:
     api.request("POST", f"/api/v1/rooms/{room['id']}/mute", host, json={"muted": False})
+    client = str(ROOT / "tests" / "speaker_client.py")
     speaker = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "speaker_client.py"), room["whip_url"], host, str(hz)],
+        [sys.executable, client, room["whip_url"], host, str(hz)],
         stdout=subprocess.PIPE,
         text=True,
     )
