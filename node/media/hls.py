@@ -236,7 +236,7 @@ class HlsStream:
         deadline = loop.time() + timeout
         while not ready():
             if self.closed:
-                return ready()
+                return True  # nothing more will come: the final playlist is the answer
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
@@ -313,6 +313,8 @@ class HlsStream:
         """Until the playlist holds what ``request`` asks for (or there is at least one
         part, for a plain request). False when that did not happen in time."""
         self.last_access = time.monotonic()
+        if self.closed:
+            return True  # an ended stream's playlist answers every request at once
         if request is None:
             return await self._until(lambda: self._last_part() is not None, self.block_timeout)
         request = self.normalise(request)
