@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
 from bench.harness import (
     LoadGen,
@@ -371,8 +370,9 @@ def latency_run(workdir: Path, seconds: float) -> str:
         ]
     return "\n".join(
         [
-            f"{seconds:g} s window; 60 ms bursts of 1 kHz every 500 ms from an aiortc WHIP speaker "
-            f"({result['bursts']} bursts); one LL-HLS listener (tests/hls_client.py, riding "
+            f"{seconds:g} s window; 60 ms bursts of 1 kHz every 500 ms from an aiortc WHIP "
+            f"speaker ({result['bursts']} bursts); one LL-HLS listener (tests/hls_client.py, "
+            "riding "
             "preload hints) through nginx running deploy/nginx-hls.conf; speaker and listener in "
             "one process (one clock), node and nginx in their own. Mouth = burst's first sample "
             "captured; ear = onset sample available to play (part arrival + its offset in the "
@@ -482,8 +482,9 @@ def main(argv: list[str] | None = None) -> None:
             )
     body = "\n".join(
         [
-            f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh node, speaker and "
-            f"nginx per point; {PER_PROC} LL-HLS listeners per load-generator process (each rides "
+            f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh node, speaker "
+            f"and nginx per point; {PER_PROC} LL-HLS listeners per load-generator process "
+            "(each rides "
             f"the preload hints: 2 requests per 200 ms part); logs in `{workdir}`.\n",
             markdown_table(
                 [
