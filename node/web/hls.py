@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.errors import Conflict, InvalidInput, NotFound, ParleyError
+from node.errors import Conflict, InvalidInput, NotFound, ParleyError, Unavailable
 from node.media.hls import (
     HlsOutputs,
     HlsStream,
@@ -252,17 +252,12 @@ async def playlist(request: Request) -> Response:
         return _error(exc)
     if not ready:
         return _error(
-            _Late("the stream did not reach that part in time; reload the playlist"),
+            Unavailable("the stream did not reach that part in time; reload the playlist"),
             {"Retry-After": "1"},
         )
     text, etag = output.playlist()
     cache = ENDED_PLAYLIST if output.closed else BLOCKING_PLAYLIST if query else LIVE_PLAYLIST
     return _playlist_response(request, text, etag, cache)
-
-
-class _Late(ParleyError):
-    status = 503
-    code = "unavailable"
 
 
 def _stream_of(request: Request) -> HlsStream:
