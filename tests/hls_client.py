@@ -15,6 +15,7 @@ Everything received is kept (arrival time, bytes) so it can be decoded with PyAV
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import time
@@ -68,6 +69,10 @@ def parse_playlist(text: str) -> Playlist:
     return Playlist(
         text, init.group(1) if init else "", parts, segments, hint, "#EXT-X-ENDLIST" in text
     )
+
+
+class _Done(Exception):
+    """The listening time is over."""
 
 
 class HttpError(Exception):
@@ -135,6 +140,7 @@ class HlsListener:
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     resyncs: int = 0
+    deadline: float = 0.0
 
     def __post_init__(self) -> None:
         url = urlsplit(self.playlist_url)
@@ -143,6 +149,8 @@ class HlsListener:
         self._dir = url.path.rsplit("/", 1)[0] + "/"
 
     async def _get(self, path: str) -> bytes:
+        if time.monotonic() >= self.deadline:
+            raise _Done
         self.requests += 1
         status, body = await self._conn.get(path)
         if status != 200:
@@ -154,18 +162,24 @@ class HlsListener:
 
     async def run(self, seconds: float) -> None:
         """Listen for ``seconds`` (then stop wherever it is)."""
-        deadline = time.monotonic() + seconds
+        # The loops stop at the deadline themselves: Python 3.11's wait_for can swallow a
+        # cancellation that races with a finishing request, so it is only the backstop.
+        self.deadline = time.monotonic() + seconds
         try:
-            await asyncio.wait_for(self._listen(), seconds)
+            await asyncio.wait_for(self._listen(), seconds + 20.0)
         except TimeoutError:
             pass
         except Exception as exc:  # recorded: the caller asserts on errors
-            if time.monotonic() < deadline:
+            if time.monotonic() < self.deadline:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             self._conn.close()
 
     async def _listen(self) -> None:
+        with contextlib.suppress(_Done):
+            await self._follow()
+
+    async def _follow(self) -> None:
         while True:
             playlist = await self._playlist()
             if not self.init:
