@@ -90,6 +90,18 @@ class MediaSettings:
 
 
 @dataclass(frozen=True)
+class HlsSettings:
+    # Where listeners fetch the rooms' LL-HLS streams (hls_url in the room JSON): empty
+    # for this node's own base_url, or the origin of an HTTP cache or CDN that pulls
+    # from this node (deploy/nginx-hls.conf), e.g. "https://cdn.example.org".
+    base_url: str = ""
+    # The web client listens over WebRTC while the node serves fewer than this many
+    # listeners of a room itself (WebRTC and Ogg); past it, or when no media worker can
+    # take a WebRTC listener, new web listeners get the room over HLS. 0: always HLS.
+    after_listeners: int = 500
+
+
+@dataclass(frozen=True)
 class FederationSettings:
     authorized_fetch: bool = False
     allow_private_addresses: bool = False
@@ -107,6 +119,7 @@ class Config:
     node: NodeSettings = field(default_factory=NodeSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    hls: HlsSettings = field(default_factory=HlsSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
 
     @property
@@ -193,6 +206,13 @@ def _validate(config: Config) -> None:
             parse_ice_server(server)
         except ValueError as exc:
             raise ConfigError(f"media.ice_servers[{i}]", str(exc)) from None
+    hls = urlsplit(config.hls.base_url)
+    if config.hls.base_url and (
+        hls.scheme not in ("http", "https") or not hls.netloc or hls.path not in ("", "/")
+    ):
+        raise ConfigError("hls.base_url", "must be empty or an http(s) origin")
+    if config.hls.after_listeners < 0:
+        raise ConfigError("hls.after_listeners", "must be 0 or more")
     if config.accounts.auth_rate_per_minute < 1:
         raise ConfigError("accounts.auth_rate_per_minute", "must be at least 1")
     if config.federation.fetch_rate_per_minute < 1:
@@ -219,6 +239,7 @@ _SECTIONS: dict[str, type] = {
     "node": NodeSettings,
     "accounts": AccountSettings,
     "media": MediaSettings,
+    "hls": HlsSettings,
     "federation": FederationSettings,
 }
 

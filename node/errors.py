@@ -8,7 +8,9 @@ ParleyError
 ├── Conflict              409      state does not allow it (`reason`)
 │   └── IllegalTransition          a room life cycle move not in the graph
 ├── PayloadTooLarge       413
-└── RateLimited           429      (`retry_after` seconds)
+├── RateLimited           429      (`retry_after` seconds)
+└── Unavailable           503      try again
+    └── UseHls                     no WebRTC listener here: play the room's hls_url
 """
 
 from __future__ import annotations
@@ -82,3 +84,10 @@ class Unavailable(ParleyError):
 
     status = 503
     code = "unavailable"
+
+
+class UseHls(Unavailable):
+    """The node sends new web listeners of this room to its HLS stream ([hls]
+    after_listeners, or no media worker can take one)."""
+
+    code = "use_hls"

@@ -6,6 +6,7 @@
 // Both are non-trickle: we wait for ICE gathering to finish and POST one complete offer.
 
 import { ApiError } from './api.js';
+import { HlsSession } from './hls-player.js';
 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 const FFT_SIZE = 8192;
@@ -165,6 +166,7 @@ export class AudioOutput {
     this.analyser = null;
     this.source = null;
     this.stream = null;
+    this.element = null;
     this.freqData = new Float32Array(FFT_SIZE / 2);
     this.timeData = new Float32Array(FFT_SIZE);
   }
@@ -182,6 +184,7 @@ export class AudioOutput {
   async attach(stream) {
     if (stream === this.stream) return true;
     this.stream = stream;
+    this.element = null;
     if (this.source) {
       try {
         this.source.disconnect();
@@ -200,6 +203,21 @@ export class AudioOutput {
     return this.resume();
   }
 
+  /**
+   * Play a media element (an HLS session's) instead of a stream: through WebAudio, to
+   * the speakers and the analyser. Returns false if autoplay was refused.
+   */
+  async attachElement(element) {
+    await this.attach(null);
+    this.ensureContext();
+    this.element = element;
+    this.stream = element;
+    this.source = this.context.createMediaElementSource(element);
+    this.source.connect(this.analyser);
+    this.source.connect(this.context.destination);
+    return this.resume();
+  }
+
   /** Start playback; call again from a click handler if the browser blocked autoplay. */
   async resume() {
     let ok = true;
@@ -210,9 +228,10 @@ export class AudioOutput {
         ok = false;
       }
     }
-    if (this.audio.srcObject) {
+    const playing = this.element || (this.audio.srcObject ? this.audio : null);
+    if (playing) {
       try {
-        await this.audio.play();
+        await playing.play();
       } catch {
         ok = false;
       }
@@ -279,7 +298,12 @@ export class RoomAudio {
     this.onError = onError || (() => {});
     this.onStatus = onStatus || (() => {});
     this.mode = 'off';
-    this.urls = { whep: null, whip: null };
+    this.urls = { whep: null, whip: null, hls: null };
+    // How a listener hears the room: WebRTC unless the node sent us to HLS.
+    this.transport = null;
+    this.viaHls = false;
+    this.rtcLatency = null;
+    this.latencyTimer = null;
     this.session = null;
     this.micStream = null;
     this.muted = true;
@@ -295,11 +319,12 @@ export class RoomAudio {
   }
 
   /** Desired state; safe to call often, acts only on changes. */
-  update({ mode, whepUrl, whipUrl, muted }) {
-    this.urls = { whep: whepUrl, whip: whipUrl };
+  update({ mode, whepUrl, whipUrl, hlsUrl, muted }) {
+    this.urls = { whep: whepUrl, whip: whipUrl, hls: hlsUrl || null };
     if (muted !== undefined) this.setMuted(muted);
     if (mode === this.mode) return;
     this.mode = mode;
+    this.viaHls = false; // the node decides again at each start
     this.retryDelay = 1000;
     this.restart();
   }
@@ -353,6 +378,12 @@ export class RoomAudio {
           onStream: (stream) => this.play(stream, generation),
           onFailed: () => this.scheduleRetry(generation),
         });
+      } else if (this.viaHls) {
+        session = new HlsSession({
+          url: this.urls.hls,
+          output: this.output,
+          onFailed: () => this.scheduleRetry(generation),
+        });
       } else {
         session = new HttpSession({
           kind: 'whep',
@@ -363,13 +394,20 @@ export class RoomAudio {
         });
       }
       this.session = session;
-      await session.start();
+      const started = await session.start();
       if (generation !== this.generation) return;
+      this.transport = this.mode === 'speak' ? 'webrtc' : this.viaHls ? 'hls' : 'webrtc';
       this.retryDelay = 1000;
-      this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+      if (started === false) this.setStatus('blocked');
+      else this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
     } catch (err) {
       if (generation !== this.generation) return;
       if (err && err.message === 'cancelled') return;
+      if (err instanceof ApiError && err.code === 'use_hls' && this.urls.hls && !this.viaHls) {
+        this.viaHls = true; // the node has no WebRTC room for us: its HLS it is
+        this.restart();
+        return;
+      }
       this.stopSession();
       this.setStatus('error');
       this.onError(err);
@@ -438,15 +476,35 @@ export class RoomAudio {
     for (const track of old.getTracks()) track.stop();
   }
 
+  /** Seconds behind the room: HLS from hls.js, WebRTC from the last stats() reading. */
+  latency() {
+    if (this.session instanceof HlsSession) return this.session.latency();
+    return this.session ? this.rtcLatency : null;
+  }
+
   /** RTP counters of the running session, for diagnostics and tests. */
   async stats() {
-    const result = { mode: this.mode, status: this.status, muted: this.muted };
+    const result = {
+      mode: this.mode,
+      status: this.status,
+      muted: this.muted,
+      transport: this.session ? this.transport : null,
+      latency: this.latency(),
+    };
     const pc = this.session && this.session.pc;
     if (!pc) return result;
     result.connectionState = pc.connectionState;
     const report = await pc.getStats();
     report.forEach((entry) => {
+      if (entry.type === 'candidate-pair' && entry.nominated && entry.currentRoundTripTime) {
+        result.roundTrip = entry.currentRoundTripTime;
+      }
       if (entry.type === 'inbound-rtp' && entry.kind === 'audio') {
+        // Network half a round trip, plus what the jitter buffer holds.
+        const buffered = entry.jitterBufferEmittedCount
+          ? entry.jitterBufferDelay / entry.jitterBufferEmittedCount
+          : 0;
+        result.jitterBuffer = buffered;
         result.inbound = {
           packetsReceived: entry.packetsReceived,
           bytesReceived: entry.bytesReceived,
@@ -458,6 +516,10 @@ export class RoomAudio {
         result.source = { audioLevel: entry.audioLevel };
       }
     });
+    if (result.jitterBuffer !== undefined) {
+      this.rtcLatency = result.jitterBuffer + (result.roundTrip || 0) / 2;
+      result.latency = this.rtcLatency;
+    }
     return result;
   }
 

@@ -544,6 +544,7 @@ export async function mountRoom(main, roomId, ctx) {
       mode,
       whepUrl: room.whep_url,
       whipUrl: room.whip_url,
+      hlsUrl: room.hls_url,
       muted: mine ? Boolean(mine.muted) : true,
     });
   }
@@ -964,10 +965,19 @@ export async function mountRoom(main, roomId, ctx) {
     else if (audioStatus === 'speaking') {
       const mine = myMember();
       text = mine && mine.muted ? 'You are on stage, muted.' : 'You are on stage. Your mic is on.';
-    } else if (audioStatus === 'listening') text = 'Listening.';
+    } else if (audioStatus === 'listening') text = listeningText();
     if (statusEl.textContent !== text) statusEl.textContent = text;
     resumeButton.hidden = audioStatus !== 'blocked';
     statusEl.classList.toggle('warn', connection === 'reconnecting' || audioStatus === 'reconnecting');
+  }
+
+  /** Which way the room reaches us, and how far behind it we hear it. */
+  function listeningText() {
+    const latency = roomAudio.latency();
+    const behind = latency === null ? '' : `, ${latency.toFixed(1)} s behind`;
+    return roomAudio.transport === 'hls'
+      ? `Listening over HLS (a cache or CDN serves it)${behind}.`
+      : `Listening over WebRTC${behind}.`;
   }
 
   function renderSpeaking() {
@@ -1102,6 +1112,10 @@ export async function mountRoom(main, roomId, ctx) {
   connect();
 
   const speakingTimer = setInterval(renderSpeaking, 250);
+  // The latency shown with the listening mode: WebRTC's comes from the RTP stats.
+  const latencyTimer = setInterval(() => {
+    if (audioStatus === 'listening') roomAudio.stats().then(renderStatus, () => {});
+  }, 1000);
   const onPageHide = () => roomAudio.close();
   window.addEventListener('pagehide', onPageHide);
   // Resuming audio needs a user gesture when autoplay is blocked; any click will do.
@@ -1117,6 +1131,7 @@ export async function mountRoom(main, roomId, ctx) {
     clearTimeout(wsTimer);
     clearInterval(pingTimer);
     clearInterval(speakingTimer);
+    clearInterval(latencyTimer);
     clearTimeout(flashTimer);
     window.removeEventListener('pagehide', onPageHide);
     document.removeEventListener('click', onFirstGesture, true);

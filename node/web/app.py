@@ -21,6 +21,7 @@ from federation.routes import FederationSite, build_routes
 from node.config import Config
 from node.errors import ParleyError, RateLimited
 from node.fediverse.service import Fediverse
+from node.media.hls import HlsOutputs
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
 from node.media.workers import WorkerPool, WorkerSettings
@@ -32,7 +33,7 @@ from node.store.database import open_database
 from node.store.publish_keys import PublishKeys
 from node.store.relaying import RelayRooms
 from node.store.rooms import RoomStore
-from node.web import admin, api, follows, publish_keys, signaling
+from node.web import admin, api, follows, hls, publish_keys, signaling
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -86,6 +87,7 @@ def _federation_site(request: Request) -> FederationSite | None:
 
 def create_app(config: Config) -> Starlette:
     base_url = config.node.base_url.rstrip("/")
+    hls_base_url = (config.hls.base_url or base_url).rstrip("/")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,7 +109,10 @@ def create_app(config: Config) -> Starlette:
         )
 
         def urls(room: Room) -> dict[str, str]:
-            return signaling.room_urls(base_url, room.id, room.visibility)
+            return {
+                **signaling.room_urls(base_url, room.id, room.visibility),
+                "hls_url": hls.hls_url(hls_base_url, room.id),
+            }
 
         workers: WorkerPool | None = None
         if config.media.workers:
@@ -141,6 +146,7 @@ def create_app(config: Config) -> Starlette:
         app.state.host = urlsplit(base_url).netloc
         app.state.accounts = accounts
         app.state.stage = stage
+        app.state.hls = HlsOutputs()
         app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
         app.state.fetch_limiter = FetchLimiter(config.federation.fetch_rate_per_minute)
         app.state.publish_keys = PublishKeys(db, accounts)
@@ -155,6 +161,7 @@ def create_app(config: Config) -> Starlette:
             await fediverse.stop()
             await relay.close()
             await stage.close()
+            await app.state.hls.close()
             db.close()
 
     async def index(request: Request) -> Response:
@@ -168,6 +175,7 @@ def create_app(config: Config) -> Starlette:
         *admin.routes,
         *publish_keys.routes,
         *signaling.routes,
+        *hls.routes,
         Route("/api/v1/openapi.json", openapi),
         *build_routes(_federation_site),
         *follows.routes,

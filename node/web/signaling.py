@@ -22,7 +22,7 @@ from federation import jsonlimits
 from federation.errors import ActivityParseError, BlockedDomain, FederationError, SignatureError
 from federation.relay import SuccessionEntry
 from federation.routes import verify_signed_get
-from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable
+from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, UseHls
 from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
@@ -92,12 +92,15 @@ async def whep(request: Request) -> Response:
     on_air = _on_air(request)
     _check_listener(request, on_air)
     offer = await _read_offer(request)
+    after = request.app.state.config.hls.after_listeners
+    if len(on_air.listener_sessions) + on_air.http_listeners >= after:
+        raise UseHls(f"this node serves {after} listeners of the room: play its hls_url")
     try:
         session_id, answer = await on_air.listen(offer)
     except InvalidOffer as exc:
         raise InvalidInput("offer", exc.reason, status=400) from None
     except WorkerUnavailable as exc:
-        raise Unavailable(f"{exc}; try again") from None
+        raise UseHls(f"{exc}: play the room's hls_url") from None
     return _sdp_created(request, "whep", session_id, answer)
 
 
