@@ -184,7 +184,7 @@ async def _bench(activities: int) -> dict[str, object]:
     import sqlite_utils
 
     from node.store.federation import SqliteDeliveries, SqliteOutbox
-    from node.store.schema import create_schema
+    from node.store.migrate import migrate
 
     keys = generate_keypair()
     ports = _free_ports(50)
@@ -202,7 +202,7 @@ async def _bench(activities: int) -> dict[str, object]:
         with tempfile.TemporaryDirectory() as tmp:
             db = sqlite_utils.Database(Path(tmp) / "bench.db")
             db.enable_wal()
-            create_schema(db.conn)
+            migrate(db)
             store = SqliteDeliveries(db, lambda: None)
             async with FederationClient(allow_private_addresses=True) as client:
                 worker = DeliveryWorker(store, _Keys(keys.private_pem), client, batch=100)

@@ -1,6 +1,8 @@
 """`python -m node --config node.toml` runs a node; `python -m node create-user NAME --admin`
 makes an account from the command line (password from stdin or a prompt);
-`python -m node approve-user NAME` approves a sign-up waiting for approval."""
+`python -m node approve-user NAME` approves a sign-up waiting for approval;
+`python -m node migrate` brings the database to this code's schema (a node also does it
+when it starts)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,28 @@ import sys
 from node.config import Config, ConfigError, load_config
 
 
-def _serve(config: Config) -> None:
+def _prepare_storage(config: Config) -> bool:
+    """Before serving: migrate the database; stop with a clear message if it cannot be
+    (a database newer than this code, a migration that fails)."""
+    from node.store.database import open_database
+    from node.store.errors import StoreError
+
+    try:
+        open_database(config.data_path).close()
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _serve(config: Config) -> int:
     import uvicorn
 
     from node.web.app import create_app
     from node.web.connections import http_protocol
 
+    if not _prepare_storage(config):
+        return 1
     app = create_app(config)
     print(f"Parley node starting: open {config.node.base_url}/", flush=True)
     print(f"  data: {config.data_path}", flush=True)
@@ -37,6 +55,7 @@ def _serve(config: Config) -> None:
         forwarded_allow_ips=list(config.node.trusted_proxies) or None,
         ws_max_size=16 * 1024,
     )
+    return 0
 
 
 def _create_user(config: Config, username: str, admin: bool) -> int:
@@ -78,6 +97,31 @@ def _approve_user(config: Config, username: str) -> int:
     return 0
 
 
+def _migrate(config: Config, show_only: bool) -> int:
+    from node.store.database import open_database
+    from node.store.errors import StoreError
+    from node.store.migrate import migrate, status
+    from node.store.schema import MIGRATIONS
+
+    try:
+        db = open_database(config.data_path, upgrade=False)
+        try:
+            before = status(db)
+            print(f"schema version {before.version}; this code: {len(MIGRATIONS)}")
+            if not show_only:
+                for key in migrate(db):
+                    print(f"applied {key}")
+                print(f"schema version {status(db).version}: up to date")
+            elif before.pending:
+                print("pending: " + ", ".join(before.pending))
+        finally:
+            db.close()
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node", description="Run a Parley node.")
     parser.add_argument("--config", default="node.toml", help="path to node.toml")
@@ -90,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     approve = commands.add_parser("approve-user", help="approve a pending sign-up")
     approve.add_argument("username")
     approve.add_argument("--config", dest="sub_config", default=None)
+    migrate = commands.add_parser("migrate", help="bring the database to this code's schema")
+    migrate.add_argument("--status", action="store_true", help="only show the versions")
+    migrate.add_argument("--config", dest="sub_config", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -101,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         return _create_user(config, args.username, args.admin)
     if args.command == "approve-user":
         return _approve_user(config, args.username)
-    _serve(config)
-    return 0
+    if args.command == "migrate":
+        return _migrate(config, args.status)
+    return _serve(config)
 
 
 if __name__ == "__main__":

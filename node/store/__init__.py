@@ -3,8 +3,10 @@
 Nothing outside this package writes SQL. The domain (node.rooms, node.accounts) is plain
 data and rules; the services above it are given these stores.
 
-- ``database``    open the database file (WAL mode) and create the schema
-- ``schema``      every CREATE statement, in order
+- ``database``    open the database file (WAL mode), migrated to the newest schema
+- ``schema``      every table: one ordered list of migrations (how to add one: its docstring)
+- ``migrate``     apply the pending migrations, each once, in one transaction
+- ``errors``      what stops the storage (a database newer than the code...)
 - ``accounts``    accounts and sessions
 - ``rooms``       rooms' durable part: identity, title, life cycle, blocks
 - ``federation``  follows, inbox, deliveries, actor cache, announced rooms, outbox, notes

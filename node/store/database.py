@@ -1,5 +1,5 @@
 """The node's SQLite database (sqlite-utils, WAL mode): one file under the data dir,
-created on first start with every table of node.store.schema."""
+brought to the newest schema (node.store.schema's migrations) whenever it is opened."""
 
 from __future__ import annotations
 
@@ -8,20 +8,27 @@ from pathlib import Path
 
 import sqlite_utils
 
-from node.store.schema import create_schema
+from node.store.migrate import migrate
 
 DB_FILENAME = "parley.db"
 
 
-def open_database(data_dir: str | Path) -> sqlite_utils.Database:
+def open_database(data_dir: str | Path, *, upgrade: bool = True) -> sqlite_utils.Database:
+    """Open the data dir's database (created if missing) and apply the pending migrations
+    (``upgrade``; DatabaseTooNew, MigrationFailed)."""
     path = Path(data_dir)
     path.mkdir(parents=True, exist_ok=True)
     # check_same_thread=False: the node runs on one event loop thread, but start-up and
     # CLI commands may open it from another thread; sqlite serialises access itself.
     conn = sqlite3.connect(path / DB_FILENAME, check_same_thread=False, isolation_level=None)
-    db = sqlite_utils.Database(conn)
-    db.enable_wal()
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    create_schema(conn)
+    try:
+        db = sqlite_utils.Database(conn)
+        db.enable_wal()
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if upgrade:
+            migrate(db)
+    except BaseException:
+        conn.close()
+        raise
     return db

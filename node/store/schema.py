@@ -1,17 +1,54 @@
-"""Every table of the node's database, in the order they are created.
+"""Every table of the node's database: one ordered list of migrations, oldest first.
 
-``SCHEMA`` is the whole schema as one ordered list of statements, each idempotent
-(``if not exists``), so a new data dir gets every table and an old one keeps its own: the
-tables and columns are the same as the ones earlier versions created, statement for
-statement. Schema changes append to this list (a later change turns it into numbered
-migrations; this list is then migration 1).
+``MIGRATIONS`` is the schema's whole history. node.store.migrate applies the ones a
+database has not had yet, in order, each exactly once, all in one transaction, at
+start-up (and by ``python -m node migrate``); the database records which it has had
+(sqlite-utils' ``_sqlite_migrations`` table). A database that records a migration this
+code does not know is newer than the code: the node refuses to start on it.
+
+Migration 1 is the schema release 0.1 created; migration 2 the publish keys added after
+it. Both say ``if not exists``: databases made before migrations existed (release 0.1,
+and main before this list) already have some of their tables, and take the rest. Every
+later migration runs exactly once on a known shape, so it says what it means
+(``create table``, ``alter table ... add column``) and fails loudly otherwise.
+
+Adding a table or a column (docs/ARCHITECTURE.md, "Where to add things"):
+
+1. Append a ``Migration`` with the next number and a short name to ``MIGRATIONS``:
+   SQL strings, or a Python step ``def step(db: sqlite_utils.Database) -> None`` for
+   what SQL alone cannot do (rebuild a table with ``db[name].transform(...)``, fill a new
+   column from old ones). Never edit or renumber a migration that is on main: nodes have
+   already run it.
+2. Write the store class in node/store/ that reads and writes it.
+3. tests/test_store_upgrade.py must stay green: the release-0.1 databases upgrade to
+   your schema with every row kept; check your new table or column there if it changes
+   old rows.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 
-SCHEMA: tuple[str, ...] = (
+import sqlite_utils
+
+Step = str | Callable[[sqlite_utils.Database], None]
+"""One SQL statement, or a Python step given the database (inside the transaction)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    steps: tuple[Step, ...]
+
+    @property
+    def key(self) -> str:
+        """What the database records: ``0002_publish_keys``."""
+        return f"{self.number:04d}_{self.name}"
+
+
+RELEASE_0_1: tuple[str, ...] = (
     # -- accounts and their sessions (node.store.accounts)
     """create table if not exists "accounts" (
        "id" INTEGER PRIMARY KEY,
@@ -102,16 +139,23 @@ SCHEMA: tuple[str, ...] = (
     """create table if not exists relay_origin_rooms (
        id text primary key, epoch integer not null, succession text not null,
        updated_at real not null)""",
-    # -- publish keys: WHIP-only credentials for OBS (node.store.publish_keys); only the
-    #    key's SHA-256 is kept; room_id null means any room the account may speak in
-    """create table if not exists publish_keys (
-       id text primary key, account_id integer not null references accounts(id),
-       key_hash text not null, room_id text, label text default '',
-       created_at real not null, last_used_at real)""",
-    "create unique index if not exists idx_publish_keys_key_hash on publish_keys (key_hash)",
 )
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
-    for statement in SCHEMA:
-        conn.execute(statement)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "release_0_1", RELEASE_0_1),
+    # Publish keys: WHIP-only credentials for OBS (node.store.publish_keys); only the key's
+    # SHA-256 is kept; room_id null means any room the account may speak in.
+    Migration(
+        2,
+        "publish_keys",
+        (
+            """create table if not exists publish_keys (
+               id text primary key, account_id integer not null references accounts(id),
+               key_hash text not null, room_id text, label text default '',
+               created_at real not null, last_used_at real)""",
+            """create unique index if not exists idx_publish_keys_key_hash
+               on publish_keys (key_hash)""",
+        ),
+    ),
+)
