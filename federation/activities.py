@@ -320,6 +320,9 @@ def parse_activity(doc: Any) -> Activity:
             raise ActivityParseError("embedded object has no id", "object.id")
     elif isinstance(raw_object, str):
         object_id = require_url(raw_object, "object")
+    elif isinstance(raw_object, list) and raw_object and kind == "Flag":
+        # Mastodon's Flag lists the reported account, then its posts (federation.reports).
+        object_id = _id_of(raw_object[0], "object")
     else:
         raise ActivityParseError("must be an IRI or an object", "object")
     if kind in ("Create", "Update") and embedded is not None and "attributedTo" in embedded:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -27,7 +27,9 @@ from websockets.asyncio.client import connect as ws_connect
 from federation import jsonlimits
 from federation.actors import ACTIVITY_JSON, LD_JSON_PROFILE, RemoteActor, parse_actor, same_origin
 from federation.egress import (
+    NO_BLOCKS,
     AddressPolicy,
+    BlockedDomains,
     Destination,
     HostResolver,
     domain_is_blocked,
@@ -40,12 +42,13 @@ from federation.errors import (
     PayloadTooLarge,
     RemoteFetchError,
 )
-from federation.ports import RemoteActorCache
+from federation.ports import DomainPolicy, RemoteActorCache
 from federation.signatures import sign_request, sign_request_rfc9421
 
 __all__ = [
     "ACCEPT_ACTIVITY",
     "ActorResolver",
+    "BlockedDomains",
     "FederationClient",
     "Fetched",
     "PostResult",
@@ -82,7 +85,7 @@ class FederationClient:
         self,
         *,
         user_agent: str = "Parley/0.1",
-        blocked_domains: Iterable[str] = (),
+        domains: DomainPolicy = NO_BLOCKS,
         allow_private_addresses: bool = False,
         policy: AddressPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -91,7 +94,8 @@ class FederationClient:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        self.blocked_domains = frozenset(d.lower() for d in blocked_domains)
+        self.domains = domains
+        """The servers refused both ways, asked on every request (it may change)."""
         self.policy = policy or AddressPolicy(allow_private=allow_private_addresses)
         self.max_response_bytes = max_response_bytes
         self.user_agent = user_agent
@@ -126,9 +130,7 @@ class FederationClient:
     async def check_destination(self, url: str) -> Destination:
         """Resolve ``url``'s host once and check it: BlockedDomain, PrivateAddress or
         RemoteFetchError; the answer says which address to connect to."""
-        return await resolve_destination(
-            url, self.policy, self._resolve_host, self.blocked_domains
-        )
+        return await resolve_destination(url, self.policy, self._resolve_host, self.domains)
 
     # ------------------------------------------------------------------ requests
 

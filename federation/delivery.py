@@ -119,6 +119,19 @@ class CircuitBreaker:
     def record_success(self, host: str) -> None:
         self._hosts.pop(host, None)
 
+    def failing(self, now: dt.datetime) -> dict[str, tuple[int, dt.datetime | None]]:
+        """Hosts whose last deliveries failed: (consecutive failures, open until or None
+        when the breaker lets deliveries through)."""
+        return {
+            host: (
+                state.failures,
+                state.open_until
+                if state.open_until is not None and now < state.open_until
+                else None,
+            )
+            for host, state in self._hosts.items()
+        }
+
     def record_failure(self, host: str, now: dt.datetime) -> None:
         state = self._hosts.setdefault(host, _HostState())
         state.failures += 1

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from federation.errors import BlockedDomain, PrivateAddress, RemoteFetchError
+from federation.ports import DomainPolicy
 
 HostResolver = Callable[[str, int], Awaitable[list[str]]]
 """``(host, port) -> addresses``: the one place names become addresses."""
@@ -60,6 +61,24 @@ def domain_is_blocked(host: str, blocked: Iterable[str]) -> bool:
         if domain and (host == domain or host.endswith("." + domain)):
             return True
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedDomains:
+    """A fixed list of blocked domains (federation.ports.DomainPolicy); the node passes
+    its own live list instead."""
+
+    domains: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, domains: Iterable[str]) -> BlockedDomains:
+        return cls(frozenset(d.lower() for d in domains))
+
+    def is_blocked(self, host: str) -> bool:
+        return domain_is_blocked(host, self.domains)
+
+
+NO_BLOCKS = BlockedDomains()
 
 
 def hostname_of(url: str) -> str:
@@ -139,7 +158,7 @@ async def resolve_destination(
     url: str,
     policy: AddressPolicy,
     resolver: HostResolver,
-    blocked_domains: Iterable[str] = (),
+    domains: DomainPolicy = NO_BLOCKS,
 ) -> Destination:
     """Check ``url`` against the blocklist and the address policy; raise BlockedDomain,
     PrivateAddress or RemoteFetchError (no such host, not http(s)/ws(s))."""
@@ -152,7 +171,7 @@ async def resolve_destination(
     if scheme not in DEFAULT_PORTS or not parts.hostname or port is None:
         raise RemoteFetchError(None, url, "not an http(s) or ws(s) URL")
     host = parts.hostname.lower()
-    if domain_is_blocked(host, blocked_domains):
+    if domains.is_blocked(host):
         raise BlockedDomain(host)
     try:
         addresses = [str(ipaddress.ip_address(host.split("%", 1)[0]))]

@@ -33,6 +33,7 @@ from federation.errors import (
 )
 from federation.ports import (
     DeliveryStore,
+    FlagReceiver,
     FollowState,
     FollowStore,
     InboxStore,
@@ -41,6 +42,7 @@ from federation.ports import (
     RoomActions,
     RoomDirectory,
 )
+from federation.reports import parse_flag
 from federation.signatures import identify_signature, verify_request
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,7 @@ class InboxContext:
     resolver: ActorLookup
     new_activity_id: Callable[[str], str] = field(default=_new_activity_id)
     room_actions: RoomActions | None = None
+    flags: FlagReceiver | None = None
 
 
 Handler = Callable[[Activity, InboxContext], Awaitable[None]]
@@ -242,6 +245,12 @@ async def handle_room_action(activity: Activity, ctx: InboxContext) -> None:
         await ctx.room_actions.apply_activity(activity.actor, dict(activity.raw))
 
 
+async def handle_flag(activity: Activity, ctx: InboxContext) -> None:
+    """A report from another server about our accounts or rooms: into the node's queue."""
+    if ctx.flags is not None:
+        await ctx.flags.receive_flag(parse_flag(activity.raw))
+
+
 HANDLERS: Mapping[str, Handler] = {
     "Follow": handle_follow,
     "Undo": handle_undo,
@@ -250,6 +259,7 @@ HANDLERS: Mapping[str, Handler] = {
     "Create": handle_note,
     "Update": handle_note,
     "Delete": handle_delete,
+    "Flag": handle_flag,
 }
 
 

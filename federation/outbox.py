@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from federation.actors import RemoteActor
-from federation.client import domain_is_blocked
 from federation.delivery import delivery_targets
+from federation.egress import NO_BLOCKS
 from federation.errors import FederationError
 from federation.inbox import ActorLookup
-from federation.ports import DeliveryStore, FollowStore, OutboxStore
+from federation.ports import DeliveryStore, DomainPolicy, FollowStore, OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ class OutboxPublisher:
         deliveries: DeliveryStore,
         outbox: OutboxStore,
         *,
-        blocked_domains: Iterable[str] = (),
+        domains: DomainPolicy = NO_BLOCKS,
     ) -> None:
         self._follows = follows
         self._resolver = resolver
         self._deliveries = deliveries
         self._outbox = outbox
-        self._blocked = frozenset(blocked_domains)
+        self._domains = domains
 
     async def _followers(self, actor: str) -> list[RemoteActor]:
         resolved: list[RemoteActor] = []
@@ -48,7 +48,7 @@ class OutboxPublisher:
                 # One unreachable follower must not stop the others from hearing about it.
                 log.info("follower %s of %s skipped: %s", follower, actor, exc)
                 continue
-            if domain_is_blocked(remote.host, self._blocked):
+            if self._domains.is_blocked(remote.host):
                 continue
             resolved.append(remote)
         return resolved

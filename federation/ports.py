@@ -10,11 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from federation.activities import RemoteRoom
 from federation.actors import RemoteActor
+from federation.reports import Flag
+
+
+class DomainPolicy(Protocol):
+    """Which servers the node refuses both ways: no inbox POST or signed fetch from them,
+    no request to them (look-ups, deliveries, relay subscriptions). The node's list may
+    change while it runs (an admin adds a block): it is asked every time, never copied.
+    ``federation.egress.BlockedDomains`` is a fixed one."""
+
+    def is_blocked(self, host: str) -> bool:
+        """``host``: a lower-cased host name (no port)."""
+        ...
 
 
 class FollowState(enum.StrEnum):
@@ -158,6 +170,8 @@ class NodeUsage:
     users_active_halfyear: int
     local_posts: int
     open_registrations: bool
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """NodeInfo ``metadata`` the node adds (its name, description...)."""
 
 
 class LocalActors(Protocol):
@@ -165,6 +179,10 @@ class LocalActors(Protocol):
 
     async def account(self, username: str) -> LocalAccount | None:
         """An active account by username, or None."""
+        ...
+
+    async def gone(self, username: str) -> bool:
+        """The account was suspended or deleted: its actor answers 410 Gone."""
         ...
 
     async def instance_public_key(self) -> str: ...
@@ -187,6 +205,12 @@ class OutboxStore(Protocol):
         """The newest version of an object our actors published (a room's Note, as its
         last Create or Update carried it), so its id can be fetched like Mastodon's."""
         ...
+
+
+class FlagReceiver(Protocol):
+    """Files reports that other servers send (``Flag``, federation.reports)."""
+
+    async def receive_flag(self, flag: Flag) -> None: ...
 
 
 class RoomActions(Protocol):

@@ -46,6 +46,7 @@ __all__ = [
     "UPSTREAM_TYPES",
     "VERSION",
     "parse_control",
+    "parse_stops",
     "parse_succession",
     "serialize_control",
 ]
@@ -72,9 +73,15 @@ DOWNSTREAM_TYPES = frozenset(
         "kicked",
         "ping",
         "handover",
+        "stopped",
     }
 )
 """Text messages the carrying node sends to a relay (room events as on the room socket)."""
+
+MAX_STOP_REASON = 500
+MAX_STOPS = 64
+MAX_REMOVED = 10_000
+"""Handles of a snapshot's ``removed`` that are kept (people kept out of the room)."""
 
 UPSTREAM_TYPES = frozenset({"listeners", "presence", "relays", "ping"})
 """Text messages a relay sends to the node it relays."""
@@ -183,6 +190,16 @@ def parse_control(text: str, allowed: frozenset[str]) -> dict[str, Any]:
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             raise RelayFrameError("snapshot.epoch must be a non-negative integer")
         doc["succession"] = [e.to_json() for e in parse_succession(doc.get("succession"))]
+        doc["stopped"] = parse_stops(doc.get("stopped"))
+        removed = doc.get("removed", [])
+        if not isinstance(removed, list) or not all(isinstance(n, str) for n in removed):
+            raise RelayFrameError("snapshot.removed must be a list of handles")
+        doc["removed"] = [n for n in removed[:MAX_REMOVED] if 0 < len(n) <= MAX_KEY_BYTES]
+    elif kind == "stopped":
+        reason = doc.get("reason", "")
+        if not isinstance(reason, str):
+            raise RelayFrameError("stopped.reason must be a string")
+        doc["reason"] = reason[:MAX_STOP_REASON]
     elif kind == "handover":
         epoch = doc.get("epoch")
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
@@ -225,6 +242,26 @@ def parse_succession(value: Any) -> list[SuccessionEntry]:
             raise RelayFrameError("succession relay must be a ws(s) URL")
         entries.append(SuccessionEntry(node.rstrip("/"), relay))
     return entries
+
+
+def parse_stops(value: Any) -> list[dict[str, str]]:
+    """A snapshot's ``stopped``: the nodes whose operators stopped carrying the room, as
+    ``{"node": base URL, "by": "operator", "reason": text}`` (absent: none)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RelayFrameError("stopped must be a list")
+    stops = []
+    for item in value[:MAX_STOPS]:
+        if not isinstance(item, dict):
+            raise RelayFrameError("stopped entries must be objects")
+        node, by, reason = item.get("node"), item.get("by", "operator"), item.get("reason", "")
+        if not isinstance(node, str) or not node.startswith(("http://", "https://")):
+            raise RelayFrameError("stopped node must be an http(s) URL")
+        if not isinstance(by, str) or not isinstance(reason, str):
+            raise RelayFrameError("stopped by and reason must be strings")
+        stops.append({"node": node.rstrip("/"), "by": by[:32], "reason": reason[:MAX_STOP_REASON]})
+    return stops
 
 
 def merge_succession(

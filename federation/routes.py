@@ -46,8 +46,7 @@ from federation.actors import (
     parse_acct,
     parse_webfinger_resource,
 )
-from federation.client import domain_is_blocked
-from federation.egress import hostname_of
+from federation.egress import NO_BLOCKS, hostname_of
 from federation.errors import (
     ActivityParseError,
     BlockedDomain,
@@ -57,7 +56,7 @@ from federation.errors import (
     SignatureError,
 )
 from federation.inbox import MAX_BODY_BYTES, ActorLookup, http_status_for, receive
-from federation.ports import FollowStore, InboxStore, LocalActors, OutboxStore
+from federation.ports import DomainPolicy, FollowStore, InboxStore, LocalActors, OutboxStore
 from federation.sanitize import text_to_html
 from federation.signatures import identify_signature, verify_request
 
@@ -82,7 +81,7 @@ class FederationSite:
     inbox: InboxStore
     resolver: ActorLookup
     authorized_fetch: bool = False
-    blocked_domains: frozenset[str] = frozenset()
+    domains: DomainPolicy = NO_BLOCKS
     software_version: str = "0.1.0"
     # Called after an activity was stored, so the inbox worker wakes without polling.
     on_stored: Callable[[], None] = field(default=lambda: None)
@@ -106,7 +105,7 @@ class FederationSite:
 
     def is_blocked(self, url_or_host: str) -> bool:
         host = hostname_of(url_or_host) if "/" in url_or_host else url_or_host
-        return bool(host) and domain_is_blocked(str(host), self.blocked_domains)
+        return bool(host) and self.domains.is_blocked(str(host))
 
     def now(self) -> dt.datetime | None:
         return self.clock() if self.clock is not None else None
@@ -318,7 +317,11 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             return _error(404, "not_found", "no such resource here")
         if username == s.host:
             return username, s.instance_urls
-        if "/" in username or await s.actors.account(username) is None:
+        if "/" in username:
+            return _error(404, "not_found", f"no such account {username}")
+        if await s.actors.account(username) is None:
+            if await s.actors.gone(username):
+                return _error(410, "gone", f"{username} is gone from this node")
             return _error(404, "not_found", f"no such account {username}")
         return username, s.user_urls(username)
 
@@ -334,7 +337,7 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             users_active_halfyear=usage.users_active_halfyear,
             local_posts=usage.local_posts,
             open_registrations=usage.open_registrations,
-            metadata={"nodeName": s.host},
+            metadata={"nodeName": s.host, **usage.metadata},
         )
         return JSONResponse(doc, media_type=NODEINFO_21_JSON)
 
@@ -345,6 +348,9 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         username = request.path_params["username"]
         account = await s.actors.account(username)
         if account is None:
+            if await s.actors.gone(username):
+                # Mastodon's answer for a suspended or deleted account: others drop it.
+                return _error(410, "gone", f"{username} is gone from this node")
             return _error(404, "not_found", f"no such account {username}")
         urls = s.user_urls(account.username)
         if not wants_activity_json(request):

@@ -7,6 +7,7 @@ stored, so a leaked database does not leak live sessions. Storage: node.store.ac
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import re
 from dataclasses import dataclass
@@ -22,6 +23,32 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 MAX_DISPLAY_NAME = 64
 MAX_BIO = 500
+MAX_SIGNUP_REASON = 500
+
+
+class AccountRole(enum.StrEnum):
+    """Who runs the node with the operator: admins do everything on the admin page,
+    moderators handle reports, sign-ups and users (never other staff, roles, settings,
+    domain blocks or deletions), users nothing of it."""
+
+    ADMIN = "admin"
+    MODERATOR = "moderator"
+    USER = "user"
+
+    @property
+    def staff(self) -> bool:
+        return self is not AccountRole.USER
+
+
+class AccountStatus(enum.StrEnum):
+    """pending -> active (approved) <-> suspended -> deleted (final); a rejected sign-up
+    is removed."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETED = "deleted"
+
 
 _hasher = PasswordHasher()
 
@@ -32,20 +59,37 @@ class Account:
     username: str
     display_name: str
     bio: str
-    is_admin: bool
-    status: str
+    role: AccountRole
+    status: AccountStatus
     public_key_pem: str
+    silenced: bool = False
+    signup_reason: str = ""
+    created_at: float = 0.0
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is AccountRole.ADMIN
+
+    @property
+    def active(self) -> bool:
+        return self.status is AccountStatus.ACTIVE
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Account:
+        """An ``accounts`` row joined with its ``account_standing`` (node.store.accounts);
+        without a standing row the role is what ``is_admin`` says."""
+        role = row.get("role") or (AccountRole.ADMIN if row["is_admin"] else AccountRole.USER)
         return cls(
             id=row["id"],
             username=row["username"],
             display_name=row["display_name"] or row["username"],
             bio=row["bio"] or "",
-            is_admin=bool(row["is_admin"]),
-            status=row["status"],
+            role=AccountRole(role),
+            status=AccountStatus(row["status"]),
             public_key_pem=row["public_key_pem"],
+            silenced=row.get("silenced_at") is not None,
+            signup_reason=row.get("signup_reason") or "",
+            created_at=row.get("created_at") or 0.0,
         )
 
 

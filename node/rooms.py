@@ -13,6 +13,12 @@ Permissions, in the spirit of Spaces:
   speakers and listeners (not the host, not other cohosts); edits title/description.
 - speaker: speaks, self-mutes, may step down to the audience.
 - listener: raises and lowers a hand, accepts or declines an invitation.
+
+Someone removed or blocked stays out for the room's life (``blocked``), on every node that
+carries it (the set travels in relay snapshots). A room's ``policy`` (node.onair.admission)
+adds the node's own rules: the host's personal blocks, servers whose users may not speak.
+How a room ended is kept (``ending``): by its host, by the operator of a node (which ends
+it on that node only; node.relaying tells the others), or by the node itself.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from federation.sanitize import plain_text
 from node.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
@@ -32,6 +38,7 @@ MAX_DESCRIPTION = 1000
 MAX_MEMBER_NAME = 64
 """A replicated member's display name is cut to this (accounts' own limit, as
 node.accounts.MAX_DISPLAY_NAME, which this layer does not import)."""
+MAX_REASON = 500
 
 Event = dict[str, Any]
 
@@ -64,6 +71,84 @@ MODERATORS = frozenset({Role.HOST, Role.COHOST})
 class Visibility(enum.StrEnum):
     PUBLIC = "public"
     UNLISTED = "unlisted"
+
+
+class EndedBy(enum.StrEnum):
+    HOST = "host"
+    """The host ended it: it ends on every node that carries it."""
+    OPERATOR = "operator"
+    """The operator of a node (``node``) stopped carrying it there; it goes on elsewhere."""
+    NODE = "node"
+    """The node ended it by itself (the host did not come back, nobody carries it on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    by: EndedBy
+    node: str = ""
+    """``host[:port]`` of the node that ended it (for ``OPERATOR`` and ``NODE``)."""
+    reason: str = ""
+    carried_on: tuple[str, ...] = ()
+    """Where the room may go on (URLs of its copies on the nodes that relayed it)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "by": self.by.value,
+            "node": self.node,
+            "reason": self.reason,
+            "carried_on": list(self.carried_on),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Ending | None:
+        """An ending as another node's room JSON says it (plain text only)."""
+        if not isinstance(doc, dict):
+            return None
+        try:
+            by = EndedBy(str(doc.get("by")))
+        except ValueError:
+            return None
+        carried = doc.get("carried_on")
+        return cls(
+            by,
+            plain_text(str(doc.get("node") or ""), 255),
+            plain_text(str(doc.get("reason") or ""), MAX_REASON),
+            tuple(str(u) for u in carried[:32] if isinstance(u, str))
+            if isinstance(carried, list)
+            else (),
+        )
+
+
+class RoomPolicy(Protocol):
+    """The node's own rules for a room it carries (node.onair.admission)."""
+
+    def admits(self, room: Room, username: str) -> str | None:
+        """None if ``username`` may join; else why not (the host blocked them...)."""
+        ...
+
+    def may_speak(self, room: Room, username: str) -> bool:
+        """May ``username`` come on stage (not from a silenced server)?"""
+        ...
+
+    def host_blocked(self, room: Room, username: str) -> None:
+        """The host blocked ``username`` in the room: keep them out of the host's rooms."""
+        ...
+
+
+class OpenDoors:
+    """No rules beyond the room's own (tests, rooms seen from afar)."""
+
+    def admits(self, room: Room, username: str) -> str | None:
+        return None
+
+    def may_speak(self, room: Room, username: str) -> bool:
+        return True
+
+    def host_blocked(self, room: Room, username: str) -> None:
+        return None
+
+
+OPEN_DOORS = OpenDoors()
 
 
 @dataclass(slots=True)
@@ -140,7 +225,10 @@ class Room:
     ended_at: float | None = None
     members: dict[str, Member] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
+    """Removed or blocked: out for the room's life."""
     listener_count: int = 0
+    ending: Ending | None = None
+    policy: RoomPolicy = OPEN_DOORS
     clock: Callable[[], float] = time.time
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list, repr=False)
 
@@ -218,6 +306,7 @@ class Room:
             "created_at": self.created_at,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
+            "ended_by": self.ending.to_json() if self.ending is not None else None,
         }
 
     # Permission checks -----------------------------------------------------------------
@@ -260,10 +349,16 @@ class Room:
         self._require_host(actor)
         self._transition(RoomState.LIVE)
 
-    def end(self, actor: str | None) -> None:
-        """End the room; actor None means the node itself (host grace expired)."""
+    def end(self, actor: str | None, *, ending: Ending | None = None) -> None:
+        """End the room; actor None means the node itself (host grace expired) or, with
+        an ``OPERATOR`` ending, the node's operator."""
         if actor is not None:
             self._require_host(actor)
+        if RoomState.ENDED not in TRANSITIONS[self.state]:
+            raise IllegalTransition(self.state.value, RoomState.ENDED.value)
+        if ending is None:
+            ending = Ending(EndedBy.HOST if actor is not None else EndedBy.NODE)
+        self.ending = ending
         self._transition(RoomState.ENDED)
 
     def update(self, actor: str, changes: dict[str, Any]) -> None:
@@ -284,6 +379,12 @@ class Room:
             raise Forbidden("you are blocked from this room")
         if self.state is RoomState.ENDED:
             raise Conflict("the room has ended")
+        if username not in self.members:
+            refused = self.policy.admits(self, username)
+            if refused is not None:
+                # Out for the room's life, on every node carrying it (the kick travels).
+                self.expel(username, blocked=True)
+                raise Forbidden(refused)
         member = self.members.get(username)
         if member is None:
             member = self.members[username] = Member(username, display_name)
@@ -333,6 +434,10 @@ class Room:
             member.hand_raised_at = None
             self._member_changed(member)
 
+    def _require_may_speak(self, username: str) -> None:
+        if not self.policy.may_speak(self, username):
+            raise Forbidden(f"{username} cannot speak here: this node limits their server")
+
     def _stage_full(self) -> bool:
         return len(self.stage) >= self.max_speakers
 
@@ -342,6 +447,7 @@ class Room:
         member = self.member(username)
         if member.on_stage:
             raise Conflict(f"{username} is already on stage")
+        self._require_may_speak(username)
         if self._stage_full():
             raise Conflict(f"the stage is full ({self.max_speakers} speakers)")
         member.invited = True
@@ -354,6 +460,7 @@ class Room:
         member.invited = False
         if accept:
             self._require_live()
+            self._require_may_speak(username)
             if self._stage_full():
                 self._member_changed(member)
                 raise Conflict(f"the stage is full ({self.max_speakers} speakers)")
@@ -389,6 +496,8 @@ class Room:
             self._require_host(actor)
         else:
             self._require_power_over(actor, member)
+        if role in ON_STAGE and not member.on_stage:
+            self._require_may_speak(username)
         if role in ON_STAGE and not member.on_stage and self._stage_full():
             raise Conflict(f"the stage is full ({self.max_speakers} speakers)")
         if role in ON_STAGE and not member.on_stage:
@@ -406,12 +515,29 @@ class Room:
             self._require_moderator(actor)
             if username == self.host:
                 raise Forbidden("the host cannot be removed")
-        if block:
-            self.blocked.add(username)
-        if member is not None:
-            del self.members[username]
+        if block and actor == self.host:
+            self.policy.host_blocked(self, username)
+        self.expel(username, blocked=block)
+
+    def expel(self, username: str, *, blocked: bool) -> None:
+        """Out for the room's life, without a permission check: a moderator's removal
+        (above), or the node's own rules (a refused join, a suspended server)."""
+        if username == self.host:
+            raise Forbidden("the host cannot be removed")
+        self.blocked.add(username)
+        if self.members.pop(username, None) is not None:
             self._emit({"type": "member_left", "username": username})
-        self._emit({"type": "kicked", "username": username, "blocked": block})
+        self._emit({"type": "kicked", "username": username, "blocked": blocked})
+
+    def to_audience(self, username: str) -> None:
+        """Off the stage without a permission check: the node's own rules (the server
+        of ``username`` was silenced here). The host stays."""
+        member = self.members.get(username)
+        if member is None or not member.on_stage or member.role is Role.HOST:
+            return
+        member.role = Role.LISTENER
+        member.invited = False
+        self._member_changed(member)
 
     # Replication (a room carried from another node) -------------------------------------
     # A relaying node's copy follows the carrying node's events without permission checks:
@@ -428,10 +554,17 @@ class Room:
         members: list[Member],
         listener_count: int,
         started_at: float | None,
+        ending: Ending | None = None,
     ) -> None:
         self.title = title
         self.description = description
+        if state is RoomState.ENDED and ending is not None and ending.by is EndedBy.OPERATOR:
+            # An operator ends a room on their own node only: that node stops carrying
+            # it (node.relaying); an ending of that kind never ends it here.
+            state = self.state
         if state is not self.state and state in TRANSITIONS[self.state]:
+            if state is RoomState.ENDED:
+                self.ending = ending or Ending(EndedBy.HOST)
             self._transition(state)
         self.host = host
         self.host_display_name = host_display_name
@@ -468,9 +601,16 @@ class Room:
 
     def replicate_kicked(self, username: str, blocked: bool) -> None:
         self.replicate_left(username)
-        if blocked:
-            self.blocked.add(username)
+        self.blocked.add(username)
         self._emit({"type": "kicked", "username": username, "blocked": blocked})
+
+    def replicate_removed(self, usernames: set[str]) -> None:
+        """Who the carrying node keeps out (a snapshot): out here too, for the room's
+        life; members among them leave."""
+        for username in usernames - self.blocked:
+            self.blocked.add(username)
+            if username in self.members and username != self.host:
+                self.replicate_kicked(username, True)
 
     def reset_presence(self, connected: set[str], publishing: set[str]) -> None:
         """Who is connected and publishing, as this node knows it now (it took the room
@@ -514,6 +654,7 @@ def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> No
         members=members,
         listener_count=int(doc.get("listener_count") or 0),
         started_at=doc.get("started_at"),
+        ending=Ending.from_json(doc.get("ended_by")),
     )
 
 

@@ -26,6 +26,12 @@ snapshots whose epoch is not below its own, and an acting origin that finds a pe
 carrying the room at a higher epoch steps down and follows it, so after a partition heals
 every node converges on the highest epoch. The first take-over of a room is epoch 1 (its
 first relay), as before.
+
+A node whose operator stops carrying the room (they ended it there, suspended its host,
+blocked the server it comes from) says so before it lets its relays go: it is then
+``stopped`` for the room, and nobody walks to it or asks it again; the next node on the
+list takes over as after a crash. Stops travel in snapshots, so every node knows who
+stopped carrying the room and why.
 """
 
 from __future__ import annotations
@@ -68,6 +74,18 @@ class IllegalCarriageMove(Conflict):
         super().__init__(f"a carried room cannot go from {current.value} to {target.value}")
         self.current = current
         self.target = target
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A node that stopped carrying the room on purpose (its operator's decision)."""
+
+    node: str
+    by: str = "operator"
+    reason: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"node": self.node, "by": self.by, "reason": self.reason}
 
 
 class Promote:
@@ -115,6 +133,8 @@ class Carriage:
     claimed: int = 0
     """The highest epoch we know some node took (a handover names one before its node
     sends snapshots of it): a take-over goes above it."""
+    stopped: dict[str, Stop] = field(default_factory=dict)
+    """Nodes (base URLs) whose operators stopped carrying the room: never walked to."""
 
     @classmethod
     def origin_of(cls, own: SuccessionEntry, origin: str, epoch: int = 0) -> Carriage:
@@ -162,7 +182,7 @@ class Carriage:
     def peers(self) -> list[SuccessionEntry]:
         """The other nodes that carried the room with us: an acting origin asks them, now
         and then, whether one of them carries it on at a higher epoch."""
-        return [e for e in self.order if e.node != self.own.node]
+        return [e for e in self.order if e.node != self.own.node and e.node not in self.stopped]
 
     def slot(self, node: str | None = None) -> int:
         """A node's position in the room's order (ours by default; appended if new)."""
@@ -219,16 +239,34 @@ class Carriage:
         self._move(CarryState.RECONNECTING)
         dead = self.upstream
         plan: list[Step] = []
-        if dead is not None and not silent:
+        if dead is not None and not silent and self.node_of(dead) not in self.stopped:
             plan.append(SuccessionEntry(self.acting_origin, dead))
         for entry in merge_succession(self.order, [self.own]):
             if entry.node == self.own.node:
                 if not self.resumed:
                     plan.append(PROMOTE)
                 break
-            if entry.relay != dead:
+            if entry.relay != dead and entry.node not in self.stopped:
                 plan.append(entry)
         return plan
+
+    def node_of(self, relay: str) -> str | None:
+        """The base URL of the node serving ``relay``, if we know it."""
+        for entry in (*self.succession, *self.order):
+            if entry.relay == relay:
+                return entry.node
+        return None
+
+    def learn_stops(self, stops: Sequence[Stop]) -> list[Stop]:
+        """Nodes that stopped carrying the room (our upstream said so of itself, or a
+        snapshot lists them); returns the ones we did not know. They leave the list."""
+        new = [s for s in stops if s.node not in self.stopped and s.node != self.own.node]
+        for stop in new:
+            self.stopped[stop.node] = stop
+        if new:
+            gone = {s.node for s in new}
+            self.succession = [e for e in self.succession if e.node not in gone]
+        return new
 
     def take_over(self, epoch: int | None = None) -> int:
         """Start taking the room over: at ``epoch`` (a handover names it) or at the next
@@ -316,4 +354,5 @@ class Carriage:
             "upstream": None if self.acting else self.upstream,
             "succession": [e.to_json() for e in self.succession],
             "carriage": self.state.value,
+            "stopped": [s.to_json() for s in self.stopped.values()],
         }

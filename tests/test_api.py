@@ -147,8 +147,14 @@ def test_registration_closed_and_approval(
     )
     approval_node = node_factory(accounts={"registration": "approval"})
     approval = api_factory(approval_node)
+    # In approval mode the moderators read why someone wants to join: it is asked for.
+    assert_error(
+        approval.http.post("/api/v1/accounts", json={"username": "y", "password": "pw123456"}),
+        422,
+    )
     pending = approval.http.post(
-        "/api/v1/accounts", json={"username": "y", "password": "pw123456"}
+        "/api/v1/accounts",
+        json={"username": "y", "password": "pw123456", "reason": "I host a weekly show"},
     )
     assert pending.status_code == 202 and pending.json()["status"] == "pending"
     assert_error(
@@ -173,6 +179,7 @@ def test_registration_closed_and_approval(
     assert_error(approval.http.get("/api/v1/admin/accounts/pending"), 401)
     pending_list = approval.request("GET", "/api/v1/admin/accounts/pending", admin).json()
     assert [a["username"] for a in pending_list["accounts"]] == ["y"]
+    assert pending_list["accounts"][0]["signup_reason"] == "I host a weekly show"
     approved = approval.request("POST", "/api/v1/admin/accounts/y/approve", admin)
     assert approved.status_code == 200
     assert_error(approval.request("POST", "/api/v1/admin/accounts/y/approve", admin), 409)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from federation.client import ACCEPT_ACTIVITY, FederationClient, domain_is_blocked
+from federation.client import ACCEPT_ACTIVITY, BlockedDomains, FederationClient, domain_is_blocked
 from federation.errors import (
     BlockedDomain,
     PayloadTooLarge,
@@ -56,7 +56,9 @@ def test_domain_block_matching(host: str, blocked: bool) -> None:
 
 async def test_blocked_domain_refused(keys: KeyPair) -> None:
     async with FederationClient(
-        transport=ok_transport(), blocked_domains=["evil.example"], resolve_host=public_resolver
+        transport=ok_transport(),
+        domains=BlockedDomains.of(["evil.example"]),
+        resolve_host=public_resolver,
     ) as client:
         with pytest.raises(BlockedDomain) as info:
             await client.get_json(

@@ -4,6 +4,10 @@ A public room going live is a ``Create{Note}`` from its host to the host's follo
 title or speaker changes while live are an ``Update`` (debounced: at most one per
 ``UPDATE_DEBOUNCE_S`` per room); the end is an ``Update`` with ``roomState: ended``.
 Rooms that were live when the node died are announced as ended on the next start.
+
+Two exceptions, both an operator's: a silenced host's rooms are not announced, and a room
+this node's operator stopped carrying (it goes on elsewhere) gets no ``ended`` Update: the
+node would speak for the host, who did not end it (FEDERATION.md "Operators and survival").
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from federation.activities import RoomAnnouncement, build_create, build_room_not
 from federation.activities import RoomState as AnnouncedState
 from federation.actors import ActorUrls
 from federation.outbox import OutboxPublisher
+from node.errors import NotFound
 from node.onair.on_air import OnAir
 from node.onair.stage import Stage
-from node.rooms import Room, RoomState, Visibility
+from node.rooms import EndedBy, Room, RoomState, Visibility
 from node.store.federation import SqliteRoomNotes
 from node.store.rooms import room_from_row
 
@@ -80,6 +85,8 @@ class RoomAnnouncer:
             return
         known = self._rooms.get(room.id)
         if room.state is RoomState.LIVE and known is None:
+            if self._silenced(room.host):
+                return
             self._rooms[room.id] = _Announced(
                 note_id=f"{self._base}/users/{room.host}/rooms/{room.id}",
                 published=dt.datetime.now(dt.UTC),
@@ -89,11 +96,21 @@ class RoomAnnouncer:
         elif room.state is RoomState.ENDED and known is not None:
             if known.pending is not None:
                 known.pending.cancel()
+            if room.ending is not None and room.ending.by is EndedBy.OPERATOR:
+                self._rooms.pop(room.id, None)
+                self._notes.ended(room.id)
+                return
             self._spawn(self._announce(room, "End"))
         elif room.state is RoomState.LIVE and known is not None and known.pending is None:
             since = time.monotonic() - known.last_sent
             delay = max(UPDATE_COALESCE_S, UPDATE_DEBOUNCE_S - since)
             known.pending = self._spawn(self._debounced_update(room, delay))
+
+    def _silenced(self, username: str) -> bool:
+        try:
+            return self._stage.accounts.get(username).silenced
+        except NotFound:
+            return False
 
     async def _debounced_update(self, room: Room, delay: float) -> None:
         await asyncio.sleep(delay)

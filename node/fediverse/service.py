@@ -12,15 +12,15 @@ import importlib.metadata
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import sqlite_utils
 
-from federation.activities import build_follow, build_undo
+from federation.activities import build_delete, build_follow, build_undo
 from federation.actors import ActorUrls, RemoteActor, parse_acct, parse_webfinger
-from federation.client import ActorResolver, FederationClient, domain_is_blocked
+from federation.client import ActorResolver, FederationClient
 from federation.delivery import DeliveryWorker
 from federation.egress import AddressPolicy, hostname_of
 from federation.errors import (
@@ -32,7 +32,8 @@ from federation.errors import (
 )
 from federation.inbox import InboxContext, InboxWorker
 from federation.outbox import OutboxPublisher
-from federation.ports import FollowState, RoomActions
+from federation.ports import DomainPolicy, FlagReceiver, FollowState, RoomActions
+from federation.reports import build_flag
 from federation.routes import FederationSite
 from node.accounts import Account
 from node.config import Config
@@ -50,6 +51,7 @@ from node.store.federation import (
     SqliteRoomDirectory,
     SqliteRoomNotes,
 )
+from node.store.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,15 @@ class Fediverse:
         db: sqlite_utils.Database,
         accounts: AccountDirectory,
         stage: Stage,
+        domains: DomainPolicy,
+        settings: SettingsStore,
     ) -> None:
         self.config = config
         self.stage = stage
         self.base_url = config.node.base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc.lower()
-        self.blocked_domains = frozenset(d.lower() for d in config.federation.blocked_domains)
+        self.domains = domains
+        """The node's live domain blocks: every request in and out asks them."""
         self._inbox_wake = asyncio.Event()
         self._delivery_wake = asyncio.Event()
         self.follows = SqliteFollows(db)
@@ -92,12 +97,13 @@ class Fediverse:
         self.actor_cache = SqliteActorCache(db)
         self.remote_room_directory = SqliteRoomDirectory(db)
         self.outbox = SqliteOutbox(db)
-        self.actors = NodeActors(db, accounts, config)
+        self.actors = NodeActors(db, accounts, config, settings)
         self.accounts = accounts
         self.site: FederationSite | None = None
         self.publisher: OutboxPublisher | None = None
         self.client: FederationClient | None = None
         self.resolver: ActorResolver | None = None
+        self.delivery_worker: DeliveryWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.announcer = RoomAnnouncer(
             self.base_url, SqliteRoomNotes(db), stage, lambda: self.publisher
@@ -106,14 +112,17 @@ class Fediverse:
         for on_air in list(stage.rooms_on_air.values()):
             self.announcer.watch(on_air)
 
-    async def start(self, room_actions: RoomActions | None = None) -> None:
+    async def start(
+        self, room_actions: RoomActions | None = None, flags: FlagReceiver | None = None
+    ) -> None:
         """Start the inbox and delivery workers; ``room_actions`` applies the room actions
-        of remote users (node.relaying)."""
+        of remote users (node.relaying), ``flags`` files other servers' reports
+        (node.moderation)."""
         self.actors.ensure_instance_key()
         key_id, pem = self.actors.instance_key()
         self.client = FederationClient(
             user_agent=f"Parley/{_software_version()} (+{self.base_url}/)",
-            blocked_domains=self.blocked_domains,
+            domains=self.domains,
             policy=address_policy(self.config),
         )
         self.resolver = ActorResolver(
@@ -124,7 +133,7 @@ class Fediverse:
             self.resolver,
             self.deliveries,
             self.outbox,
-            blocked_domains=self.blocked_domains,
+            domains=self.domains,
         )
         context = InboxContext(
             follows=self.follows,
@@ -134,9 +143,10 @@ class Fediverse:
             actors=self.actor_cache,
             resolver=self.resolver,
             room_actions=room_actions,
+            flags=flags,
         )
         inbox_worker = InboxWorker(self.inbox, context)
-        delivery_worker = DeliveryWorker(
+        delivery_worker = self.delivery_worker = DeliveryWorker(
             self.deliveries, self.actors, self.client, on_gone=self._inbox_gone
         )
         self.site = FederationSite(
@@ -147,7 +157,7 @@ class Fediverse:
             inbox=self.inbox,
             resolver=self.resolver,
             authorized_fetch=self.config.federation.authorized_fetch,
-            blocked_domains=self.blocked_domains,
+            domains=self.domains,
             software_version=_software_version(),
             on_stored=self._inbox_wake.set,
         )
@@ -247,6 +257,48 @@ class Fediverse:
         remote = await resolver.actor(actor_id)
         return self.handle_of_actor(remote.id, remote.preferred_username)
 
+    # ------------------------------------------------------------------ operators' actions
+
+    async def sever(self, is_blocked: Callable[[str], bool]) -> int:
+        """Forget every follow to and from actors on hosts ``is_blocked`` says (a domain
+        was blocked): its users no longer hear from ours, nor ours from them."""
+        removed = 0
+        for actor in self.follows.remote_actors():
+            if is_blocked(hostname_of(actor)):
+                removed += await self.follows.remove_actor(actor)
+        if removed:
+            log.info("severed %d follows with blocked servers", removed)
+        return removed
+
+    async def send_flag(self, target: RemoteActor, objects: list[str], content: str) -> str:
+        """Forward a report to ``target``'s server as Mastodon does: a ``Flag`` from our
+        instance actor (the reporter stays anonymous) to the reported account's inbox.
+        Returns the Flag's id."""
+        _, _, publisher = self._ready()
+        instance = ActorUrls.for_instance(self.base_url).id
+        flag_id = f"{self.base_url}/flags/{uuid.uuid4()}"
+        await publisher.send(
+            instance, build_flag(flag_id, instance, objects, content), target.inbox
+        )
+        return flag_id
+
+    async def announce_deletion(self, username: str) -> None:
+        """An account's deletion made final: a ``Delete`` of its actor to every server
+        that follows it or that it follows (signed with its key, as Mastodon does)."""
+        _, resolver, publisher = self._ready()
+        actor = self.actor_id(username)
+        delete = build_delete(f"{actor}#delete", actor, actor)
+        targets = set(await publisher.publish(actor, delete))
+        for remote_id in await self.follows.following(actor):
+            try:
+                remote = await resolver.actor(remote_id)
+            except FederationError as exc:
+                log.info("Delete not sent to %s: %s", remote_id, exc)
+                continue
+            if remote.delivery_inbox not in targets and not self.domains.is_blocked(remote.host):
+                targets.add(remote.delivery_inbox)
+                await publisher.send(actor, delete, remote.delivery_inbox)
+
     # ------------------------------------------------------------------ follows (JSON API)
 
     def federation_client(self) -> FederationClient:
@@ -289,14 +341,14 @@ class Fediverse:
         try:
             if text.startswith(("http://", "https://")):
                 host = hostname_of(text)
-                if domain_is_blocked(host, self.blocked_domains):
+                if self.domains.is_blocked(host):
                     raise BlockedDomain(host)
                 return await resolver.actor(text, refresh=True)
             try:
                 user, host = parse_acct(text)
             except ActivityParseError:
                 raise InvalidInput("handle", "must be a handle like alice@example.org") from None
-            if domain_is_blocked(hostname_of(f"//{host}") or host, self.blocked_domains):
+            if self.domains.is_blocked(hostname_of(f"//{host}") or host):
                 raise BlockedDomain(host)
             return await resolver.actor(await self._webfinger(user, host), refresh=True)
         except BlockedDomain as exc:

@@ -69,7 +69,7 @@ class Sessions:
     by_id: dict[str, OnAir]
     room_json: Callable[[OnAir], dict[str, Any]]
     persist: Callable[[Room], None]
-    persist_block: Callable[[Room, str], None]
+    persist_block: Callable[[Room, str, bool], None]
     forget: Callable[[OnAir], None]
     ogg_packets_per_page: int
     speaker_timeout_s: float
@@ -296,6 +296,16 @@ class OnAir:
         act = Act(account.username, target, arguments)
         return await self._source().act(action, act, account.display_name)
 
+    async def drop_user(self, username: str) -> None:
+        """Close everything ``username`` has open in the room (their account was
+        suspended): their publishing session and their room sockets."""
+        await self.close_publisher(username)
+        for watcher in [w for w in self.watchers if w.username == username]:
+            self.watchers.discard(watcher)
+            watcher.close()
+            if self.source is not None:
+                self.source.leave(username)
+
     # -- watchers (WebSocket clients) -----------------------------------------------------
 
     def watch(self, account: Account | None) -> Watcher:
@@ -345,8 +355,7 @@ class OnAir:
             for watcher in [w for w in self.watchers if w.username == username]:
                 self.watchers.discard(watcher)
                 watcher.close()
-            if event["blocked"]:
-                self._node.persist_block(self.room, username)
+            self._node.persist_block(self.room, username, bool(event["blocked"]))
         elif kind == "room" and self.room.state is RoomState.LIVE:
             self._node.persist(self.room)
             self.go_live()

@@ -6,7 +6,6 @@ other nodes are put on air by node.relaying with the program arriving from upstr
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -20,7 +19,7 @@ from node.media.peers import ListenerSessions, PeerSessions
 from node.onair.local_mix import LocalMix
 from node.onair.on_air import OnAir, Sessions
 from node.onair.source import ProgramSource
-from node.rooms import Room, RoomState, Visibility, new_room_id
+from node.rooms import OPEN_DOORS, Room, RoomPolicy, RoomState, Visibility, new_room_id
 from node.store.accounts import AccountDirectory
 from node.store.rooms import RoomStore, room_from_row
 from node.succession import Carriage
@@ -44,6 +43,7 @@ class Stage:
         *,
         room_url: Callable[[Room], dict[str, str]],
         listeners: ListenerSessions | None = None,
+        policy: RoomPolicy = OPEN_DOORS,
     ) -> None:
         self.config = config
         self.base_url = config.node.base_url.rstrip("/")
@@ -54,6 +54,8 @@ class Stage:
         self.listeners: ListenerSessions = listeners if listeners is not None else peers
         """WHEP listeners' sessions: these peers, or worker processes ([media] workers)."""
         self._room_urls = room_url
+        self.policy = policy
+        """The node's rules for every room it carries (node.onair.admission)."""
         self.rooms_on_air: dict[str, OnAir] = {}
         self.sessions: dict[str, OnAir] = {}
         self._on_air_callbacks: list[Callable[[OnAir], None]] = []
@@ -96,6 +98,7 @@ class Stage:
         source: Callable[[OnAir], ProgramSource] | None = None,
     ) -> OnAir:
         """Put ``room`` on air with ``source`` (default: our mixer, we act as origin)."""
+        room.policy = self.policy
         on_air = OnAir(room, carriage, None, self._sessions)
         on_air.source = (source or self.local_mix)(on_air)
         self.rooms_on_air[room.id] = on_air
@@ -159,6 +162,7 @@ class Stage:
             blocked=self.store.blocked_usernames(room_id),
         )
         if room.state is RoomState.ENDED:
+            room.ending = self.store.ending(room_id)
             # Ended rooms are read-only history: not kept on air.
             carriage = self._origin_carriage(room)
             carriage.end()
@@ -186,11 +190,12 @@ class Stage:
     def _persist(self, room: Room) -> None:
         if self.store.exists(room.id):
             self.store.save(room)
+            if room.state is RoomState.ENDED and room.ending is not None:
+                self.store.save_ending(room.id, room.ending, room.ended_at or time.time())
 
-    def _persist_block(self, room: Room, username: str) -> None:
+    def _persist_block(self, room: Room, username: str, blocked: bool) -> None:
         if self.store.exists(room.id):
-            with contextlib.suppress(NotFound):
-                self.store.save_block(room.id, self.accounts.get(username).id)
+            self.store.save_removal(room.id, username, blocked=blocked)
 
     def load_unfinished(self, keep: Collection[str] = ()) -> None:
         """``keep``: live rooms node.relaying takes care of (carried on by other nodes)."""

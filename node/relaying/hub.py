@@ -49,7 +49,7 @@ SUBSCRIBER_QUEUE = 100
 MAX_SUBSCRIBERS_PER_ROOM = 32
 KEEPALIVE_S = 0.5
 REMOTE_SPEAKER_IDLE_S = 3.0
-FORWARDED = DOWNSTREAM_TYPES - {"snapshot", "ping", "handover"}
+FORWARDED = DOWNSTREAM_TYPES - {"snapshot", "ping", "handover", "stopped"}
 """Room events a relay takes from the room's bus (state and ephemeral alike)."""
 
 
@@ -148,6 +148,25 @@ class RelayHub:
         self.subscribers.clear()
         self.drop_remote_speakers()
 
+    def stop(self, reason: str) -> None:
+        """This node stops carrying the room (its operator's decision): every relay is
+        told so, distinctly from the room's end, and let go; they carry on without us
+        (FEDERATION.md "Operators and survival")."""
+        self._unsubscribe()
+        text = serialize_control({"type": "stopped", "by": "operator", "reason": reason})
+        for subscriber in list(self.subscribers):
+            if not subscriber.send(text):
+                # A full queue loses its oldest audio, not this.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    subscriber.queue.get_nowait()
+                subscriber.send(text)
+            subscriber.close()
+        self.subscribers.clear()
+        self.drop_remote_speakers()
+        for task in (self._pump, self._watchdog):
+            if task is not None:
+                task.cancel()
+
     def drop_remote_speakers(self) -> None:
         for name in list(self.remote_speakers):
             self._drop_speaker(name)
@@ -184,6 +203,9 @@ class RelayHub:
             "epoch": carriage.epoch,
             "succession": [e.to_json() for e in entries],
             "path": carriage.path_down(),
+            "stopped": [s.to_json() for s in carriage.stopped.values()],
+            # Out for the room's life on every node that carries it (names as we name them).
+            "removed": sorted(self.names.handle(n) for n in self.on_air.room.blocked),
         }
 
     def broadcast_snapshot(self) -> None:

@@ -198,6 +198,8 @@ class Upstream:
 
         if kind in ("snapshot", "room"):
             replicate(room, message["room"], name)
+            if kind == "snapshot":
+                room.replicate_removed({name(n) for n in message.get("removed", [])})
         elif kind == "member":
             member = dict(message["member"])
             member["username"] = name(str(member.get("username")))

@@ -11,8 +11,6 @@ from federation.client import FederationClient
 class RelaySigner(Protocol):
     """Signs what this node sends to other nodes about rooms."""
 
-    blocked_domains: frozenset[str]
-
     def federation_client(self) -> FederationClient:
         """The node's one outgoing client (address policy, blocklist): every request to
         another node goes through it, relay WebSockets included."""

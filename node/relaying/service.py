@@ -33,12 +33,21 @@ from node.onair.stage import Stage, ws_url
 from node.relaying.counters import RelayCounters
 from node.relaying.discovery import RoomFinder, room_url_parts
 from node.relaying.hub import RelayHub, RelaySubscriber
-from node.relaying.mirror import Upstream
+from node.relaying.mirror import Upstream, abort
 from node.relaying.names import Names, http_url, netloc
 from node.relaying.ports import RelaySigner
 from node.relaying.survival import CONNECT_TIMEOUT_S, Carrier, probe
 from node.room_actions import BY_ACTIVITY, Act, apply
-from node.rooms import MODERATORS, Room, RoomState, new_room_id, replicate, visibility_of
+from node.rooms import (
+    MODERATORS,
+    EndedBy,
+    Ending,
+    Room,
+    RoomState,
+    new_room_id,
+    replicate,
+    visibility_of,
+)
 from node.store.relaying import CarriedRoomRow, RelayRooms
 from node.succession import Carriage, CarryState
 
@@ -354,6 +363,60 @@ class RelayService:
         if target is None:
             raise Conflict("that node does not relay this room now")
         await self.carrier(on_air).move_to(target)
+
+    # -- an operator stops carrying a room ---------------------------------------------------
+
+    async def stop_carrying(self, on_air: OnAir, reason: str) -> None:
+        """This node's operator stops carrying the room (ended it on the admin page,
+        suspended its host, blocked the server it comes from): it ends *here*. Our relays
+        hear "stopped" (not the room's end) and carry it on without us; our upstream, if
+        we relay it, just loses us (FEDERATION.md "Operators and survival")."""
+        room = on_air.room
+        if room.state is RoomState.ENDED:
+            return
+        carried_on = [
+            http_url(e.relay).replace("/relay/v1/rooms/", "/rooms/", 1)
+            for e in on_air.carriage.succession
+            if e.node != self.base_url
+        ]
+        hub = self.hubs.pop(room.id, None)
+        if hub is not None:
+            carried_on += [
+                http_url(s.entry.relay).replace("/relay/v1/rooms/", "/rooms/", 1)
+                for s in hub.subscribers
+                if s.entry is not None
+            ]
+            hub.stop(reason)
+        carrier = self.carriers.pop(room.id, None)
+        if carrier is not None:
+            await carrier.close()
+        logger.info("room %s: this node's operator stops carrying it (%s)", room.id, reason)
+        room.end(
+            None,
+            ending=Ending(
+                EndedBy.OPERATOR,
+                node=self.names.own_host,
+                reason=reason,
+                carried_on=tuple(dict.fromkeys(carried_on)),
+            ),
+        )
+
+    def drop_upstream(self, on_air: OnAir) -> None:
+        """Let go of the node we take the room from (its server was just blocked): the
+        room's carrier walks on to the next node that carries it."""
+        carrier = self.carriers.get(on_air.room.id)
+        source = on_air.source
+        if carrier is not None and isinstance(source, Upstream) and source.link is not None:
+            abort(source.link)
+
+    def drop_subscribers(self, on_air: OnAir, refused: Callable[[str], bool]) -> None:
+        """Let go of the relays whose host ``refused`` says (a server just blocked)."""
+        hub = self.hubs.get(on_air.room.id)
+        if hub is None:
+            return
+        for subscriber in [s for s in hub.subscribers if refused(s.host)]:
+            hub.remove(subscriber)
+            subscriber.close()
 
     # -- activities of remote users (federation.ports.RoomActions) --------------------------
 

@@ -26,12 +26,13 @@ from federation.relay import (
     parse_control,
     serialize_control,
 )
+from federation.sanitize import plain_text
 from node.errors import ParleyError
 from node.onair.on_air import OnAir
 from node.relaying.context import RelayContext
 from node.relaying.mirror import Upstream, abort, entries_of, send_quietly
-from node.relaying.names import netloc
-from node.succession import PROMOTE, CarryState
+from node.relaying.names import http_url, netloc
+from node.succession import PROMOTE, CarryState, Stop
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,15 @@ class Carrier:
         kind = message["type"]
         if kind == "ping":
             return False
+        if kind == "stopped":
+            # Our upstream's operator stopped carrying the room: not the room's end. We
+            # walk on without it (never back to it), as after a crash.
+            node = self.carriage.node_of(url) or http_url(url).split("/relay/", 1)[0]
+            reason = plain_text(str(message.get("reason") or ""), 500)
+            logger.info("room %s: %s stopped carrying it (%s)", self.room_id, node, reason)
+            self.learned_stops([Stop(node, "operator", reason)])
+            self._silent = True
+            return None
         if kind == "snapshot":
             epoch = int(message["epoch"])
             was = self.carriage.epoch
@@ -217,6 +227,12 @@ class Carrier:
             if epoch > was:
                 upstream.new_epoch()
             upstream.on_event(message, netloc(url))
+            self.learned_stops(
+                [
+                    Stop(s["node"], plain_text(s["by"], 32), plain_text(s["reason"], 500))
+                    for s in message.get("stopped", [])
+                ]
+            )
             self.ctx.changed(self.on_air)
             return True
         if kind == "handover":
@@ -235,6 +251,24 @@ class Carrier:
         if kind == "room":
             self.ctx.changed(self.on_air)
         return False
+
+    def learned_stops(self, stops: list[Stop]) -> None:
+        """Nodes that stopped carrying the room: our watchers see who and why, our relays
+        get the news in a snapshot, and the list we walk no longer has them."""
+        new = self.carriage.learn_stops(stops)
+        if not new:
+            return
+        self.on_air.events.publish(
+            {
+                "type": "carriage",
+                "carriage": self.carriage.to_json(),
+                "stopped": [s.to_json() for s in new],
+            }
+        )
+        self.ctx.changed(self.on_air)
+        hub = self.ctx.hubs.get(self.room_id)
+        if hub is not None:
+            hub.broadcast_snapshot()
 
     # -- taking over, stepping down, moving on --------------------------------------------
 

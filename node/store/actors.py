@@ -1,30 +1,40 @@
 """Our actors as the federation package asks for them (``LocalActors``, ``KeyStore``):
-the accounts table, and the instance actor's keypair in ``fed_instance``."""
+the accounts table, and the instance actor's keypair in ``fed_instance``.
+
+A suspended or deleted account's actor is gone (410) to others; a deleted one still signs
+the ``Delete`` that tells them, so its key stays usable for that."""
 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from federation.actors import ActorUrls
 from federation.keys import generate_keypair
 from federation.ports import LocalAccount, NodeUsage
-from node.accounts import Account
+from node.accounts import Account, AccountStatus
 from node.config import Config
 from node.errors import NotFound
 from node.store.accounts import AccountDirectory
+from node.store.settings import SettingsStore
 
 
 class NodeActors:
     """LocalActors and KeyStore over the accounts table and the instance keypair."""
 
     def __init__(
-        self, db: sqlite_utils.Database, accounts: AccountDirectory, config: Config
+        self,
+        db: sqlite_utils.Database,
+        accounts: AccountDirectory,
+        config: Config,
+        settings: SettingsStore,
     ) -> None:
         self._db = db
         self._accounts = accounts
         self._config = config
+        self._settings = settings
         self.base_url = config.node.base_url.rstrip("/")
         self.instance = ActorUrls.for_instance(self.base_url)
 
@@ -53,12 +63,22 @@ class NodeActors:
         username = actor_id[len(prefix) :]
         return username if username and "/" not in username else None
 
-    def _active(self, username: str) -> Account | None:
+    def _find(self, username: str) -> Account | None:
         try:
-            account = self._accounts.get(username)
+            return self._accounts.get(username)
         except NotFound:
             return None
-        return account if account.status == "active" else None
+
+    def _active(self, username: str) -> Account | None:
+        account = self._find(username)
+        return account if account is not None and account.active else None
+
+    async def gone(self, username: str) -> bool:
+        account = self._find(username)
+        return account is not None and account.status in (
+            AccountStatus.SUSPENDED,
+            AccountStatus.DELETED,
+        )
 
     async def account(self, username: str) -> LocalAccount | None:
         account = self._active(username)
@@ -82,12 +102,25 @@ class NodeActors:
             return int(row[0])
 
         posts = self._db.execute("select count(*) from fed_room_notes").fetchone()
+        settings = self._settings.current()
+        metadata: dict[str, object] = {
+            "nodeName": settings.name or urlsplit(self.base_url).netloc,
+            "nodeDescription": settings.description,
+            "registration": settings.registration,
+            "rules": list(settings.rules),
+        }
+        if settings.contact:
+            metadata["maintainer"] = {
+                "name": settings.contact,
+                "url": f"{self.base_url}/@{settings.contact}",
+            }
         return NodeUsage(
             users_total=self._accounts.count(),
             users_active_month=active_since(30 * 86400),
             users_active_halfyear=active_since(182 * 86400),
             local_posts=int(posts[0]),
-            open_registrations=self._config.accounts.registration == "open",
+            open_registrations=settings.registration == "open",
+            metadata=metadata,
         )
 
     async def local_actor_key(self, actor_id: str) -> tuple[str, str] | None:
@@ -97,7 +130,7 @@ class NodeActors:
         username = self.username_of(actor_id)
         if username is None:
             return None
-        account = self._active(username)
-        if account is None:
+        account = self._find(username)
+        if account is None or account.status not in (AccountStatus.ACTIVE, AccountStatus.DELETED):
             return None
         return f"{actor_id}#main-key", self._accounts.private_key_pem(account.id)

@@ -3,7 +3,10 @@ brought to the newest schema (node.store.schema's migrations) whenever it is ope
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlite_utils
@@ -32,3 +35,32 @@ def open_database(data_dir: str | Path, *, upgrade: bool = True) -> sqlite_utils
         conn.close()
         raise
     return db
+
+
+_savepoints = itertools.count()
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """Everything inside commits together or not at all. The connection is in autocommit
+    mode (``isolation_level=None``), where ``with conn:`` opens no transaction; inside
+    another transaction this is a savepoint."""
+    conn = db.conn
+    if conn.in_transaction:
+        name = f"sp{next(_savepoints)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

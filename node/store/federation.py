@@ -22,6 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
@@ -118,6 +119,13 @@ class SqliteFollows:
             count += cursor.rowcount
         return count
 
+    def remote_actors(self) -> set[str]:
+        """Every remote actor that follows one of ours or is followed by one."""
+        rows = self._db.execute(
+            "select remote_actor from fed_followers union select remote_actor from fed_following"
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def rows(self, table: str, local_actor: str) -> list[dict[str, Any]]:
         """Follow rows with the cached actor's username, for the JSON API."""
         cursor = self._db.execute(
@@ -182,6 +190,10 @@ class SqliteInbox:
             [reason[:500], _now(), row_id],
         )
 
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("select state, count(*) from fed_inbox group by state")
+        return {r[0]: r[1] for r in rows.fetchall()}
+
 
 class SqliteDeliveries:
     def __init__(self, db: sqlite_utils.Database, on_added: Callable[[], None]) -> None:
@@ -243,6 +255,23 @@ class SqliteDeliveries:
             "select state, count(*) from fed_deliveries group by state"
         ).fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def failing_hosts(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Servers with deliveries waiting after a failed try: how many, the most tries,
+        the last error."""
+        rows = self._db.execute(
+            "select inbox_url, tries, last_error, updated_at from fed_deliveries "
+            "where state = 'queued' and tries > 0 order by updated_at desc limit 1000"
+        ).fetchall()
+        hosts: dict[str, dict[str, Any]] = {}
+        for inbox, tries, error, _updated in rows:
+            host = urlsplit(inbox).netloc
+            entry = hosts.setdefault(
+                host, {"host": host, "waiting": 0, "tries": 0, "last_error": error or ""}
+            )
+            entry["waiting"] += 1
+            entry["tries"] = max(entry["tries"], tries)
+        return sorted(hosts.values(), key=lambda h: -h["waiting"])[:limit]
 
 
 class SqliteActorCache:

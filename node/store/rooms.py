@@ -1,5 +1,7 @@
-"""Rooms' durable part in SQLite (tables ``rooms`` and ``room_blocks``): identity, title,
-life cycle, blocks. What happens in a live room is in memory (node.rooms.Room)."""
+"""Rooms' durable part in SQLite (tables ``rooms``, ``room_removals``, ``room_endings``
+and release 0.1's ``room_blocks``): identity, title, life cycle, who was removed or
+blocked (kept out for the room's life, whatever node they are on) and how it ended. What
+happens in a live room is in memory (node.rooms.Room)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from node.rooms import Room, RoomState, Visibility
+from node.rooms import EndedBy, Ending, Room, RoomState, Visibility
 
 
 class RoomStore:
@@ -45,11 +47,28 @@ class RoomStore:
             },
         )
 
-    def save_block(self, room_id: str, account_id: int) -> None:
-        self._db.table("room_blocks").insert(
-            {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
-            replace=True,
+    def save_removal(self, room_id: str, member: str, *, blocked: bool) -> None:
+        """``member`` (named as rooms name them: ours bare, others ``user@host``) stays
+        out of the room for its life."""
+        self._db.execute(
+            "insert into room_removals (room_id, member, blocked, created_at) "
+            "values (?, ?, ?, ?) on conflict (room_id, member) do update "
+            "set blocked = max(blocked, excluded.blocked)",
+            [room_id, member, int(blocked), time.time()],
         )
+
+    def save_ending(self, room_id: str, ending: Ending, ended_at: float) -> None:
+        self._db.execute(
+            "insert or replace into room_endings (room_id, by_whom, node, reason, ended_at) "
+            "values (?, ?, ?, ?, ?)",
+            [room_id, ending.by.value, ending.node, ending.reason, ended_at],
+        )
+
+    def ending(self, room_id: str) -> Ending | None:
+        row = self._db.execute(
+            "select by_whom, node, reason from room_endings where room_id = ?", [room_id]
+        ).fetchone()
+        return None if row is None else Ending(EndedBy(row[0]), row[1], row[2])
 
     def rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         sql = (
@@ -60,11 +79,14 @@ class RoomStore:
         return [dict(r) for r in self._db.query(sql, params)]
 
     def blocked_usernames(self, room_id: str) -> set[str]:
+        """Everyone kept out of the room: removed or blocked, of any node (and the
+        blocks release 0.1 kept, of our own accounts)."""
         sql = (
-            "select accounts.username from room_blocks join accounts "
-            "on accounts.id = room_blocks.account_id where room_blocks.room_id = ?"
+            "select accounts.username as name from room_blocks join accounts "
+            "on accounts.id = room_blocks.account_id where room_blocks.room_id = ? "
+            "union select member as name from room_removals where room_id = ?"
         )
-        return {r["username"] for r in self._db.query(sql, [room_id])}
+        return {r["name"] for r in self._db.query(sql, [room_id, room_id])}
 
     def end_unfinished(self, now: float, keep: Collection[str] = ()) -> int:
         """Rooms left live by a previous run of this node end at start-up: their audio

@@ -7,8 +7,10 @@ start-up (and by ``python -m node migrate``); the database records which it has 
 code does not know is newer than the code: the node refuses to start on it.
 
 Migration 1 is the schema release 0.1 created; migration 2 the publish keys added after
-it. Both say ``if not exists``: databases made before migrations existed (release 0.1,
-and main before this list) already have some of their tables, and take the rest. Every
+it; migration 3 what running a public node needs (roles, suspensions, reports, domain
+blocks, server settings, personal blocks, room removals). Migrations 1 and 2 say ``if not
+exists``: databases made before migrations existed (release 0.1, and main before this
+list) already have some of their tables, and take the rest. Every
 later migration runs exactly once on a known shape, so it says what it means
 (``create table``, ``alter table ... add column``) and fails loudly otherwise.
 
@@ -156,6 +158,53 @@ MIGRATIONS: tuple[Migration, ...] = (
                created_at real not null, last_used_at real)""",
             """create unique index if not exists idx_publish_keys_key_hash
                on publish_keys (key_hash)""",
+        ),
+    ),
+    # Running a public node (node.store.moderation, node.store.domain_blocks,
+    # node.store.reports, node.store.settings, node.store.rooms): new tables only, so the
+    # rows of release 0.1's tables stay as they were. ``account_standing`` holds what an
+    # account's row lacks (role beyond is_admin, silence, the sign-up reason); an account
+    # without a row is a user (or an admin, by is_admin) in good standing.
+    Migration(
+        3,
+        "moderation",
+        (
+            """create table account_standing (
+               account_id integer primary key references accounts(id),
+               role text not null default 'user',
+               silenced_at real, suspended_at real, deleted_at real,
+               signup_reason text not null default '')""",
+            """create table password_resets (
+               token_hash text primary key, account_id integer not null references accounts(id),
+               created_by integer references accounts(id), created_at real not null,
+               expires_at real not null, used_at real)""",
+            """create table domain_blocks (
+               domain text primary key, severity text not null,
+               public_comment text not null default '', private_note text not null default '',
+               created_by integer references accounts(id), created_at real not null)""",
+            """create table reports (
+               id integer primary key autoincrement,
+               reporter_id integer references accounts(id), reporter_actor text,
+               forwarded_from text, target_kind text not null, target_account text,
+               target_actor text, room_url text, room_title text not null default '',
+               comment text not null default '', rule text not null default '',
+               forward integer not null default 0, flag_id text,
+               state text not null default 'open', action_taken text not null default '',
+               resolved_by integer references accounts(id), resolved_at real,
+               created_at real not null)""",
+            "create index reports_state on reports (state, id)",
+            "create unique index reports_flag on reports (flag_id) where flag_id is not null",
+            "create table node_settings (name text primary key, value text not null)",
+            """create table personal_blocks (
+               account_id integer not null references accounts(id), kind text not null,
+               target text not null, created_at real not null,
+               primary key (account_id, kind, target))""",
+            """create table room_removals (
+               room_id text not null, member text not null, blocked integer not null,
+               created_at real not null, primary key (room_id, member))""",
+            """create table room_endings (
+               room_id text primary key, by_whom text not null, node text not null,
+               reason text not null default '', ended_at real not null)""",
         ),
     ),
 )

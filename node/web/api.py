@@ -12,6 +12,7 @@ from federation import jsonlimits
 from federation.errors import ActivityParseError
 from node.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from node.media.workers import WorkerPool
+from node.moderation.listing import RoomListing
 from node.onair.on_air import OnAir
 from node.onair.stage import Stage
 from node.relaying.service import RelayService
@@ -70,6 +71,7 @@ def account_json(request: Request, account: Any) -> dict[str, Any]:
         "display_name": account.display_name,
         "bio": account.bio,
         "is_admin": account.is_admin,
+        "role": account.role.value,
         "handle": f"@{account.username}@{host}",
     }
 
@@ -80,14 +82,19 @@ def account_json(request: Request, account: Any) -> dict[str, Any]:
 async def create_account(request: Request) -> Response:
     request.app.state.auth_limiter.check(client_address(request))
     body = await read_json(request)
-    registration = request.app.state.config.accounts.registration
+    registration = request.app.state.settings.current().registration
     if registration == "closed":
         raise Forbidden("registration is closed on this node")
+    reason = body.get("reason", "")
+    if registration == "approval" and not (isinstance(reason, str) and reason.strip()):
+        # As Mastodon asks in approval mode: the moderators read it before approving.
+        raise InvalidInput("reason", "say why you want to join: the moderators read it")
     account = _accounts(request).create(
         body.get("username"),
         body.get("password"),
         display_name=body.get("display_name", ""),
         pending=registration == "approval",
+        signup_reason=reason if registration == "approval" else "",
     )
     if account.status == "pending":
         return JSONResponse({"username": account.username, "status": "pending"}, 202)
@@ -160,7 +167,7 @@ async def node_config(request: Request) -> Response:
     config = request.app.state.config
     return JSONResponse(
         {
-            "registration": config.accounts.registration,
+            "registration": request.app.state.settings.current().registration,
             "max_speakers": config.media.max_speakers,
             "ice_servers": request.app.state.browser_ice_servers,
         }
@@ -234,7 +241,9 @@ async def rooms(request: Request) -> Response:
         )
         return JSONResponse(stage.room_json(room), 201)
     local = [stage.room_json(r) for r in stage.live_public_rooms()]
-    return JSONResponse({"rooms": local + _listed(request)})
+    listing: RoomListing = request.app.state.listing
+    shown = listing.visible(local + _listed(request), optional_account(request))
+    return JSONResponse({"rooms": shown})
 
 
 async def room(request: Request) -> Response:

@@ -25,15 +25,25 @@ from node.media.hls import HlsOutputs
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
 from node.media.workers import WorkerPool, WorkerSettings
+from node.moderation.dashboard import Dashboard
+from node.moderation.listing import RoomListing
+from node.moderation.operators import Operators
+from node.moderation.recent import RecentProblems
+from node.moderation.reports import ReportDesk
+from node.onair.admission import Admission
 from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.rooms import Room
 from node.store.accounts import AccountDirectory
 from node.store.database import open_database
+from node.store.domain_blocks import DomainBlockList
+from node.store.personal_blocks import PersonalBlocks
 from node.store.publish_keys import PublishKeys
 from node.store.relaying import RelayRooms
+from node.store.reports import ReportStore
 from node.store.rooms import RoomStore
-from node.web import admin, api, follows, hls, publish_keys, signaling
+from node.store.settings import SettingsStore
+from node.web import admin, api, follows, hls, moderation, publish_keys, signaling
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -128,14 +138,47 @@ def create_app(config: Config) -> Starlette:
                 ),
             )
             await workers.start()
-        stage = Stage(config, accounts, RoomStore(db), peers, room_url=urls, listeners=workers)
-        fediverse = Fediverse(config, db, accounts, stage)
+        problems = RecentProblems()
+        problems.install()
+        settings = SettingsStore(db, config)
+        # The one list of blocked servers (node.toml's and the admins'), asked live by
+        # every part: federation in and out, relays, rooms, listings.
+        domains = DomainBlockList(db, config.federation.blocked_domains)
+        personal_blocks = PersonalBlocks(db, urlsplit(base_url).netloc)
+        stage = Stage(
+            config,
+            accounts,
+            RoomStore(db),
+            peers,
+            room_url=urls,
+            listeners=workers,
+            policy=Admission(personal_blocks, domains),
+        )
+        fediverse = Fediverse(config, db, accounts, stage, domains, settings)
         relay = RelayService(
             stage,
             RelayRooms(db),
             fediverse,
             ended_while_away=fediverse.announcer.recover,
         )
+        operators = Operators(
+            accounts=accounts, stage=stage, relay=relay, fediverse=fediverse, domains=domains
+        )
+        report_store = ReportStore(db)
+        reports = ReportDesk(
+            store=report_store,
+            accounts=accounts,
+            stage=stage,
+            fediverse=fediverse,
+            settings=settings,
+            operators=operators,
+        )
+        app.state.settings = settings
+        app.state.domains = domains
+        app.state.personal_blocks = personal_blocks
+        app.state.operators = operators
+        app.state.reports = reports
+        app.state.listing = RoomListing(accounts, domains, personal_blocks)
         app.state.relay = relay
         # Our rooms that other nodes may carry on since we stopped are not ended here:
         # node.relaying asks those nodes first, or resumes them as mirrors.
@@ -152,12 +195,23 @@ def create_app(config: Config) -> Starlette:
         app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         app.state.fediverse = fediverse
-        await fediverse.start(room_actions=relay)
+        app.state.dashboard = Dashboard(
+            stage=stage,
+            relay=relay,
+            fediverse=fediverse,
+            accounts=accounts,
+            reports=report_store,
+            problems=problems,
+            hls_streams=lambda: len(app.state.hls),
+        )
+        await fediverse.start(room_actions=relay, flags=reports)
         relay.restore()
         relay.recover_origins(recovering)
         try:
             yield
         finally:
+            await operators.settle()
+            problems.uninstall()
             await fediverse.stop()
             await relay.close()
             await stage.close()
@@ -173,6 +227,7 @@ def create_app(config: Config) -> Starlette:
     routes = [
         *api.routes,
         *admin.routes,
+        *moderation.routes,
         *publish_keys.routes,
         *signaling.routes,
         *hls.routes,
@@ -186,6 +241,10 @@ def create_app(config: Config) -> Starlette:
         Route("/rooms/remote", index),
         Route("/rooms/{room_id}", index),
         Route("/@{username}", index),
+        Route("/about", index),
+        Route("/admin", index),
+        Route("/admin/{section}", index),
+        Route("/reset-password", index),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     return Starlette(
