@@ -134,10 +134,16 @@ ACTIONS: tuple[RoomAction, ...] = (
         lambda room, a: room.set_role(a.actor, a.target, a.arguments["role"]),
         {"role": _role},
     ),
-    RoomAction("remove", None, Who.MODERATOR, lambda room, a: room.remove(a.actor, a.target), {}),
+    RoomAction(
+        "remove",
+        "parley:Remove",
+        Who.MODERATOR,
+        lambda room, a: room.remove(a.actor, a.target),
+        {},
+    ),
     RoomAction(
         "block",
-        None,
+        "parley:Block",
         Who.MODERATOR,
         lambda room, a: room.remove(a.actor, a.target, block=True),
         {},

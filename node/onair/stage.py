@@ -26,6 +26,8 @@ from node.succession import Carriage
 
 logger = logging.getLogger(__name__)
 
+ENDED_COPIES_KEPT = 256
+
 
 def ws_url(base_url: str) -> str:
     return base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
@@ -59,6 +61,8 @@ class Stage:
         self.rooms_on_air: dict[str, OnAir] = {}
         self.sessions: dict[str, OnAir] = {}
         self._on_air_callbacks: list[Callable[[OnAir], None]] = []
+        self.ended_copies: dict[str, OnAir] = {}
+        """Copies of other nodes' rooms that ended here, newest last (read-only)."""
         self.recovering: set[str] = set()
         """Our rooms that were live when we stopped, while node.relaying asks the nodes
         that relayed them whether one carries them on (they are not served meanwhile)."""
@@ -119,6 +123,12 @@ class Stage:
     def _forget(self, on_air: OnAir) -> None:
         if self.rooms_on_air.get(on_air.room.id) is on_air:
             del self.rooms_on_air[on_air.room.id]
+        if on_air.room.state is RoomState.ENDED and not self.store.exists(on_air.room.id):
+            # A copy of another node's room is in no table: its page still says how it
+            # ended (by its host, or by an operator) for a while.
+            self.ended_copies[on_air.room.id] = on_air
+            while len(self.ended_copies) > ENDED_COPIES_KEPT:
+                self.ended_copies.pop(next(iter(self.ended_copies)))
 
     def room_json(self, room: Room) -> dict[str, Any]:
         doc = {**room.to_json(), **self._room_urls(room)}
@@ -148,7 +158,7 @@ class Stage:
         return Carriage.origin_of(self.own_entry(room.id), f"{self.base_url}/rooms/{room.id}")
 
     def get(self, room_id: str) -> OnAir:
-        on_air = self.rooms_on_air.get(room_id)
+        on_air = self.rooms_on_air.get(room_id) or self.ended_copies.get(room_id)
         if on_air is not None:
             return on_air
         if room_id in self.recovering:

@@ -5,6 +5,7 @@ happens in a live room is in memory (node.rooms.Room)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Collection
 from typing import Any
@@ -59,16 +60,26 @@ class RoomStore:
 
     def save_ending(self, room_id: str, ending: Ending, ended_at: float) -> None:
         self._db.execute(
-            "insert or replace into room_endings (room_id, by_whom, node, reason, ended_at) "
-            "values (?, ?, ?, ?, ?)",
-            [room_id, ending.by.value, ending.node, ending.reason, ended_at],
+            "insert or replace into room_endings (room_id, by_whom, node, reason, carried_on, "
+            "ended_at) values (?, ?, ?, ?, ?, ?)",
+            [
+                room_id,
+                ending.by.value,
+                ending.node,
+                ending.reason,
+                json.dumps(list(ending.carried_on)),
+                ended_at,
+            ],
         )
 
     def ending(self, room_id: str) -> Ending | None:
         row = self._db.execute(
-            "select by_whom, node, reason from room_endings where room_id = ?", [room_id]
+            "select by_whom, node, reason, carried_on from room_endings where room_id = ?",
+            [room_id],
         ).fetchone()
-        return None if row is None else Ending(EndedBy(row[0]), row[1], row[2])
+        if row is None:
+            return None
+        return Ending(EndedBy(row[0]), row[1], row[2], tuple(json.loads(row[3])))
 
     def rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         sql = (

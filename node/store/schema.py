@@ -204,7 +204,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                created_at real not null, primary key (room_id, member))""",
             """create table room_endings (
                room_id text primary key, by_whom text not null, node text not null,
-               reason text not null default '', ended_at real not null)""",
+               reason text not null default '', carried_on text not null default '[]',
+               ended_at real not null)""",
         ),
     ),
 )
