@@ -75,6 +75,8 @@ class RoomAction:
     """The arguments are the request body as it is (an edit of the room's fields)."""
 
     def check(self, room: Room, actor: str, target: str) -> None:
+        if actor in room.blocked:
+            raise Forbidden("you are blocked from this room")
         role = room.role_of(actor)
         if self.who is Who.HOST and actor != room.host:
             raise Forbidden("only the host may do this")
