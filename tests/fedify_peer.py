@@ -236,6 +236,16 @@ class FedifyPeer:
         """
         return dict(self._call("POST", "follow", self._target(target, signed=signed)))
 
+    def flag(self, target: str, content: str, objects: list[str] | None = None) -> dict[str, Any]:
+        """bob reports ``target`` (a handle or actor URL) to its server with a Flag."""
+        return dict(
+            self._call(
+                "POST",
+                "flag",
+                {**self._target(target), "content": content, "objects": objects or []},
+            )
+        )
+
     def undo_follow(self, target: str) -> dict[str, Any]:
         """bob sends Undo(Follow) for an earlier `follow(target)`."""
         return dict(self._call("POST", "undo-follow", self._target(target)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from federation.relay import SuccessionEntry, merge_succession
-from node.succession import PROMOTE, Carriage, CarryState
+from node.succession import PROMOTE, Carriage, CarryState, Stop
 
 SILENCE_TICKS = 3
 """node.relaying.survival.UPSTREAM_SILENCE_S in ticks."""
@@ -172,6 +172,20 @@ class Network:
                 resumed=True,
             )
 
+    def stop(self, name: str) -> None:
+        """``name``'s operator stops carrying the room there (node.relaying
+        ``stop_carrying``): its relays hear "stopped" and walk on without it."""
+        carriage = self.serving(name)
+        if carriage is None:
+            return
+        subscribers = self.subscribers(name)
+        carriage.end()
+        self.log.append(f"t{self.now} operator of {name} stops carrying the room")
+        for sub in subscribers:
+            assert sub.carriage is not None
+            sub.carriage.learn_stops([Stop(entry(name).node)])
+            self._fail_over(sub, silent=True)
+
     def move(self, name: str) -> None:
         """The acting origin ``name`` hands the room to its first subscriber."""
         carriage = self.serving(name)
@@ -224,6 +238,7 @@ class Network:
             if got is not None:
                 node.silent_for = 0
                 if carriage.snapshot(upstream, *got):
+                    self._learn_stops(node, name_of(upstream))
                     return
                 # A stale epoch: leave that node (the walk below).
             else:
@@ -246,9 +261,16 @@ class Network:
         got = self.snapshot(target, joining=node.name)
         if got is None or not carriage.snapshot(relay, *got):
             return False
+        self._learn_stops(node, target)
         node.silent_for = 0
         node.subscribed_at = self.now
         return True
+
+    def _learn_stops(self, node: SimNode, upstream: str) -> None:
+        """Snapshots carry the nodes that stopped carrying the room."""
+        serving = self.serving(upstream)
+        if serving is not None and node.carriage is not None:
+            node.carriage.learn_stops(list(serving.stopped.values()))
 
     def _fail_over(self, node: SimNode, *, silent: bool = False) -> None:
         carriage = node.carriage

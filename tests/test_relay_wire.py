@@ -140,3 +140,37 @@ def test_a_relays_report_is_a_succession_list() -> None:
     ]
     with pytest.raises(RelayFrameError):
         parse_control('{"type":"relays","relays":[{"node":"ftp://x"}]}', UPSTREAM_TYPES)
+
+
+def test_an_operators_stop_and_what_snapshots_say_of_stops_and_removals() -> None:
+    stopped = parse_control('{"type":"stopped","by":"operator","reason":"spam"}', DOWNSTREAM_TYPES)
+    assert stopped == {"type": "stopped", "by": "operator", "reason": "spam"}
+    assert parse_control('{"type":"stopped"}', DOWNSTREAM_TYPES)["reason"] == ""
+    long = parse_control(json.dumps({"type": "stopped", "reason": "x" * 900}), DOWNSTREAM_TYPES)
+    assert len(long["reason"]) == 500
+    snapshot = {
+        "type": "snapshot",
+        "room": {},
+        "epoch": 1,
+        "stopped": [{"node": "https://a.example/", "by": "operator", "reason": "spam"}],
+        "removed": ["bob@b.example", "", "x" * 300],
+    }
+    parsed = parse_control(json.dumps(snapshot), DOWNSTREAM_TYPES)
+    assert parsed["stopped"] == [{"node": "https://a.example", "by": "operator", "reason": "spam"}]
+    assert parsed["removed"] == ["bob@b.example"]
+    # A snapshot of an implementation that knows none of it has neither.
+    bare = parse_control('{"type":"snapshot","room":{},"epoch":0}', DOWNSTREAM_TYPES)
+    assert bare["stopped"] == [] and bare["removed"] == []
+    # An operator's stop is never something a relay sends up.
+    with pytest.raises(RelayFrameError):
+        parse_control('{"type":"stopped"}', UPSTREAM_TYPES)
+    for bad in (
+        {"type": "stopped", "reason": 3},
+        {**snapshot, "stopped": "a"},
+        {**snapshot, "stopped": [{"node": "ftp://a"}]},
+        {**snapshot, "stopped": [{"node": "https://a", "reason": []}]},
+        {**snapshot, "removed": "bob"},
+        {**snapshot, "removed": [1]},
+    ):
+        with pytest.raises(RelayFrameError):
+            parse_control(json.dumps(bad), DOWNSTREAM_TYPES)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.succession import PROMOTE, Carriage, CarryState, IllegalCarriageMove
+from node.succession import PROMOTE, Carriage, CarryState, IllegalCarriageMove, Stop
 from tests.succession_sim import Network, entry
 
 CONVERGE_TICKS = 120
@@ -110,6 +110,23 @@ def test_a_resumed_relay_never_takes_over_alone() -> None:
     assert PROMOTE not in carriage.upstream_lost()
 
 
+def test_a_node_whose_operator_stopped_carrying_the_room_is_never_walked_to() -> None:
+    own = entry("c")
+    carriage = Carriage.relay_of(own, "http://a/rooms/r", entry("a").relay)
+    assert carriage.snapshot(entry("a").relay, 0, "http://a", [entry("a"), entry("b"), own])
+    assert carriage.learn_stops([Stop("http://a", reason="spam")]) == [
+        Stop("http://a", "operator", "spam")
+    ]
+    assert carriage.learn_stops([Stop("http://a")]) == []  # known already
+    assert carriage.succession == [entry("b"), own]
+    # Not tried again (not even once, as after a crash), never a peer to ask.
+    assert carriage.upstream_lost() == [entry("b"), PROMOTE]
+    assert entry("a") not in carriage.peers
+    assert carriage.to_json()["stopped"] == [
+        {"node": "http://a", "by": "operator", "reason": "spam"}
+    ]
+
+
 # -- networks -----------------------------------------------------------------------------
 
 
@@ -171,6 +188,28 @@ def test_a_crashed_origin_cut_off_from_its_relays_ends_the_room_on_its_side() ->
     assert net.acting_origins() == {1: {"n1"}}
 
 
+def test_an_operator_stop_of_the_acting_origin_hands_the_room_to_the_next_node() -> None:
+    net = Network(3, [0, 0, 1])  # n1, n2 relay n0; n3 relays n1
+    net.stop("n0")
+    net.run(4)
+    assert net.acting_origins() == {1: {"n1"}}
+    net.run(CONVERGE_TICKS)
+    assert converged(net)
+    for name in ("n2", "n3"):
+        carriage = net.nodes[name].carriage
+        assert carriage is not None and "http://n0" in carriage.stopped
+
+
+def test_a_relays_operator_stop_leaves_the_others_as_they_were() -> None:
+    net = Network(3, [0, 1, 1])  # n0 -> n1 -> (n2, n3)
+    net.stop("n1")
+    net.run(CONVERGE_TICKS)
+    assert net.acting_origins() == {0: {"n0"}}
+    assert converged(net)
+    assert net.nodes["n1"].carriage is not None
+    assert net.nodes["n1"].carriage.state is CarryState.ENDED
+
+
 def test_a_move_then_the_new_origin_dies() -> None:
     net = Network(3, [0, 0, 0])
     net.move("n0")  # to n1, its first subscriber
@@ -194,6 +233,7 @@ EVENT = st.one_of(
     st.tuples(st.just("heal"), st.none()),
     st.tuples(st.just("restart"), st.none()),
     st.tuples(st.just("move"), NODE),
+    st.tuples(st.just("stop"), NODE),
 )
 
 
@@ -232,6 +272,9 @@ def test_at_most_one_acting_origin_per_epoch_and_convergence_after_a_heal(
         elif kind == "move":
             assert isinstance(arg, int)
             net.move(names[arg % len(names)])
+        elif kind == "stop":
+            assert isinstance(arg, int)
+            net.stop(names[arg % len(names)])
         one_origin_per_epoch(net)
     net.heal()
     for _ in range(CONVERGE_TICKS):

@@ -82,6 +82,7 @@ const {
   Accept,
   Activity,
   Endpoints,
+  Flag,
   Follow,
   Person,
   Reject,
@@ -699,6 +700,27 @@ async function handleControl(request, url, rawBody) {
             delivered: delivery.ok,
             error: delivery.error,
           },
+          delivery.ok ? 200 : 502,
+        );
+      }
+      case "POST /_control/flag": {
+        // A report, as Mastodon forwards one: a Flag naming the reported account (and
+        // what else the body lists) with the comment as content, to the account's inbox.
+        const body = await readJson(rawBody);
+        const { object, target } = await resolve(ctx, body);
+        if (object == null || !isActor(object) || object.id == null) {
+          return json({ error: `${target} is not an actor` }, 404);
+        }
+        const flag = new Flag({
+          id: newActivityId(),
+          actor: ctx.getActorUri(USERNAME),
+          objects: [object.id, ...(body.objects ?? []).map((u) => new URL(u))],
+          content: body.content ?? "",
+          to: object.id,
+        });
+        const delivery = await deliver(ctx, object, flag);
+        return json(
+          { flag: delivery.activity, delivered: delivery.ok, error: delivery.error },
           delivery.ok ? 200 : 502,
         );
       }
