@@ -8,6 +8,7 @@ never act on other staff.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,8 @@ import httpx
 import websockets.sync.client as ws_client
 
 from federation.actors import ACTIVITY_JSON
-from tests.conftest import Api, NodeProcess
-from tests.federation_helpers import db_rows
+from tests.conftest import Api, NodeProcess, free_port
+from tests.federation_helpers import db_rows, wait_for
 from tests.moderation_helpers import make_admin
 from tests.test_api import assert_error
 
@@ -398,3 +399,48 @@ def test_admin_bodies_that_are_not_objects_or_too_deep_are_4xx(
             assert_error(response, 400)
     big = api.request("PATCH", "/api/v1/admin/settings", root, json={"description": "x" * 70_000})
     assert_error(big, 413)
+
+
+def test_the_dashboard_shows_rooms_listeners_federation_and_problems(
+    node: NodeProcess, api: Api
+) -> None:
+    root = make_admin(node, api)
+    alice = api.signup("alice")
+    room = api.live_room(alice, "Dashboard room")
+    # A delivery to a server that refuses connections: it waits, and its host is failing.
+    dead = f"http://127.0.0.1:{free_port()}/inbox"
+    conn = sqlite3.connect(node.directory / "data" / "parley.db", timeout=10)
+    with conn:
+        conn.execute(
+            "insert into fed_deliveries (activity_json, inbox_url, signing_actor, next_try, "
+            "created_at, updated_at) values (?, ?, ?, 0, 0, 0)",
+            ['{"type": "Note"}', dead, f"{node.base_url}/users/alice"],
+        )
+    conn.close()
+    with httpx.stream("GET", room["listen_url"], timeout=20) as ogg:
+        assert ogg.status_code == 200
+
+        def snapshot() -> dict[str, Any] | None:
+            doc = api.request("GET", "/api/v1/admin/dashboard", root).json()
+            rooms = doc["rooms"]
+            ok = (
+                rooms
+                and rooms[0]["listeners_here"]["ogg"] == 1
+                and doc["federation"]["failing_hosts"]
+            )
+            return dict(doc) if ok else None
+
+        doc = wait_for(snapshot, what="the dashboard showing the room and the failing host")
+    summary = doc["rooms"][0]
+    assert summary["id"] == room["id"] and summary["ours"] is True
+    assert summary["acting_origin"] == node.base_url and summary["acting_here"] is True
+    assert summary["speakers"] == 1 and summary["listeners"] == 1
+    assert doc["listeners"] == {"webrtc": 0, "ogg": 1, "relayed": 0}
+    failing = doc["federation"]["failing_hosts"][0]
+    assert failing["host"] == dead.split("//")[1].split("/")[0] and failing["waiting"] == 1
+    breaker = doc["federation"]["circuit_breakers"][0]
+    assert breaker["failures"] >= 1
+    assert doc["federation"]["deliveries"]["queued"] == 1
+    assert doc["accounts"]["active"] == 2 and doc["reports_open"] == 0
+    assert isinstance(doc["recent_problems"], list)
+    assert doc["media"]["workers"] is None

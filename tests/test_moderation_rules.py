@@ -3,6 +3,7 @@ settings, report states, and rooms' removals, endings and the node's admission r
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from node.config import Config
 from node.domain_blocks import DomainBlock, Severity, covers, host_of, normalize_domain
 from node.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
+from node.moderation.recent import RecentProblems
 from node.reports import ReportState, check_transition
 from node.rooms import EndedBy, Ending, Role, Room, RoomState, replicate
 from node.server_settings import ServerSettings
@@ -199,3 +201,34 @@ def test_how_a_room_ended_is_kept_and_an_operators_end_never_replicates() -> Non
     assert copy.state is RoomState.LIVE  # that node stops carrying it; not our business
     replicate(copy, {**doc, "state": "ended", "ended_by": {"by": "host"}}, lambda n: n)
     assert copy.state is RoomState.ENDED and copy.ending == Ending(EndedBy.HOST)
+
+
+def test_recent_problems_keep_the_last_warnings_and_errors() -> None:
+    problems = RecentProblems()
+    log = logging.getLogger("tests.problems")
+    log.addHandler(problems)
+    try:
+        log.info("not kept")
+        log.warning("relay %s is slow", "b.example")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("delivery crashed")
+        for i in range(150):
+            log.error("flood %d", i)
+    finally:
+        log.removeHandler(problems)
+    recent = problems.recent(limit=200)
+    assert len(recent) == 100  # bounded
+    assert recent[0]["message"] == "flood 149" and recent[0]["level"] == "error"
+    assert all("not kept" not in r["message"] for r in recent)
+    problems = RecentProblems()
+    log.addHandler(problems)
+    try:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("delivery crashed")
+    finally:
+        log.removeHandler(problems)
+    assert problems.recent()[0]["message"] == "delivery crashed (ValueError: boom)"

@@ -136,3 +136,38 @@ def test_fedify_receives_our_flag_and_we_receive_its(
     assert peer.actor_id in objects
     assert flag["content"] == "Impersonates a friend"
     assert flag["actor"] == f"{node.base_url}/actor"
+
+
+def test_a_suspension_tells_no_one_until_it_is_made_final(
+    node: NodeProcess, api: Api, fedify_peers: PeerFactory
+) -> None:
+    peer = fedify_peers()
+    root = make_admin(node, api)
+    api.signup("alice")
+    result = peer.follow(f"alice@127.0.0.1:{node.port}")
+    assert result["delivered"], result
+    wait_for(
+        lambda: any(f["state"] == "accepted" for f in peer.following()),
+        what="Fedify follows alice",
+    )
+    suspended = api.request("POST", "/api/v1/admin/accounts/alice/suspend", root, json={})
+    assert suspended.status_code == 200, suspended.text
+    # Fedify looking alice up now hears she is gone (410), and nothing was sent to it.
+    lookup = peer.http.post("/_control/lookup", json={"handle": f"alice@127.0.0.1:{node.port}"})
+    assert lookup.status_code != 200
+    assert not [e for e in peer.inbox() if e.get("type") == "Delete"]
+    deleted = api.request("POST", "/api/v1/admin/accounts/alice/delete", root)
+    assert deleted.status_code == 200, deleted.text
+
+    def delete_at_peer() -> dict[str, Any] | None:
+        for entry in peer.inbox():
+            if entry.get("type") == "Delete" and entry.get("http_signature") is not None:
+                return dict(entry)
+        return None
+
+    entry = wait_for(delete_at_peer, what="the Delete at Fedify")
+    actor = f"{node.base_url}/users/alice"
+    assert entry["actor"] == actor and entry["object_id"] == actor
+    # Signed with alice's key (kept until this Delete went out), checked by Fedify.
+    assert entry["http_signature"]["verified"] is True, entry["http_signature"]
+    assert entry["http_signature"]["owner"] == actor
