@@ -10,7 +10,12 @@ import httpx
 import pytest
 
 from federation.client import FederationClient
-from federation.egress import AddressPolicy, parse_allow_entry, resolve_destination
+from federation.egress import (
+    AddressPolicy,
+    BlockedDomains,
+    parse_allow_entry,
+    resolve_destination,
+)
 from federation.errors import BlockedDomain, PrivateAddress, RemoteFetchError
 from federation.keys import generate_keypair
 from tests.hostile import HostileServer, json_answer, redirect
@@ -114,7 +119,10 @@ async def test_unresolvable_and_blocked() -> None:
         await resolve_destination("https://nowhere.example/", AddressPolicy(), nxdomain)
     with pytest.raises(BlockedDomain):
         await resolve_destination(
-            "https://a.spam.example/", AddressPolicy(), nxdomain, ["spam.example"]
+            "https://a.spam.example/",
+            AddressPolicy(),
+            nxdomain,
+            BlockedDomains.of(["spam.example"]),
         )
 
 

@@ -581,7 +581,7 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
     counters = RelayCounters()
     own = SuccessionEntry("http://a.example", "ws://a.example/relay/v1/rooms/r1")
     on_air = SimpleNamespace(
-        room=SimpleNamespace(id="r1"),
+        room=SimpleNamespace(id="r1", blocked=set()),
         events=RoomEvents(),
         carriage=Carriage.origin_of(own, "http://a.example/rooms/r1"),
         relayed_listeners=0,

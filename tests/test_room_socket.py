@@ -94,7 +94,8 @@ def test_snapshot_then_events_through_hand_invite_and_block(api: Api) -> None:
     with socket(api, room, bob) as again:
         error = json.loads(again.recv(timeout=10))
         assert error["type"] == "error" and error["error"] == "forbidden"
-    assert api.request("POST", f"{base}/hand", bob).status_code == 404
+    # Nor may a blocked user act in the room at all.
+    assert api.request("POST", f"{base}/hand", bob).status_code == 403
 
 
 def test_listener_count_and_room_end_reach_watchers(api: Api) -> None:

@@ -192,6 +192,7 @@ def create_app(config: Config) -> Starlette:
         app.state.hls = HlsOutputs()
         app.state.auth_limiter = AttemptLimiter(config.accounts.auth_rate_per_minute)
         app.state.fetch_limiter = FetchLimiter(config.federation.fetch_rate_per_minute)
+        app.state.report_limiter = AttemptLimiter(moderation.REPORTS_PER_MINUTE)
         app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         app.state.fediverse = fediverse

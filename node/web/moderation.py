@@ -20,11 +20,15 @@ from node.web.api import read_json
 from node.web.auth import require_account
 from node.web.limits import client_address
 
+REPORTS_PER_MINUTE = 10
+"""Reports one account may file per minute (then 429): enough for a bad room, not a flood."""
+
 
 async def reports(request: Request) -> Response:
     account = require_account(request)
     desk: ReportDesk = request.app.state.reports
     if request.method == "POST":
+        request.app.state.report_limiter.check(f"account:{account.id}")
         body = await read_json(request)
         if body.get("forward") is True:
             # Forwarding looks the target up on its server, as a follow does.
