@@ -8,7 +8,9 @@ ParleyError
 ├── Conflict              409      state does not allow it (`reason`)
 │   └── IllegalTransition          a room life cycle move not in the graph
 ├── PayloadTooLarge       413
-└── RateLimited           429      (`retry_after` seconds)
+├── RateLimited           429      (`retry_after` seconds)
+├── Unavailable           503      a part of the node is down for now
+└── InsufficientStorage   507      the disk is full: `feature` cannot save (admin told)
 """
 
 from __future__ import annotations
@@ -82,3 +84,19 @@ class Unavailable(ParleyError):
 
     status = 503
     code = "unavailable"
+
+
+class InsufficientStorage(ParleyError):
+    """The data dir's disk is full: what ``feature`` (database, recordings, avatars...)
+    had to save was not saved, and nothing half-written was kept. The node goes on
+    serving; the admin sees it in GET /api/v1/admin/storage and the log."""
+
+    status = 507
+    code = "insufficient_storage"
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(
+            f"the node's disk is full: {feature} cannot save anything now (nothing was "
+            f"saved); the administrator is told. Try again later"
+        )
+        self.feature = feature
