@@ -12,9 +12,13 @@ import contextlib
 import getpass
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from node.config import Config, ConfigError, load_config
 from node.store.lock import DataDirLock
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def _prepare_storage(config: Config) -> DataDirLock | None:
@@ -65,16 +69,48 @@ def _serve(config: Config) -> int:
     return 0
 
 
+def _open_for_command(config: Config, command: str) -> sqlite_utils.Database | None:
+    """The database for a command run next to the node (create-user, approve-user): it
+    migrates only when no node runs on the data dir, so that a `git pull` followed by a
+    command never changes the schema under a node still running the old code."""
+    from node.store.database import open_database
+    from node.store.errors import DataDirInUse, StoreError
+    from node.store.migrate import status
+    from node.store.schema import MIGRATIONS
+
+    try:
+        try:
+            with DataDirLock(config.data_path, f"python -m node {command}"):
+                return open_database(config.data_path)
+        except DataDirInUse:
+            db = open_database(config.data_path, upgrade=False)
+            found = status(db)
+            if found.pending or found.unknown:
+                db.close()
+                print(
+                    f"error: the running node's database is at schema version "
+                    f"{found.version}, this code's is {len(MIGRATIONS)}: "
+                    f"restart the node with this code first",
+                    file=sys.stderr,
+                )
+                return None
+            return db
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def _create_user(config: Config, username: str, admin: bool) -> int:
     from node.errors import ParleyError
     from node.store.accounts import AccountDirectory
-    from node.store.database import open_database
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"Password for {username}: ")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    db = open_database(config.data_path)
+    db = _open_for_command(config, "create-user")
+    if db is None:
+        return 1
     try:
         account = AccountDirectory(db).create(username, password, is_admin=admin)
     except ParleyError as exc:
@@ -90,9 +126,10 @@ def _create_user(config: Config, username: str, admin: bool) -> int:
 def _approve_user(config: Config, username: str) -> int:
     from node.errors import ParleyError
     from node.store.accounts import AccountDirectory
-    from node.store.database import open_database
 
-    db = open_database(config.data_path)
+    db = _open_for_command(config, "approve-user")
+    if db is None:
+        return 1
     try:
         account = AccountDirectory(db).approve(username)
     except ParleyError as exc:

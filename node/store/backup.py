@@ -32,7 +32,7 @@ from typing import Any
 
 import sqlite_utils
 
-from node.store.database import DB_FILENAME, integrity_problems
+from node.store.database import DB_FILENAME, integrity_problems, is_damage
 from node.store.errors import DatabaseDamaged, DatabaseTooNew, StoreError
 from node.store.files import FILE_AREAS, TEMP_PREFIX
 from node.store.lock import DataDirLock
@@ -130,13 +130,18 @@ def backup(data_dir: str | Path, target: str | Path, *, with_files: bool = False
             # pages=-1: the whole database in one step, under one read transaction: a
             # snapshot. (Stepwise copies restart whenever another connection writes.)
             source.backup(copy, pages=-1)
+        except sqlite3.DatabaseError as exc:
+            copy.close()
+            if is_damage(exc):
+                raise DatabaseDamaged(source_path, [str(exc)]) from exc
+            raise
         finally:
             source.close()
         try:
-            copy.execute("PRAGMA journal_mode = DELETE")
-            problems = integrity_problems_full(copy)
+            problems = integrity_problems(copy, full=True)
             if problems:
-                raise DatabaseDamaged(work / DB_FILENAME, problems)
+                raise DatabaseDamaged(source_path, problems)
+            copy.execute("PRAGMA journal_mode = DELETE")
             rows = _row_counts(copy)
             found = status(sqlite_utils.Database(copy))
         finally:
@@ -166,13 +171,6 @@ def backup(data_dir: str | Path, target: str | Path, *, with_files: bool = False
     return summary
 
 
-def integrity_problems_full(conn: sqlite3.Connection) -> list[str]:
-    """The full ``integrity_check`` (indexes against tables too): a backup is small
-    enough, and it is checked once."""
-    rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
-    return [] if rows == ["ok"] else rows
-
-
 def read_manifest(source: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((source / MANIFEST).read_text())
@@ -195,7 +193,7 @@ def verify(source: str | Path) -> dict[str, Any]:
         raise BackupError(f"{path} has no {DB_FILENAME}")
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        problems = integrity_problems(conn) or integrity_problems_full(conn)
+        problems = integrity_problems(conn, full=True)
         if problems:
             raise DatabaseDamaged(db_path, problems)
         found = status(sqlite_utils.Database(conn))

@@ -36,7 +36,7 @@ BUSY_TIMEOUT_MS = 5000
 # Result codes (sqlite3.h) that mean the file itself is bad, not that it is busy.
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _SQLITE_FULL = 13
-_WRITES = ("insert", "update", "delete", "replace", "commit")
+DATABASE_FEATURE = "the database"
 
 
 def database_path(data_dir: str | Path) -> Path:
@@ -54,9 +54,10 @@ def is_disk_full(exc: sqlite3.Error) -> bool:
 class _Connection(sqlite3.Connection):
     """Every statement of the node goes through ``execute`` (sqlite-utils' too): a write
     refused for want of space becomes ``DatabaseFull`` (a 507 for the web layer) and is
-    reported to the admin's storage view; the next write that succeeds clears it."""
+    reported to the admin's storage view; the next committed change clears it."""
 
     health: StorageHealth | None = None
+    _changes_when_full = -1
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         try:
@@ -65,12 +66,18 @@ class _Connection(sqlite3.Connection):
             if not is_disk_full(exc):
                 raise
             if self.health is not None:
-                self.health.report("the database", str(exc))
+                self.health.report(DATABASE_FEATURE, str(exc))
+                self._changes_when_full = self.total_changes
             raise DatabaseFull() from exc
-        health = self.health
-        if health is not None and health.failing("the database"):
-            if sql.lstrip()[:7].lower().startswith(_WRITES):
-                health.recovered("the database")
+        if (
+            self._changes_when_full >= 0
+            and not self.in_transaction
+            and self.total_changes > self._changes_when_full
+        ):
+            # Rows were changed and committed since: the disk took them.
+            self._changes_when_full = -1
+            if self.health is not None:
+                self.health.recovered(DATABASE_FEATURE)
         return cursor
 
 
@@ -95,11 +102,13 @@ def _configure(db: sqlite_utils.Database) -> None:
     db.execute("PRAGMA foreign_keys = ON")
 
 
-def integrity_problems(conn: sqlite3.Connection) -> list[str]:
-    """``PRAGMA quick_check``: what is wrong with the file (empty: nothing). Reads every
-    page once (O(size)); it skips only the check that indexes match their tables."""
+def integrity_problems(conn: sqlite3.Connection, *, full: bool = False) -> list[str]:
+    """``PRAGMA quick_check``: what is wrong with the file (empty: nothing). It reads every
+    page once (O(size)) and skips only the check that indexes match their tables, which
+    ``full`` (``integrity_check``) adds."""
+    pragma = "integrity_check" if full else "quick_check"
     try:
-        rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
+        rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}").fetchall()]
     except sqlite3.DatabaseError as exc:
         if is_damage(exc):
             return [str(exc)]
