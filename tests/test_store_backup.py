@@ -134,9 +134,11 @@ def test_backup_under_write_load_restores_row_for_row(
 
 def _filled(data: Path) -> None:
     db = open_database(data)
+    db.execute("insert into accounts (username, password_hash) values ('host', 'x')")
     for n in range(400):
         db.execute(
-            "insert into rooms (id, title, description, visibility, state) values (?, ?, ?, ?, ?)",
+            "insert into rooms (id, host_id, title, description, visibility, state) "
+            "values (?, 1, ?, ?, ?, ?)",
             [f"room{n}", f"Room {n}", "d" * 300, "public", "ended"],
         )
     close_database(db)
@@ -159,6 +161,7 @@ def test_a_damaged_database_stops_the_node_with_a_clear_message(tmp_path: Path) 
     node = NodeProcess(tmp_path, free_port())
     data = tmp_path / "data"
     _filled(data)
+    backup(data, tmp_path / "last-night")
     _damage(data / DB_FILENAME)
     with pytest.raises(DatabaseDamaged):
         open_database(data, check=True)
@@ -175,6 +178,14 @@ def test_a_damaged_database_stops_the_node_with_a_clear_message(tmp_path: Path) 
     shown = node_command(node, "migrate")
     assert shown.returncode == 1
     assert "is damaged" in shown.stderr and "Traceback" not in shown.stderr
+    # What the message says to do works: restore the backup, and the node starts on it.
+    restored = node_command(node, "restore", str(tmp_path / "last-night"))
+    assert restored.returncode == 0, restored.stderr
+    node.start()
+    assert httpx.get(f"{node.base_url}/api/v1/rooms/room7").json()["title"] == "Room 7"
+    node.stop()
+    kept = next(data.glob("before-restore-*"))
+    assert (kept / DB_FILENAME).read_bytes().startswith(b"this is not a database")
 
 
 def test_a_backup_of_a_damaged_database_is_refused_and_leaves_nothing(tmp_path: Path) -> None:

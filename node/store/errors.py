@@ -41,8 +41,8 @@ class DatabaseDamaged(StoreError):
         shown = "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
         super().__init__(
             f"{path} is damaged (SQLite integrity check: {shown}). The node will not run "
-            f"on it. Restore the latest backup with `python -m node restore PATH` (the "
-            f"damaged file is kept beside it), or see README.md, 'Backups'"
+            f"on it. Restore the latest backup with `python -m node restore PATH` (it "
+            f"moves the damaged file aside, into before-restore-*/); README.md, 'Backups'"
         )
         self.path = path
         self.problems = tuple(problems)
