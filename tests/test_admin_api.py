@@ -43,6 +43,7 @@ STAFF_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/admin/settings", None),
 ]
 ADMIN_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/api/v1/admin/storage", None),
     ("POST", "/api/v1/admin/accounts/target/delete", {}),
     ("POST", "/api/v1/admin/accounts/target/role", {"role": "moderator"}),
     ("POST", "/api/v1/admin/accounts/target/password-reset", {}),

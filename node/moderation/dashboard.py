@@ -1,7 +1,8 @@
 """What the admin page's first view shows: live rooms (ours and carried) with their
 listeners, speakers and acting origin; listeners per transport; media workers and their
 load; the federation queues (deliveries pending and failing, circuit breakers open, the
-inbox); accounts and reports waiting; the node's recent warnings and errors."""
+inbox); accounts and reports waiting; the node's recent warnings and errors and its
+storage (free space, writes refused for want of it)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.rooms import RoomState
 from node.store.accounts import AccountDirectory
+from node.store.health import StorageHealth
 from node.store.reports import ReportStore
 
 
@@ -32,6 +34,7 @@ class Dashboard:
         accounts: AccountDirectory,
         reports: ReportStore,
         problems: RecentProblems,
+        storage: StorageHealth,
         hls_streams: Callable[[], int],
     ) -> None:
         self.stage = stage
@@ -40,6 +43,7 @@ class Dashboard:
         self.accounts = accounts
         self.reports = reports
         self.problems = problems
+        self.storage = storage
         self.hls_streams = hls_streams
 
     def room_summary(self, on_air: OnAir) -> dict[str, Any]:
@@ -133,4 +137,5 @@ class Dashboard:
             "accounts": self.accounts.counts(),
             "reports_open": self.reports.count_open(),
             "recent_problems": self.problems.recent(),
+            "storage": self.storage.to_json(),
         }

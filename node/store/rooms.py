@@ -13,6 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from node.rooms import EndedBy, Ending, Room, RoomState, Visibility
+from node.store.health import kept_in_memory
 
 
 class RoomStore:
@@ -37,6 +38,11 @@ class RoomStore:
         )
 
     def save(self, room: Room) -> None:
+        """A room's changed state; with the disk full, the room on air goes on unsaved."""
+        with kept_in_memory(f"room {room.id}"):
+            self._save(room)
+
+    def _save(self, room: Room) -> None:
         self._db.table("rooms").update(
             room.id,
             {
@@ -50,27 +56,29 @@ class RoomStore:
 
     def save_removal(self, room_id: str, member: str, *, blocked: bool) -> None:
         """``member`` (named as rooms name them: ours bare, others ``user@host``) stays
-        out of the room for its life."""
-        self._db.execute(
-            "insert into room_removals (room_id, member, blocked, created_at) "
-            "values (?, ?, ?, ?) on conflict (room_id, member) do update "
-            "set blocked = max(blocked, excluded.blocked)",
-            [room_id, member, int(blocked), time.time()],
-        )
+        out of the room for its life (in memory too, should the disk be full)."""
+        with kept_in_memory(f"a removal from room {room_id}"):
+            self._db.execute(
+                "insert into room_removals (room_id, member, blocked, created_at) "
+                "values (?, ?, ?, ?) on conflict (room_id, member) do update "
+                "set blocked = max(blocked, excluded.blocked)",
+                [room_id, member, int(blocked), time.time()],
+            )
 
     def save_ending(self, room_id: str, ending: Ending, ended_at: float) -> None:
-        self._db.execute(
-            "insert or replace into room_endings (room_id, by_whom, node, reason, carried_on, "
-            "ended_at) values (?, ?, ?, ?, ?, ?)",
-            [
-                room_id,
-                ending.by.value,
-                ending.node,
-                ending.reason,
-                json.dumps(list(ending.carried_on)),
-                ended_at,
-            ],
-        )
+        with kept_in_memory(f"the end of room {room_id}"):
+            self._db.execute(
+                "insert or replace into room_endings (room_id, by_whom, node, reason, "
+                "carried_on, ended_at) values (?, ?, ?, ?, ?, ?)",
+                [
+                    room_id,
+                    ending.by.value,
+                    ending.node,
+                    ending.reason,
+                    json.dumps(list(ending.carried_on)),
+                    ended_at,
+                ],
+            )
 
     def ending(self, room_id: str) -> Ending | None:
         row = self._db.execute(

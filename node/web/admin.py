@@ -1,6 +1,7 @@
-"""The admin API under /api/v1/admin: dashboard, accounts, rooms, domain blocks, reports
-and server settings. Every route is for the node's staff (node.moderation.staff says
-which need an admin); anyone else gets 403 (401 when not signed in)."""
+"""The admin API under /api/v1/admin: dashboard, accounts, rooms, domain blocks, reports,
+server settings and the storage's state. Every route is for the node's staff
+(node.moderation.staff says which need an admin); anyone else gets 403 (401 when not
+signed in)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from node.onair.stage import Stage
 from node.rooms import RoomState
 from node.store.accounts import AccountDirectory
 from node.store.domain_blocks import DomainBlockList
+from node.store.health import StorageHealth
 from node.store.settings import SettingsStore
 from node.web.api import read_json
 from node.web.auth import require_account
@@ -222,6 +224,15 @@ async def reopen_report(request: Request) -> Response:
     return JSONResponse(_reports(request).reopen(actor, _report_id(request)).to_json())
 
 
+# -- storage ----------------------------------------------------------------------------
+
+
+async def storage(request: Request) -> Response:
+    _admin(request)
+    health: StorageHealth = request.app.state.storage
+    return JSONResponse(health.to_json())
+
+
 # -- server settings --------------------------------------------------------------------
 
 
@@ -238,6 +249,7 @@ async def settings(request: Request) -> Response:
 
 
 routes = [
+    Route("/api/v1/admin/storage", storage, methods=["GET"]),
     Route("/api/v1/admin/dashboard", dashboard, methods=["GET"]),
     Route("/api/v1/admin/accounts", accounts, methods=["GET"]),
     Route("/api/v1/admin/accounts/pending", pending_accounts, methods=["GET"]),

@@ -35,8 +35,10 @@ from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.rooms import Room
 from node.store.accounts import AccountDirectory
-from node.store.database import open_database
+from node.store.database import close_database, open_database
 from node.store.domain_blocks import DomainBlockList
+from node.store.files import DataFiles
+from node.store.health import StorageHealth
 from node.store.personal_blocks import PersonalBlocks
 from node.store.publish_keys import PublishKeys
 from node.store.relaying import RelayRooms
@@ -101,7 +103,9 @@ def create_app(config: Config) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = open_database(config.data_path)
+        # `python -m node` has checked and migrated it before serving.
+        storage = StorageHealth(config.data_path)
+        db = open_database(config.data_path, health=storage)
         ice = IceSettings(
             ice_servers=config.media.ice_servers,
             host_addresses=config.media.host_addresses,
@@ -186,6 +190,9 @@ def create_app(config: Config) -> Starlette:
         stage.load_unfinished(keep={*recovering, *relay.mirrored_rooms()})
         stage.recovering.update(recovering)
         app.state.config = config
+        app.state.storage = storage
+        # Features that keep files (recordings, avatars) write through this.
+        app.state.data_files = DataFiles(config.data_path, storage)
         app.state.host = urlsplit(base_url).netloc
         app.state.accounts = accounts
         app.state.stage = stage
@@ -203,6 +210,7 @@ def create_app(config: Config) -> Starlette:
             accounts=accounts,
             reports=report_store,
             problems=problems,
+            storage=storage,
             hls_streams=lambda: len(app.state.hls),
         )
         await fediverse.start(room_actions=relay, flags=reports)
@@ -217,7 +225,7 @@ def create_app(config: Config) -> Starlette:
             await relay.close()
             await stage.close()
             await app.state.hls.close()
-            db.close()
+            close_database(db)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})

@@ -274,6 +274,7 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("get", "/api/v1/me", "Your account", True, None, 200, "Account"),
     ("patch", "/api/v1/me", "Edit display name and bio", True, "ProfileChanges", 200, "Account"),
     ("get", "/api/v1/admin/dashboard", "The admin page's dashboard (staff)", True, None, 200, {}),
+    ("get", "/api/v1/admin/storage", "Free space, writes refused for want of it (admins)", True, None, 200, {}),
     ("get", "/api/v1/admin/accounts", "Search accounts ?q=&status=&role= (staff)", True, None, 200, {}),
     ("get", "/api/v1/admin/accounts/pending", "Sign-ups waiting (staff)", True, None, 200, {}),
     ("post", "/api/v1/admin/accounts/{username}/{action}", "approve, reject, suspend {reason}, unsuspend, silence, unsilence (staff); role {role}, delete, password-reset (admins)", True, "AccountAction", 200, "AdminAccount"),
