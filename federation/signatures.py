@@ -482,7 +482,13 @@ def verify_rfc9421(
         cause = exc.__cause__
         if isinstance(cause, SignatureError):
             raise cause from exc
-        raise SignatureError(f"RFC 9421: {exc}") from exc
+        if isinstance(cause, InvalidSignature):
+            # The library says nothing here; the likely cause is a different @target-uri.
+            raise SignatureError(
+                f"RFC 9421: signature does not match (@method {method.upper()}, "
+                f"@target-uri {url[:300]})"
+            ) from exc
+        raise SignatureError(f"RFC 9421: {exc or type(exc).__name__}") from exc
     key_id = results[0].parameters.get("keyid")
     if not isinstance(key_id, str):
         raise SignatureError("RFC 9421 signature has no keyid")
@@ -524,11 +530,33 @@ def verify_request(
     public_key_pem: str | bytes,
     *,
     now: dt.datetime | None = None,
+    also_target: str | None = None,
 ) -> SignatureInfo:
-    """Verify whichever dialect signed the request; ``url`` is the absolute request URL."""
+    """Verify whichever dialect signed the request; ``url`` is the absolute request URL.
+
+    ``also_target``: another form of the same URL an RFC 9421 ``@target-uri`` may carry
+    (a WebSocket upgrade: the ``ws(s)://`` URL the client dialled, beside the
+    ``http(s)://`` target URI RFC 9110 section 7.1 reconstructs). draft-cavage signs only
+    the path and query, which both forms share.
+    """
     info = identify_signature(headers)
     if info.format is SignatureFormat.RFC9421:
-        key_id = verify_rfc9421(method, url, headers, body, public_key_pem, now=now)
+        try:
+            key_id = verify_rfc9421(method, url, headers, body, public_key_pem, now=now)
+        except SignatureError as first:
+            if also_target is None or "does not match" not in first.reason:
+                raise
+            try:
+                key_id = verify_rfc9421(
+                    method, also_target, headers, body, public_key_pem, now=now
+                )
+            except SignatureError as second:
+                if "does not match" not in second.reason:
+                    raise
+                raise SignatureError(
+                    f"RFC 9421: signature does not match (@method {method.upper()}, "
+                    f"@target-uri {url[:300]} or {also_target[:300]})"
+                ) from second
         return SignatureInfo(SignatureFormat.RFC9421, key_id)
     _, path = _split_url(url)
     parsed = verify_cavage(method, path, headers, body, public_key_pem, now=now)
