@@ -45,4 +45,4 @@ ROOM_ACTIVITY_CONTEXT: list[Any] = [AS_CONTEXT, {"parley": PARLEY_NS}]
 
 def context_document() -> dict[str, Any]:
     """What ``GET /ns/parley`` serves: the namespace's term definitions."""
-    return {"@context": {"@version": 1.1, **PARLEY_TERMS}}
+    return {"@context": dict(PARLEY_TERMS)}
