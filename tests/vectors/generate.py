@@ -445,6 +445,13 @@ def frames() -> dict[str, Any]:
         ),
         "valid": valid,
         "invalid": [{"name": n, "hex": d.hex(), "reason": r} for n, d, r in bad],
+        "program_run": {
+            "about": (
+                "Twelve consecutive program frames from one encoder (seq 0..11, pts "
+                "0..10560): decoded in order they are 240 ms of a 440 Hz tone."
+            ),
+            "hex": [frame(0, "", n, n * 960, packet).hex() for n, packet in enumerate(tone)],
+        },
         "sequence": {
             "about": (
                 "Per (kind, key): the seq of each packet as it arrives and whether the "
