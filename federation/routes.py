@@ -234,7 +234,7 @@ def _page_number(request: Request) -> int | None:
     if raw in ("true", "1"):
         return 1
     if not raw.isdigit() or int(raw) < 1:
-        raise ActivityParseError("must be a positive integer", "page")
+        raise InvalidParameter("page", "must be a positive integer")
     return int(raw)
 
 

@@ -225,7 +225,8 @@ async def test_a_relay_that_sends_nothing_for_5_s_is_closed_with_4905(
 async def test_a_relay_that_pings_stays(
     node_factory: NodeFactory, api_factory: ApiFactory
 ) -> None:
-    """The other side of 4905: a relay that sends only pings, every 2 s, is kept."""
+    """The other side of 4905: a relay that sends only pings, every 2 s, is kept; and
+    the size limit of what goes up."""
     a, b = node_factory(), node_factory()
     room = api_factory(a).live_room(api_factory(a).signup("alice"))
     api_factory(b).signup("bob")
@@ -237,4 +238,7 @@ async def test_a_relay_that_pings_stays(
         end = time.monotonic() + 2
         while time.monotonic() < end:
             await asyncio.wait_for(ws.recv(), 5)  # raises if the node closed it
-    await ws.close()
+    # A message up over 16 KiB closes the connection (1009, message too big).
+    users = [f"user{n:05d}@127.0.0.1:{b.port}" for n in range(700)]
+    await ws.send(json.dumps({"type": "presence", "users": users}))
+    assert (await closed_with(ws))[0] == 1009
