@@ -192,7 +192,7 @@ async def test_close_codes_say_why_and_stats_show_every_key(
     }
 
 
-async def test_a_room_that_ends_closes_its_relays_with_4902(
+async def test_presence_and_a_room_that_ends_closing_its_relays_with_4902(
     node_factory: NodeFactory, api_factory: ApiFactory
 ) -> None:
     a, b = node_factory(), node_factory()
@@ -202,6 +202,26 @@ async def test_a_room_that_ends_closes_its_relays_with_4902(
     api_factory(b).signup("bob")
     ws = await subscribe(a, room["id"], instance_key(b))
     await first_snapshot(ws)
+
+    # presence is the whole set each time: bob comes, then the empty set makes him leave;
+    # a handle of another host is ignored.
+    def audience() -> set[str]:
+        doc = api_a.request("GET", f"/api/v1/rooms/{room['id']}").json()
+        return {m["username"] for m in doc["audience"]}
+
+    async def until(check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not await asyncio.to_thread(check):
+            assert time.monotonic() < deadline, audience()
+            await ws.send('{"type":"ping"}')  # a relay that waits still pings
+            await asyncio.sleep(0.2)
+
+    bob, eve = f"bob@127.0.0.1:{b.port}", "eve@elsewhere.example"
+    await ws.send(json.dumps({"type": "presence", "users": [bob, eve]}))
+    await until(lambda: audience() == {bob})
+    await ws.send(json.dumps({"type": "presence", "users": []}))
+    await until(lambda: not audience())
+
     assert api_a.request("POST", f"/api/v1/rooms/{room['id']}/end", alice).status_code == 200
     code, texts = await closed_with(ws)
     assert code == CloseCode.ROOM_ENDED
