@@ -112,5 +112,5 @@ def test_create_user_admin_from_stdin(tmp_path: Path) -> None:
 )
 def test_base_url_is_written_one_way(given: str, canonical: str) -> None:
     """Handles (``alice@host[:port]``) and signing keys' hosts compare as strings: the
-    port appears only when it is not the scheme's default (FEDERATION.md, "Hosts")."""
+    port appears only when it is not the scheme's default (FEDERATION.md, "Terms")."""
     assert parse_config({"node": {"base_url": given}}).node.base_url == canonical
