@@ -61,7 +61,7 @@ from federation.errors import (
 )
 from federation.inbox import MAX_BODY_BYTES, ActorLookup, http_status_for, receive
 from federation.ports import FollowStore, InboxStore, LocalActors, OutboxStore
-from federation.relay_subscription import other_form
+from federation.relay_subscription import Subscriber, other_form, subscriber_of
 from federation.sanitize import text_to_html
 from federation.signatures import identify_signature, verify_request
 
@@ -192,8 +192,13 @@ def _refuse_blocked_signer(site: FederationSite, headers: Mapping[str, str]) -> 
         raise BlockedDomain(host)
 
 
-async def verify_signed_get(site: FederationSite, request: Request) -> RemoteActor:
-    """Authenticate a GET (authorized fetch); raise SignatureError or BlockedDomain."""
+async def verify_signed_get(
+    site: FederationSite, request: Request, *, query_signed: bool = False
+) -> RemoteActor:
+    """Authenticate a GET (authorized fetch, a relay subscription); raise SignatureError
+    or BlockedDomain. ``query_signed``: the query string carries something that must be
+    signed (a subscription's ``relay=``), so a draft-cavage signature of the path alone is
+    refused (signatures.verify_request)."""
     headers = dict(request.headers)
     _refuse_blocked_signer(site, headers)
     info = identify_signature(headers)
@@ -205,7 +210,14 @@ async def verify_signed_get(site: FederationSite, request: Request) -> RemoteAct
         raise SignatureError(f"cannot obtain key {info.key_id}: {exc}") from exc
     try:
         verify_request(
-            "GET", url, headers, None, owner.public_key_pem, now=site.now(), also_target=also
+            "GET",
+            url,
+            headers,
+            None,
+            owner.public_key_pem,
+            now=site.now(),
+            also_target=also,
+            query_signed=query_signed,
         )
     except SignatureError:
         try:
@@ -213,10 +225,24 @@ async def verify_signed_get(site: FederationSite, request: Request) -> RemoteAct
         except (RemoteFetchError, ActivityParseError) as exc:
             raise SignatureError(f"cannot obtain key {info.key_id}: {exc}") from exc
         verify_request(
-            "GET", url, headers, None, fresh.public_key_pem, now=site.now(), also_target=also
+            "GET",
+            url,
+            headers,
+            None,
+            fresh.public_key_pem,
+            now=site.now(),
+            also_target=also,
+            query_signed=query_signed,
         )
         owner = fresh
     return owner
+
+
+async def verify_subscription(site: FederationSite, request: Request) -> Subscriber:
+    """Authenticate a relay subscription (a WebSocket upgrade): the node that signed it,
+    and its succession entry when it gives ``relay=`` (FEDERATION.md, "Subscribing")."""
+    signer = await verify_signed_get(site, request, query_signed=True)
+    return subscriber_of(signer, request.query_params.get("relay"))
 
 
 async def _guard_fetch(site: FederationSite, request: Request, *, required: bool) -> None:

@@ -531,6 +531,7 @@ def verify_request(
     *,
     now: dt.datetime | None = None,
     also_target: str | None = None,
+    query_signed: bool = True,
 ) -> SignatureInfo:
     """Verify whichever dialect signed the request; ``url`` is the absolute request URL.
 
@@ -538,6 +539,11 @@ def verify_request(
     (a WebSocket upgrade: the ``ws(s)://`` URL the client dialled, beside the
     ``http(s)://`` target URI RFC 9110 section 7.1 reconstructs). draft-cavage signs only
     the path and query, which both forms share.
+
+    ``query_signed=False``: a draft-cavage ``(request-target)`` of the path without its
+    query string is accepted too. Fedify, and Mastodon before 4.1, sign it so; Mastodon
+    accepts both since. Where the query matters (a relay subscription's ``relay=``) the
+    caller keeps the default, and such a signature is refused with that reason.
     """
     info = identify_signature(headers)
     if info.format is SignatureFormat.RFC9421:
@@ -559,5 +565,19 @@ def verify_request(
                 ) from second
         return SignatureInfo(SignatureFormat.RFC9421, key_id)
     _, path = _split_url(url)
-    parsed = verify_cavage(method, path, headers, body, public_key_pem, now=now)
+    try:
+        parsed = verify_cavage(method, path, headers, body, public_key_pem, now=now)
+    except SignatureError as first:
+        bare = path.split("?", 1)[0]
+        if bare == path or first.reason != "signature does not match":
+            raise
+        try:
+            parsed = verify_cavage(method, bare, headers, body, public_key_pem, now=now)
+        except SignatureError:
+            raise first from None
+        if query_signed:
+            raise SignatureError(
+                "draft-cavage: the signature covers the path without its query string; "
+                f"(request-target) must be {method.lower()} {path[:300]}"
+            ) from None
     return SignatureInfo(SignatureFormat.CAVAGE, parsed.key_id)

@@ -20,8 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from federation import jsonlimits
 from federation.errors import ActivityParseError, FederationError
 from federation.relay import RELAY_PATH, RELAY_SILENCE_S, CloseCode
-from federation.relay_subscription import subscriber_of
-from federation.routes import error_status, verify_signed_get
+from federation.routes import error_status, verify_subscription
 from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable
 from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
@@ -344,8 +343,7 @@ async def _relay_subscribe(
     fediverse = websocket.app.state.fediverse
     if fediverse.site is None:
         raise Unavailable("the node is starting")
-    signer = await verify_signed_get(fediverse.site, websocket)  # type: ignore[arg-type]
-    who = subscriber_of(signer, websocket.query_params.get("relay"))
+    who = await verify_subscription(fediverse.site, websocket)  # type: ignore[arg-type]
     stage: Stage = websocket.app.state.stage
     on_air = stage.get(websocket.path_params["room_id"])
     if on_air.room.state is not RoomState.LIVE:

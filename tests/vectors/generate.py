@@ -240,6 +240,14 @@ def subscriptions(made: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
         expect={"status": 401, "error": "unauthorized"},
     )
     case(
+        "cavage, (request-target) without the query",
+        "as Fedify signs it: accepted for a signed GET, refused here, where relay= must be "
+        "signed (the detail says so)",
+        relay=relay_b,
+        signed_url=subscription_url(),
+        expect={"status": 401, "error": "unauthorized", "detail": "without its query string"},
+    )
+    case(
         "cavage, two hours old",
         "Date more than one hour old",
         at=SIGNED - dt.timedelta(hours=2),
@@ -307,6 +315,40 @@ def subscriptions(made: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
         relay="wss://b.example:443/relay/v1/rooms/c1",
         expect={"status": 403, "error": "forbidden"},
     )
+    return cases
+
+
+def signed_gets(made: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """Authorized fetch: a GET of a collection page, signed by a user of b.example."""
+    actor_id, _, key_name = ACTORS["bob"]
+    pem = made[key_name]["private_pem"]
+    key_id = f"{actor_id}#main-key"
+    url = "https://a.example/users/alice/outbox?page=1"
+    cases = []
+    for name, why, dialect, signed in (
+        ("draft-cavage", "(request-target) with the query", "draft-cavage", url),
+        (
+            "draft-cavage, (request-target) without the query",
+            "as Fedify (and Mastodon before 4.1) sign it: accepted, as Mastodon does",
+            "draft-cavage",
+            url.split("?")[0],
+        ),
+        ("rfc9421", "@target-uri is the whole URL", "rfc9421", url),
+    ):
+        if dialect == "draft-cavage":
+            headers, text = cavage("GET", signed, key_id, pem)
+        else:
+            headers, text = rfc9421("GET", signed, key_id, pem)
+        cases.append(
+            {
+                "name": name,
+                "why": why,
+                "dialect": dialect,
+                "request": {"method": "GET", "url": url, "headers": headers},
+                "signed_text": text,
+                "expect": {"status": 200},
+            }
+        )
     return cases
 
 
@@ -497,7 +539,8 @@ def main() -> None:
     doc = {
         "about": (
             "Signed requests as a carrying node receives them: relay subscriptions (a "
-            "WebSocket upgrade of the wss:// URL dialled) and an inbox POST. Keys and the "
+            "WebSocket upgrade of the wss:// URL dialled), signed GETs (authorized fetch) "
+            "and inbox POSTs. Keys and the "
             "actor documents their keyId resolves to: keys.json. Verify at 'now'. "
             "signed_text is what was signed (draft-cavage signing string or RFC 9421 "
             "signature base). FEDERATION.md, 'Subscribing' and 'HTTP Signatures'."
@@ -505,6 +548,7 @@ def main() -> None:
         "now": NOW.isoformat().replace("+00:00", "Z"),
         "carrying_node": CARRYING,
         "relay_subscriptions": subscriptions(made),
+        "signed_gets": signed_gets(made),
         "inbox": inbox(made),
     }
     (HERE / "signed_requests.json").write_text(json.dumps(doc, indent=2) + "\n")
