@@ -252,7 +252,23 @@ def parse_config(raw: dict[str, Any]) -> Config:
         sections[name] = _section(name, _SECTIONS[name], value)
     config = Config(**sections)
     _validate(config)
-    return config
+    node = dataclasses.replace(config.node, base_url=canonical_origin(config.node.base_url))
+    return dataclasses.replace(config, node=node)
+
+
+def canonical_origin(url: str) -> str:
+    """``scheme://host[:port]`` as every URL and handle of the node writes it: scheme and
+    host lower-cased, no trailing slash, the port only when it is not the scheme's
+    default (``https://Rooms.Example:443/`` is ``https://rooms.example``), so that
+    ``alice@host`` in a handle and the host of a signing key compare equal."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
 
 
 def load_config(path: str | Path) -> Config:

@@ -98,3 +98,19 @@ def test_create_user_admin_from_stdin(tmp_path: Path) -> None:
     )
     assert again.returncode == 1
     assert "taken" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("HTTPS://Rooms.Example:443/", "https://rooms.example"),
+        ("http://rooms.example:80", "http://rooms.example"),
+        ("https://rooms.example:8443", "https://rooms.example:8443"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_base_url_is_written_one_way(given: str, canonical: str) -> None:
+    """Handles (``alice@host[:port]``) and signing keys' hosts compare as strings: the
+    port appears only when it is not the scheme's default (FEDERATION.md, "Terms")."""
+    assert parse_config({"node": {"base_url": given}}).node.base_url == canonical

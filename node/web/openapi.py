@@ -140,6 +140,7 @@ SCHEMAS: dict[str, Any] = {
             "whep_url": {"type": "string", "format": "uri"},
             "listen_url": {"type": "string", "format": "uri"},
             "ws_url": {"type": "string", "format": "uri"},
+            "relay_url": {"type": "string", "format": "uri"},
             "created_at": {"type": "number"},
             "started_at": {"type": ["number", "null"]},
             "ended_at": {"type": ["number", "null"]},
