@@ -6,6 +6,7 @@
 // Both are non-trickle: we wait for ICE gathering to finish and POST one complete offer.
 
 import { ApiError } from './api.js';
+import { Playback } from './playback.js';
 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 const FFT_SIZE = 8192;
@@ -66,13 +67,14 @@ async function errorFromResponse(response) {
  * `kind` is "whep" (listen) or "whip" (speak; pass `track`).
  */
 class HttpSession {
-  constructor({ kind, url, iceServers, track = null, onStream, onFailed }) {
+  constructor({ kind, url, iceServers, track = null, onStream, onFailed, onConnection }) {
     this.kind = kind;
     this.url = url;
     this.iceServers = iceServers || [];
     this.track = track;
     this.onStream = onStream;
     this.onFailed = onFailed;
+    this.onConnection = onConnection;
     this.pc = null;
     this.sender = null;
     this.location = null;
@@ -93,6 +95,7 @@ class HttpSession {
     pc.addEventListener('connectionstatechange', () => {
       if (this.closed) return;
       if (pc.connectionState === 'failed' && this.onFailed) this.onFailed(this);
+      else if (this.onConnection) this.onConnection(pc.connectionState);
     });
     if (this.kind === 'whip') {
       const transceiver = pc.addTransceiver(this.track, { direction: 'sendrecv' });
@@ -156,11 +159,14 @@ class HttpSession {
 /**
  * What the user hears: one <audio> element plus an AnalyserNode fed from the same
  * MediaStream. Chromium only delivers WebRTC audio into WebAudio when the stream is
- * also attached to a media element, so the element is always attached.
+ * also attached to a media element, so the element is always attached. Whether sound
+ * really plays (autoplay may be refused) is `playback.state` (playback.js).
  */
 export class AudioOutput {
-  constructor(audioElement) {
+  constructor(audioElement, { onPlayback } = {}) {
     this.audio = audioElement;
+    this.playback = new Playback({ onChange: onPlayback });
+    this.playback.addElement(audioElement);
     this.context = null;
     this.analyser = null;
     this.source = null;
@@ -176,6 +182,7 @@ export class AudioOutput {
     this.analyser = this.context.createAnalyser();
     this.analyser.fftSize = FFT_SIZE;
     this.analyser.smoothingTimeConstant = 0.5;
+    this.playback.addContext(this.context);
   }
 
   /** Play `stream` (or nothing when null). Returns false if autoplay was refused. */
@@ -191,33 +198,19 @@ export class AudioOutput {
       this.source = null;
     }
     this.audio.srcObject = stream;
+    this.playback.update();
     if (!stream) return true;
     this.ensureContext();
     // The analyser is not connected to the destination: the <audio> element plays the
     // sound, WebAudio only measures it (no double playback).
     this.source = this.context.createMediaStreamSource(stream);
     this.source.connect(this.analyser);
-    return this.resume();
+    return (await this.playback.start()) !== 'blocked';
   }
 
-  /** Start playback; call again from a click handler if the browser blocked autoplay. */
+  /** Start playback from a click handler (a user gesture) when the browser blocked it. */
   async resume() {
-    let ok = true;
-    if (this.context && this.context.state === 'suspended') {
-      try {
-        await this.context.resume();
-      } catch {
-        ok = false;
-      }
-    }
-    if (this.audio.srcObject) {
-      try {
-        await this.audio.play();
-      } catch {
-        ok = false;
-      }
-    }
-    return ok && (!this.context || this.context.state === 'running');
+    return (await this.playback.unlock()) !== 'blocked';
   }
 
   /** Hz of the loudest FFT bin, or null when silent or nothing is playing. */
@@ -260,6 +253,7 @@ export class AudioOutput {
 
   close() {
     this.attach(null);
+    this.playback.dispose();
     if (this.context) {
       this.context.close().catch(() => {});
       this.context = null;
@@ -352,6 +346,7 @@ export class RoomAudio {
           track: this.micStream.getAudioTracks()[0],
           onStream: (stream) => this.play(stream, generation),
           onFailed: () => this.scheduleRetry(generation),
+          onConnection: (state) => this.connectionChanged(state, generation),
         });
       } else {
         session = new HttpSession({
@@ -360,13 +355,15 @@ export class RoomAudio {
           iceServers: this.iceServers,
           onStream: (stream) => this.play(stream, generation),
           onFailed: () => this.scheduleRetry(generation),
+          onConnection: (state) => this.connectionChanged(state, generation),
         });
       }
       this.session = session;
       await session.start();
       if (generation !== this.generation) return;
       this.retryDelay = 1000;
-      this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+      // "listening"/"speaking" only once media flows (ICE and DTLS done), not at the answer.
+      this.connectionChanged(session.pc.connectionState, generation);
     } catch (err) {
       if (generation !== this.generation) return;
       if (err && err.message === 'cancelled') return;
@@ -378,6 +375,13 @@ export class RoomAudio {
         this.scheduleRetry(generation);
       }
     }
+  }
+
+  /** The peer connection's state: connected means audio can flow; disconnected is a gap. */
+  connectionChanged(state, generation) {
+    if (generation !== this.generation || this.mode === 'off') return;
+    if (state === 'connected') this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+    else if (state === 'disconnected' && this.status !== 'connecting') this.setStatus('reconnecting');
   }
 
   scheduleRetry(generation) {
@@ -393,8 +397,8 @@ export class RoomAudio {
 
   async play(stream, generation) {
     if (generation !== this.generation) return;
-    const ok = await this.output.attach(stream);
-    if (!ok) this.setStatus('blocked');
+    // Whether the browser lets it sound is the output's playback state, not ours.
+    await this.output.attach(stream);
   }
 
   async openMic() {

@@ -124,7 +124,7 @@ export async function mountRoom(main, roomId, ctx) {
   // --- audio ----------------------------------------------------------------------------
   const audioEl = h('audio', { autoplay: true, 'aria-hidden': 'true' });
   audioEl.playsInline = true;
-  const output = new AudioOutput(audioEl);
+  const output = new AudioOutput(audioEl, { onPlayback: () => renderStatus() });
   const roomAudio = new RoomAudio({
     output,
     iceServers: (ctx.config && ctx.config.ice_servers) || [],
@@ -143,6 +143,9 @@ export async function mountRoom(main, roomId, ctx) {
     energyAt: (hz, widthHz) => output.energyAt(hz, widthHz),
     get audioStatus() {
       return audioStatus;
+    },
+    get playback() {
+      return output.playback.state;
     },
     get connection() {
       return connection;
@@ -175,10 +178,20 @@ export async function mountRoom(main, roomId, ctx) {
   const controls = h('div.controls', { role: 'toolbar', 'aria-label': 'Room controls' });
   const hostControls = h('div.host-controls', { hidden: true });
   const playerLink = h('a.small-link', { target: '_blank', rel: 'noopener' }, 'Open in a player');
+  // The one button that starts the sound when the browser refused to (playback.js).
   const resumeButton = h(
-    'button.button.primary',
-    { type: 'button', hidden: true, onclick: () => output.resume().then(renderStatus) },
-    'Tap to listen',
+    'button.button.primary.start-listening',
+    {
+      type: 'button',
+      hidden: true,
+      onclick: () => {
+        output.resume().then(() => {
+          renderStatus();
+          if (output.playback.state === 'playing') announce('Sound on.');
+        });
+      },
+    },
+    'Start listening',
   );
   const vpToggle = h('input', {
     type: 'checkbox',
@@ -946,6 +959,12 @@ export async function mountRoom(main, roomId, ctx) {
   }
 
   function renderStatus() {
+    // "Listening." only when the browser really plays (playback.js); when it refuses, say so
+    // and show the one button that starts the sound, on every path (guest, signed in,
+    // relayed room, after a reconnect).
+    const playback = output.playback.state;
+    const live = room && room.state === 'live' && !ended && !kickedMessage;
+    const blocked = Boolean(live) && playback === 'blocked';
     if (!room) {
       statusEl.textContent = connection === 'reconnecting' ? 'Reconnecting…' : 'Connecting…';
       return;
@@ -958,16 +977,22 @@ export async function mountRoom(main, roomId, ctx) {
     else if (connection === 'closed') text = 'Disconnected.';
     else if (room.state === 'scheduled') {
       text = myRole() === 'host' ? 'Not live yet. Go live when you are ready.' : 'This room has not started yet.';
+    } else if (blocked) {
+      text = 'Your browser is holding back the sound. Press “Start listening” to hear the room.';
     } else if (audioStatus === 'connecting') text = 'Connecting audio…';
     else if (audioStatus === 'reconnecting') text = 'Audio interrupted. Reconnecting…';
-    else if (audioStatus === 'blocked') text = 'Your browser paused the audio.';
+    else if (audioStatus === 'error') text = 'No audio. Retrying…';
+    else if (playback !== 'playing') text = 'Starting audio…';
     else if (audioStatus === 'speaking') {
       const mine = myMember();
       text = mine && mine.muted ? 'You are on stage, muted.' : 'You are on stage. Your mic is on.';
     } else if (audioStatus === 'listening') text = 'Listening.';
     if (statusEl.textContent !== text) statusEl.textContent = text;
-    resumeButton.hidden = audioStatus !== 'blocked';
-    statusEl.classList.toggle('warn', connection === 'reconnecting' || audioStatus === 'reconnecting');
+    resumeButton.hidden = !blocked;
+    statusEl.classList.toggle(
+      'warn',
+      blocked || connection === 'reconnecting' || audioStatus === 'reconnecting',
+    );
   }
 
   function renderSpeaking() {
@@ -1106,9 +1131,7 @@ export async function mountRoom(main, roomId, ctx) {
   window.addEventListener('pagehide', onPageHide);
   // Resuming audio needs a user gesture when autoplay is blocked; any click will do.
   const onFirstGesture = () => {
-    if (audioStatus === 'blocked' || (output.context && output.context.state === 'suspended')) {
-      output.resume().then(renderStatus);
-    }
+    if (output.playback.state === 'blocked') output.resume().then(renderStatus);
   };
   document.addEventListener('click', onFirstGesture, true);
 
