@@ -72,10 +72,14 @@ def validate_username(username: Any) -> str:
 
 
 def validate_password(password: Any) -> str:
+    return validate_password_field("password", password)
+
+
+def validate_password_field(field: str, password: Any) -> str:
     if not isinstance(password, str):
-        raise InvalidInput("password", "must be a string")
+        raise InvalidInput(field, "must be a string")
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput("password", f"must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
+        raise InvalidInput(field, f"must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
     return password
 
 
@@ -86,6 +90,11 @@ def _text(field: str, value: Any, limit: int) -> str:
     if len(value) > limit:
         raise InvalidInput(field, f"at most {limit} characters")
     return value
+
+
+def like_escape(text: str) -> str:
+    """``text`` with SQL LIKE's wildcards escaped (for ``escape '\\'``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _token_hash(token: str) -> str:
@@ -184,6 +193,34 @@ class AccountDirectory:
             self._db.table("accounts").update(account.id, values)
         return self.get_by_id(account.id)
 
+    def change_password(self, account: Account, current: Any, new: Any) -> None:
+        """Replace the password after checking the current one (a stolen session alone
+        must not be enough to lock the owner out)."""
+        if not isinstance(current, str) or not current:
+            raise InvalidInput("current_password", "enter your current password")
+        new = validate_password_field("new_password", new)
+        row = self._db.table("accounts").get(account.id)
+        try:
+            _hasher.verify(row["password_hash"], current[:MAX_PASSWORD])
+        except (VerificationError, InvalidHashError):
+            raise InvalidInput("current_password", "is not your current password") from None
+        self._db.table("accounts").update(account.id, {"password_hash": _hasher.hash(new)})
+
+    def search(self, text: str, limit: int = 20) -> list[Account]:
+        """Active accounts whose username or display name contains ``text`` (any case),
+        exact and prefix matches of the username first."""
+        needle = text.strip().lower().lstrip("@")
+        if not needle:
+            return []
+        pattern = "%" + like_escape(needle) + "%"
+        rows = self._db.query(
+            "select * from accounts where status = 'active' and (username like :p escape '\\' "
+            "or lower(display_name) like :p escape '\\') order by (username = :n) desc, "
+            "(username like :start escape '\\') desc, username limit :limit",
+            {"p": pattern, "n": needle, "start": pattern[1:], "limit": limit},
+        )
+        return [Account.from_row(row) for row in rows]
+
     def approve(self, username: str) -> Account:
         account = self.get(username)
         self._db.table("accounts").update(account.id, {"status": "active"})
@@ -234,6 +271,13 @@ class AccountDirectory:
                 "account_id = ?", [account.id], order_by="created_at"
             )
         ]
+
+    def revoke_other_sessions(self, account: Account, keep: str | None) -> int:
+        """Sign out everywhere but session ``keep``; the number of sessions revoked."""
+        cursor = self._db.execute(
+            "delete from sessions where account_id = ? and id is not ?", [account.id, keep]
+        )
+        return int(cursor.rowcount)
 
     def revoke_session(self, account: Account, session_id: str) -> None:
         rows = list(

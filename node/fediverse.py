@@ -77,6 +77,7 @@ from federation.routes import FederationSite, build_routes
 from node.accounts import Account, AccountDirectory
 from node.config import Config
 from node.errors import Forbidden, InvalidInput, NotFound
+from node.local_follows import LocalFollows
 from node.relay import RelayService
 from node.rooms import Room, RoomState, Visibility, room_from_row
 from node.stage import Stage
@@ -852,6 +853,7 @@ class Fediverse:
             self.deliveries,
             self.outbox,
             blocked_domains=self.blocked_domains,
+            is_local_actor=LocalFollows(self.follows, self.accounts, self.base_url).is_local_actor,
         )
         context = InboxContext(
             follows=self.follows,

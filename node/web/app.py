@@ -13,22 +13,23 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from node.accounts import AccountDirectory
 from node.config import Config
 from node.db import open_database
-from node.errors import ParleyError, RateLimited
+from node.errors import InvalidInput, ParleyError, RateLimited
 from node.fediverse import Fediverse, fediverse_routes
+from node.local_follows import LocalFollows
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
 from node.media.workers import WorkerPool, WorkerSettings
 from node.relay import RelayService
 from node.rooms import Room, RoomStore
 from node.stage import Stage
-from node.web import admin, api, signaling
+from node.web import admin, api, pages, search, settings, signaling
 from node.web.auth import AttemptLimiter
 from node.web.openapi import openapi_document
 
@@ -57,7 +58,12 @@ async def _parley_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.5)))}
-    return _error_response(exc.status, exc.code, exc.detail, headers)
+    response = _error_response(exc.status, exc.code, exc.detail, headers)
+    if isinstance(exc, InvalidInput):
+        # Clients show the error next to the field that caused it.
+        body = {"error": exc.code, "detail": exc.detail, "field": exc.field}
+        response = JSONResponse(body, exc.status, headers=headers)
+    return response
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
@@ -65,6 +71,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and pages.wants_html(request):
+        return pages.not_found(request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return _error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
@@ -130,6 +138,7 @@ def create_app(config: Config) -> Starlette:
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         fediverse = Fediverse(config, db, accounts, stage, relay)
         app.state.fediverse = fediverse
+        app.state.local_follows = LocalFollows(fediverse.follows, accounts, base_url)
         await fediverse.start()
         relay.restore()
         relay.recover_origins(recovering)
@@ -141,9 +150,6 @@ def create_app(config: Config) -> Starlette:
             await stage.close()
             db.close()
 
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(base_url))
 
@@ -151,18 +157,14 @@ def create_app(config: Config) -> Starlette:
         *api.routes,
         *admin.routes,
         *signaling.routes,
+        *search.routes,
+        *settings.routes,
         Route("/api/v1/openapi.json", openapi),
         *fediverse_routes(),
-        Route("/", index),
-        Route("/login", index),
-        Route("/signup", index),
-        Route("/new", index),
-        Route("/rooms/remote", index),
-        Route("/rooms/{room_id}", index),
-        Route("/@{username}", index),
+        *pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -171,3 +173,5 @@ def create_app(config: Config) -> Starlette:
             Exception: _server_error,
         },
     )
+    app.state.page_shell = pages.PageShell(STATIC_DIR / "index.html", base_url)
+    return app
