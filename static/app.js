@@ -148,7 +148,7 @@ function renderNav() {
         h('span.nav-user-name', {}, `@${app.me.username}`),
       ),
       h(
-        'a.button.small.ghost',
+        'a.button.small.ghost.nav-settings',
         {
           href: '/settings',
           'data-link': true,

@@ -31,6 +31,58 @@ export function setVoiceProcessing(on) {
   }
 }
 
+// The microphone people picked in the room's microphone check (mic-check.js).
+export const MIC_DEVICE_KEY = 'parley.micDevice';
+
+export function chosenMicDevice() {
+  try {
+    return localStorage.getItem(MIC_DEVICE_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+export function chooseMicDevice(deviceId) {
+  try {
+    if (deviceId) localStorage.setItem(MIC_DEVICE_KEY, deviceId);
+    else localStorage.removeItem(MIC_DEVICE_KEY);
+  } catch {
+    // Private mode without storage: the choice holds for this page.
+  }
+}
+
+/** The microphone, with the chosen device and voice-processing setting. */
+export async function openMicrophone() {
+  const processing = voiceProcessingEnabled();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error('This browser cannot use a microphone here (it needs HTTPS).');
+  }
+  const device = chosenMicDevice();
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      audio: {
+        // `ideal`: a device that was unplugged falls back to the default one.
+        ...(device ? { deviceId: { ideal: device } } : {}),
+        echoCancellation: processing,
+        noiseSuppression: processing,
+        autoGainControl: processing,
+      },
+      video: false,
+    });
+  } catch (err) {
+    if (err && err.name === 'NotAllowedError') {
+      throw new DOMException(
+        'Microphone access was refused. Allow it in the browser to speak.',
+        'NotAllowedError',
+      );
+    }
+    if (err && err.name === 'NotFoundError') {
+      throw new Error('No microphone was found.');
+    }
+    throw err;
+  }
+}
+
 function waitForIceGathering(pc) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
   return new Promise((resolve) => {
@@ -267,11 +319,13 @@ export class AudioOutput {
  * "speak". It keeps at most one session running and plays its stream on `output`.
  */
 export class RoomAudio {
-  constructor({ output, iceServers, onError, onStatus }) {
+  constructor({ output, iceServers, onError, onStatus, onMicStream }) {
     this.output = output;
     this.iceServers = iceServers;
     this.onError = onError || (() => {});
     this.onStatus = onStatus || (() => {});
+    // The microphone stream while speaking (null otherwise), for the level meter.
+    this.onMicStream = onMicStream || (() => {});
     this.mode = 'off';
     this.urls = { whep: null, whip: null };
     this.session = null;
@@ -318,6 +372,7 @@ export class RoomAudio {
     if (this.micStream) {
       for (const track of this.micStream.getTracks()) track.stop();
       this.micStream = null;
+      this.onMicStream(null);
     }
   }
 
@@ -336,7 +391,10 @@ export class RoomAudio {
     try {
       let session;
       if (this.mode === 'speak') {
-        if (!this.micStream) this.micStream = await this.openMic();
+        if (!this.micStream) {
+          this.micStream = await this.openMic();
+          this.onMicStream(this.micStream);
+        }
         if (generation !== this.generation) return;
         this.setMuted(this.muted);
         session = new HttpSession({
@@ -402,34 +460,10 @@ export class RoomAudio {
   }
 
   async openMic() {
-    const processing = voiceProcessingEnabled();
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      throw new Error('This browser cannot use a microphone here (it needs HTTPS).');
-    }
-    try {
-      return await navigator.mediaDevices.getUserMedia({
-        audio: {
-          echoCancellation: processing,
-          noiseSuppression: processing,
-          autoGainControl: processing,
-        },
-        video: false,
-      });
-    } catch (err) {
-      if (err && err.name === 'NotAllowedError') {
-        throw new DOMException(
-          'Microphone access was refused. Allow it in the browser to speak.',
-          'NotAllowedError',
-        );
-      }
-      if (err && err.name === 'NotFoundError') {
-        throw new Error('No microphone was found.');
-      }
-      throw err;
-    }
+    return openMicrophone();
   }
 
-  /** Voice processing changed: swap in a new mic track without renegotiating. */
+  /** Voice processing or the device changed: swap in a new mic track, no renegotiation. */
   async reopenMic() {
     if (this.mode !== 'speak' || !this.micStream) return;
     const fresh = await this.openMic();
@@ -440,6 +474,7 @@ export class RoomAudio {
       await this.session.sender.replaceTrack(fresh.getAudioTracks()[0]);
     }
     for (const track of old.getTracks()) track.stop();
+    this.onMicStream(fresh);
   }
 
   /** RTP counters of the running session, for diagnostics and tests. */

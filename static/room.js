@@ -6,12 +6,8 @@
 // disturbed four times a second.
 
 import { ApiError, get, memberPath, post, roomPath, del } from './api.js';
-import {
-  AudioOutput,
-  RoomAudio,
-  setVoiceProcessing,
-  voiceProcessingEnabled,
-} from './media.js';
+import { AudioOutput, RoomAudio, openMicrophone } from './media.js';
+import { micPanel } from './mic-check.js';
 
 const SPEAKING_THRESHOLD = 0.03;
 const SPEAKING_HOLD_MS = 600;
@@ -133,6 +129,46 @@ export async function mountRoom(main, roomId, ctx) {
       audioStatus = status;
       renderStatus();
     },
+    onMicStream: (stream) => {
+      if (stream) stopPreview();
+      mic.setStream(stream);
+    },
+  });
+
+  // "Your microphone" (mic-check.js) for whoever can speak: muted state, level, device.
+  // An invited listener may check the microphone before accepting (a preview stream).
+  let preview = null;
+  function stopPreview() {
+    if (!preview) return;
+    for (const track of preview.getTracks()) track.stop();
+    preview = null;
+  }
+  async function reopenMicrophone() {
+    try {
+      if (roomAudio.mode === 'speak') {
+        await roomAudio.reopenMic();
+      } else if (preview) {
+        stopPreview();
+        preview = await openMicrophone();
+        mic.setStream(preview);
+      }
+    } catch (err) {
+      showError(audioErrorMessage(err));
+    }
+  }
+  const mic = micPanel({
+    announce,
+    onDeviceChange: reopenMicrophone,
+    onVoiceProcessing: reopenMicrophone,
+    onCheck: async () => {
+      stopPreview();
+      try {
+        preview = await openMicrophone();
+      } catch (err) {
+        showError(audioErrorMessage(err));
+      }
+      return preview;
+    },
   });
   window.parley = {
     get analyser() {
@@ -193,22 +229,6 @@ export async function mountRoom(main, roomId, ctx) {
     },
     'Start listening',
   );
-  const vpToggle = h('input', {
-    type: 'checkbox',
-    id: 'voice-processing',
-    role: 'switch',
-    checked: voiceProcessingEnabled(),
-    onchange: async () => {
-      setVoiceProcessing(vpToggle.checked);
-      announce(`Voice processing ${vpToggle.checked ? 'on' : 'off'}.`);
-      try {
-        await roomAudio.reopenMic();
-      } catch (err) {
-        showError(audioErrorMessage(err));
-      }
-    },
-  });
-
   handsSection.append(
     h('h2', { id: 'hands-h' }, 'Raised hands'),
     handsList,
@@ -231,6 +251,7 @@ export async function mountRoom(main, roomId, ctx) {
       endedEl,
       joinEl,
       inviteEl,
+      mic.element,
       h(
         'section.panel.stage',
         { 'aria-labelledby': 'stage-h' },
@@ -239,22 +260,7 @@ export async function mountRoom(main, roomId, ctx) {
       ),
       handsSection,
       h('section.panel.audience', { 'aria-labelledby': 'audience-h' }, audienceHeading, audienceList),
-      h(
-        'section.panel.settings',
-        { 'aria-label': 'Audio settings' },
-        h(
-          'div.switch',
-          {},
-          vpToggle,
-          h(
-            'label',
-            { for: 'voice-processing' },
-            'Voice processing',
-            h('small.hint.block', {}, 'Echo cancellation, noise suppression, auto gain'),
-          ),
-        ),
-        playerLink,
-      ),
+      h('section.panel.settings', { 'aria-label': 'Other ways to listen' }, playerLink),
       controls,
       audioEl,
     ),
@@ -1023,6 +1029,7 @@ export async function mountRoom(main, roomId, ctx) {
     } else {
       playerLink.hidden = true;
     }
+    playerLink.parentElement.hidden = playerLink.hidden;
 
     const relayedFrom = room.remote && room.origin ? hostOf(room.origin) : null;
     originEl.hidden = !relayedFrom;
@@ -1060,6 +1067,16 @@ export async function mountRoom(main, roomId, ctx) {
     handsSection.hidden = !moderator;
     handsList.replaceChildren(...queue.map(handRow));
     if (!queue.length) handsList.append(h('li.empty', {}, 'No raised hands.'));
+
+    const mine = myMember();
+    const live = room.state === 'live' && !ended && !kickedMessage;
+    const onStage = live && ON_STAGE.has(myRole());
+    mic.update({
+      canSpeak: Boolean(live && mine && (onStage || mine.invited)),
+      onStage,
+      muted: mine ? Boolean(mine.muted) : true,
+    });
+    if (!live || !mine || !(onStage || mine.invited)) stopPreview();
 
     renderControls();
     renderStatus();
@@ -1150,6 +1167,8 @@ export async function mountRoom(main, roomId, ctx) {
     }
     roomAudio.close();
     output.close();
+    stopPreview();
+    mic.dispose();
     if (window.parley && window.parley.level) delete window.parley;
   };
 }
