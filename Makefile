@@ -30,7 +30,11 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check node federation tests bench
 	$(VENV)/bin/mypy node federation
 
-test: $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json lint
+# axe-core (pinned in its lockfile), injected into pages for the accessibility checks.
+tests/axe/node_modules/.package-lock.json: tests/axe/package-lock.json
+	cd tests/axe && npm ci --no-audit --no-fund --loglevel=error
+
+test: $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json tests/axe/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed

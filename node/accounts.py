@@ -120,7 +120,7 @@ class AccountDirectory:
         password = validate_password(password)
         display_name = _text("display_name", display_name or "", MAX_DISPLAY_NAME)
         if self._find_row(username) is not None:
-            raise Conflict(f"the username {username} is taken")
+            raise Conflict(f"the username {username} is taken", field="username")
         keys = generate_keypair()
         table = self._db.table("accounts")
         table.insert(

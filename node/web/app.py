@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from node.accounts import AccountDirectory
 from node.config import Config
 from node.db import open_database
-from node.errors import InvalidInput, ParleyError, RateLimited
+from node.errors import ParleyError, RateLimited
 from node.fediverse import Fediverse, fediverse_routes
 from node.local_follows import LocalFollows
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
@@ -58,12 +58,11 @@ async def _parley_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.5)))}
-    response = _error_response(exc.status, exc.code, exc.detail, headers)
-    if isinstance(exc, InvalidInput):
+    if exc.field is not None:
         # Clients show the error next to the field that caused it.
         body = {"error": exc.code, "detail": exc.detail, "field": exc.field}
-        response = JSONResponse(body, exc.status, headers=headers)
-    return response
+        return JSONResponse(body, exc.status, headers=headers)
+    return _error_response(exc.status, exc.code, exc.detail, headers)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
