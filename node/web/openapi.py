@@ -10,7 +10,11 @@ SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error", "detail"],
-        "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+        "properties": {
+            "error": {"type": "string"},
+            "detail": {"type": "string"},
+            "field": {"type": "string", "description": "the request field at fault, if one is"},
+        },
     },
     "Credentials": {
         "type": "object",
@@ -91,7 +95,7 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("delete", "/api/v1/sessions/{session_id}", "Revoke a session ('current' logs out)", True, None, 204, None),
     ("get", "/api/v1/me", "Your account", True, None, 200, "Account"),
     ("patch", "/api/v1/me", "Edit display name and bio", True, "Account", 200, "Account"),
-    ("get", "/api/v1/rooms", "Live public rooms", False, None, 200, {}),
+    ("get", "/api/v1/rooms", "Live public rooms (?state=scheduled: upcoming ones)", False, None, 200, {}),
     ("post", "/api/v1/rooms", "Create a room", True, "NewRoom", 201, "Room"),
     ("get", "/api/v1/rooms/{room_id}", "A room", False, None, 200, "Room"),
     ("patch", "/api/v1/rooms/{room_id}", "Edit title/description (host, cohost)", True, "NewRoom", 200, "Room"),
@@ -109,6 +113,8 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("delete", "/api/v1/rooms/{room_id}/whip/{session_id}", "End a WHIP session", True, None, 200, None),
     ("delete", "/api/v1/rooms/{room_id}/whep/{session_id}", "End a WHEP session", False, None, 200, None),
     ("get", "/api/v1/rooms/{room_id}/listen.ogg", "Program as an Ogg/Opus stream", False, None, 200, None),
+    ("get", "/api/v1/search", "Search people (name, handle; remote by WebFinger) and rooms (title) ?q=", False, None, 200, {}),
+    ("post", "/api/v1/me/password", "Change your password {current_password, new_password}; signs out your other sessions", True, None, 200, {}),
     ("get", "/api/v1/remote-join", "Where a visitor joins a room from their own server (?handle=&room=)", False, None, 200, {}),
 ]  # fmt: skip
 
