@@ -53,10 +53,12 @@ function isOver(input) {
 function updateCounter(input, counter, limit) {
   const length = input.value.trim().length;
   const over = length - limit;
-  counter.textContent = over > 0 ? `${length} / ${limit}: ${over} too many` : `${length} / ${limit}`;
+  counter.textContent =
+    over > 0 ? `${length} / ${limit}: ${over} too many` : `${length} / ${limit}`;
   counter.classList.toggle('over', over > 0);
   if (over > 0) {
-    setFieldError(input, `${input.dataset.label} is ${over} characters too long (at most ${limit}).`);
+    const name = input.dataset.label;
+    setFieldError(input, `${name} is ${over} characters too long (at most ${limit}).`);
   }
 }
 
@@ -78,7 +80,8 @@ export function clearFieldErrors(form) {
 function fieldMessage(err) {
   // The node's detail reads "title: at most 120 characters"; the field shows the reason.
   const detail = String(err.detail || err.message || '');
-  const reason = detail.startsWith(`${err.field}: `) ? detail.slice(err.field.length + 2) : detail;
+  const prefix = `${err.field}: `;
+  const reason = detail.startsWith(prefix) ? detail.slice(prefix.length) : detail;
   const text = reason.charAt(0).toUpperCase() + reason.slice(1);
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
@@ -93,7 +96,10 @@ export async function submitting(form, action) {
   clearFieldErrors(form);
   const tooLong = [...form.querySelectorAll('[data-limit]')].filter(isOver);
   if (tooLong.length) {
-    for (const input of tooLong) updateCounter(input, document.getElementById(`${input.id}-count`), Number(input.dataset.limit));
+    for (const input of tooLong) {
+      const counter = document.getElementById(`${input.id}-count`);
+      updateCounter(input, counter, Number(input.dataset.limit));
+    }
     tooLong[0].focus();
     return false;
   }
