@@ -127,6 +127,7 @@ function renderNav() {
     ),
   ];
   if (app.me) {
+    // HOOK(notifications): the bell with its unread count goes before the profile link.
     const profilePath = `/@${encodeURIComponent(app.me.username)}`;
     const onProfile = location.pathname === profilePath;
     items.push(

@@ -8,6 +8,8 @@ import { h, setTitle, showError } from './ui.js';
 
 const REFRESH_MS = 15000;
 
+// `node` is GET /api/v1/config's `node` (node.web.about.node_about): admin-editable name and
+// description will arrive through the same field.
 function welcome(node) {
   const name = (node && node.name) || location.host;
   const description = node && node.description;

@@ -63,6 +63,8 @@ export function initials(name) {
   return letters.toUpperCase();
 }
 
+// HOOK(avatar upload): once accounts carry an icon (the actor's `icon`, fetched through the
+// node for remote people), take an image URL here and render an <img alt=""> instead.
 export function avatar(name, size) {
   return h(`span.avatar.${size}`, { 'aria-hidden': 'true' }, initials(name));
 }
