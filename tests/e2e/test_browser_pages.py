@@ -130,8 +130,12 @@ def test_every_page_at_two_sizes_with_axe(
 
         page.goto(live["url"])
         stage = page.get_by_role("region", name="Stage")
-        capture(page, "room", lambda: expect(stage).to_contain_text("Alice Aardvark"))
-        expect(page.locator(".room-status")).to_have_text("Listening.")
+
+        def room_ready() -> None:
+            expect(stage).to_contain_text("Alice Aardvark")
+            expect(page.locator(".room-status")).to_have_text("Listening.")
+
+        capture(page, "room", room_ready)
     finally:
         browser.close()
 

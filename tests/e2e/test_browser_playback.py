@@ -36,7 +36,7 @@ from playwright.sync_api import (
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import ROOT, Api, NodeProcess
-from tests.e2e.browser import AUDIO_TIMEOUT_MS, hears, launch, new_context, sign_up
+from tests.e2e.browser import ARTIFACTS, AUDIO_TIMEOUT_MS, hears, launch, new_context, sign_up
 from tests.test_media_workers import workers_of
 
 # Playwright's page.evaluate() and locator queries run as a user gesture in Chromium, which
@@ -201,6 +201,8 @@ def test_a_signed_in_user_opening_a_room_link_in_a_new_tab_gets_the_button(
         expect_refused_honestly(watch)
         expect(tab.get_by_role("heading", name="New tab")).to_be_visible()
         expect(tab.get_by_role("button", name="Raise hand")).to_be_visible()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / "room-start-listening.png"))
         start_and_hear(tab)
     finally:
         stop(speaker)
