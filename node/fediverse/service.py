@@ -38,6 +38,7 @@ from node.accounts import Account
 from node.config import Config
 from node.errors import Forbidden, InvalidInput, NotFound
 from node.fediverse.announcer import RoomAnnouncer
+from node.fediverse.local_follows import LocalFollows
 from node.onair.stage import Stage
 from node.store.accounts import AccountDirectory
 from node.store.actors import NodeActors
@@ -94,6 +95,7 @@ class Fediverse:
         self.outbox = SqliteOutbox(db)
         self.actors = NodeActors(db, accounts, config)
         self.accounts = accounts
+        self.local_follows = LocalFollows(self.follows, accounts, self.base_url)
         self.site: FederationSite | None = None
         self.publisher: OutboxPublisher | None = None
         self.client: FederationClient | None = None
@@ -125,6 +127,7 @@ class Fediverse:
             self.deliveries,
             self.outbox,
             blocked_domains=self.blocked_domains,
+            is_local_actor=self.local_follows.is_local_actor,
         )
         context = InboxContext(
             follows=self.follows,
