@@ -38,7 +38,14 @@ const RESUME_GRACE_MS = 600;
 const ELEMENT_EVENTS = ['play', 'playing', 'pause', 'emptied', 'ended', 'loadstart', 'error'];
 
 function hasSource(element) {
-  return Boolean(element.srcObject || element.currentSrc || element.getAttribute('src'));
+  // hls.js with a ManagedMediaSource (Safari) gives the element a <source> child, whose
+  // URL becomes currentSrc only once the element has loaded it.
+  return Boolean(
+    element.srcObject ||
+      element.currentSrc ||
+      element.getAttribute('src') ||
+      element.querySelector('source[src]'),
+  );
 }
 
 function isRefusal(err) {

@@ -268,3 +268,52 @@ def test_a_relayed_room_opened_in_a_new_tab_gets_the_button(
         start_and_hear(tab)
     finally:
         stop(speaker)
+
+
+# An <audio> whose media comes through a <source> child, as hls.js attaches a
+# ManagedMediaSource (Safari): right after load(), before the element has selected that
+# source, it has no src attribute and no currentSrc yet.
+SOURCE_CHILD = """async () => {
+    const { Playback } = await import('/static/playback.js');
+    const rate = 8000;
+    const samples = new Int16Array(rate);
+    for (let i = 0; i < rate; i += 1) samples[i] = 16000 * Math.sin(2 * Math.PI * 440 * i / rate);
+    const wav = new DataView(new ArrayBuffer(44 + samples.byteLength));
+    const text = (at, s) => [...s].forEach((c, i) => wav.setUint8(at + i, c.charCodeAt(0)));
+    text(0, 'RIFF'); wav.setUint32(4, 36 + samples.byteLength, true); text(8, 'WAVEfmt ');
+    wav.setUint32(16, 16, true); wav.setUint16(20, 1, true); wav.setUint16(22, 1, true);
+    wav.setUint32(24, rate, true); wav.setUint32(28, rate * 2, true);
+    wav.setUint16(32, 2, true); wav.setUint16(34, 16, true);
+    text(36, 'data'); wav.setUint32(40, samples.byteLength, true);
+    new Int16Array(wav.buffer, 44).set(samples);
+    const audio = new Audio();
+    const source = document.createElement('source');
+    source.type = 'audio/wav';
+    source.src = URL.createObjectURL(new Blob([wav.buffer], { type: 'audio/wav' }));
+    audio.appendChild(source);
+    audio.loop = true;
+    audio.load();
+    const before = audio.currentSrc;
+    const playback = new Playback();
+    playback.addElement(audio);
+    const state = await playback.start();
+    const paused = audio.paused;
+    playback.dispose();
+    audio.pause();
+    return { before, state, paused };
+}"""
+
+
+@pytest.mark.e2e
+def test_an_element_playing_a_source_child_is_started_and_counted(
+    node: NodeProcess, playwright_instance: Playwright
+) -> None:
+    browser = launch(playwright_instance)
+    try:
+        page = new_context(browser, node.base_url).new_page()
+        page.goto("/")
+        facts = page.evaluate(SOURCE_CHILD)
+        assert facts["before"] == "", facts  # the case under test: no currentSrc yet
+        assert facts["state"] == "playing" and facts["paused"] is False, facts
+    finally:
+        browser.close()
