@@ -22,7 +22,7 @@ from federation.activities import build_follow, build_undo
 from federation.actors import ActorUrls, RemoteActor, parse_acct, parse_webfinger
 from federation.client import ActorResolver, FederationClient, domain_is_blocked
 from federation.delivery import DeliveryWorker
-from federation.egress import AddressPolicy, hostname_of
+from federation.egress import AddressPolicy, hostname_of, is_host_and_port
 from federation.errors import (
     ActivityParseError,
     BlockedDomain,
@@ -299,6 +299,8 @@ class Fediverse:
                 user, host = parse_acct(text)
             except ActivityParseError:
                 raise InvalidInput("handle", "must be a handle like alice@example.org") from None
+            if not is_host_and_port(host):
+                raise InvalidInput("handle", "must be a handle like alice@example.org")
             if domain_is_blocked(hostname_of(f"//{host}") or host, self.blocked_domains):
                 raise BlockedDomain(host)
             return await resolver.actor(await self._webfinger(user, host), refresh=True)
