@@ -202,7 +202,10 @@ export async function mountRoom(main, roomId, ctx) {
   const joinEl = h('section.panel.join-choice', { 'aria-labelledby': 'join-h', hidden: true });
   const descEl = h('p.room-desc', {});
   const hostEl = h('p.muted.room-host', {});
-  const statusEl = h('p.room-status', { role: 'status' });
+  // The live region says what changes the listener's situation (screen readers announce
+  // it); how far behind the room we hear changes every second, so it sits beside it.
+  const statusEl = h('span.room-status', { role: 'status' });
+  const latencyEl = h('span.room-latency', { hidden: true });
   const listenersEl = h('span.listeners', {});
   const endedEl = h('div.notice', { hidden: true });
   const inviteEl = h('div.invite-banner', { hidden: true });
@@ -245,7 +248,7 @@ export async function mountRoom(main, roomId, ctx) {
         titleEl,
         hostEl,
         descEl,
-        statusEl,
+        h('p.room-status-line', {}, statusEl, latencyEl),
         resumeButton,
       ),
       endedEl,
@@ -974,6 +977,7 @@ export async function mountRoom(main, roomId, ctx) {
     const blocked = Boolean(live) && playback === 'blocked';
     if (!room) {
       statusEl.textContent = connection === 'reconnecting' ? 'Reconnecting…' : 'Connecting…';
+      latencyEl.hidden = true;
       return;
     }
     let text = '';
@@ -995,6 +999,7 @@ export async function mountRoom(main, roomId, ctx) {
       text = mine && mine.muted ? 'You are on stage, muted.' : 'You are on stage. Your mic is on.';
     } else if (audioStatus === 'listening') text = listeningText();
     if (statusEl.textContent !== text) statusEl.textContent = text;
+    renderLatency(text === listeningText());
     resumeButton.hidden = !blocked;
     statusEl.classList.toggle(
       'warn',
@@ -1002,13 +1007,19 @@ export async function mountRoom(main, roomId, ctx) {
     );
   }
 
-  /** Which way the room reaches us, and how far behind it we hear it. */
+  /** Which way the room reaches us. */
   function listeningText() {
-    const latency = roomAudio.latency();
-    const behind = latency === null ? '' : `, ${latency.toFixed(1)} s behind`;
     return roomAudio.transport === 'hls'
-      ? `Listening over HLS (a cache or CDN serves it)${behind}.`
-      : `Listening over WebRTC${behind}.`;
+      ? 'Listening over HLS (a cache or CDN serves it).'
+      : 'Listening over WebRTC.';
+  }
+
+  /** How far behind the room we hear it, while we listen (outside the live region). */
+  function renderLatency(listening) {
+    const latency = listening ? roomAudio.latency() : null;
+    const text = latency === null ? '' : `${latency.toFixed(1)} s behind`;
+    if (latencyEl.textContent !== text) latencyEl.textContent = text;
+    latencyEl.hidden = !text;
   }
 
   function renderSpeaking() {

@@ -28,7 +28,10 @@ AUDIO_TIMEOUT_MS = 20_000
 UI_TIMEOUT_MS = 10_000
 # What the room page says while it really plays (never while the browser holds it back).
 LISTENING = re.compile(r"^Listening over (WebRTC|HLS)")
-LISTENING_OVER_WEBRTC = re.compile(r"^Listening over WebRTC(, \d+\.\d s behind)?\.$")
+LISTENING_OVER_WEBRTC = "Listening over WebRTC."
+LISTENING_OVER_HLS = "Listening over HLS (a cache or CDN serves it)."
+# How far behind, shown beside the status line (not in its live region: it changes).
+BEHIND = re.compile(r"^\d+\.\d s behind$")
 
 
 def write_tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48_000) -> Path:
