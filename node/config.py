@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
 
+MAX_NODE_DESCRIPTION = 500
+
 Registration = Literal["open", "approval", "closed"]
 WebRtcFanout = Literal["batched", "aiortc"]
 EventLoop = Literal["asyncio", "uvloop"]
@@ -46,6 +48,9 @@ class NodeSettings:
     # less CPU per Ogg listener than asyncio + h11, and no worse for WebRTC (bench/RESULTS.md).
     event_loop: EventLoop = "uvloop"
     http_parser: HttpParser = "httptools"
+    # What this node is, in a sentence or two: shown to logged-out visitors on the home
+    # page and in link previews. Optional (node.web.about reads it).
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,8 @@ def _validate(config: Config) -> None:
         usable = False
     if not usable:
         raise ConfigError("node.base_url", "must be an http(s) origin like https://example.org")
+    if len(config.node.description) > MAX_NODE_DESCRIPTION:
+        raise ConfigError("node.description", f"at most {MAX_NODE_DESCRIPTION} characters")
     if not 0 <= config.node.port <= 65535:
         raise ConfigError("node.port", "must be between 0 and 65535")
     media = config.media

@@ -41,6 +41,8 @@ def test_shipped_node_toml_loads_with_open_registration() -> None:
         ({"media": {"ice_servers": ["http://x"]}}, "media.ice_servers[0]"),
         ({"media": {"ice_servers": "stun:x:3478"}}, "media.ice_servers"),
         ({"federation": {"authorized_fetch": "yes"}}, "federation.authorized_fetch"),
+        ({"node": {"description": 3}}, "node.description"),
+        ({"node": {"description": "x" * 501}}, "node.description"),
     ],
 )
 def test_bad_settings_name_the_key(raw: dict, key: str) -> None:
