@@ -26,7 +26,7 @@ from node.store.federation import (
     SqliteFollows,
     SqliteOutbox,
 )
-from node.store.schema import create_schema
+from node.store.migrate import migrate
 
 BASE = "https://rooms.example"
 
@@ -34,7 +34,7 @@ BASE = "https://rooms.example"
 @pytest.fixture
 def db() -> Iterator[sqlite_utils.Database]:
     database = sqlite_utils.Database(memory=True)
-    create_schema(database.conn)
+    migrate(database)
     yield database
     database.close()
 
@@ -82,7 +82,7 @@ def test_a_handle_here_without_an_account_is_not_looked_up_elsewhere(local: Loca
 @given(st.text(max_size=300))
 def test_any_text_is_a_local_name_none_or_not_found(text: str) -> None:
     database = sqlite_utils.Database(memory=True)
-    create_schema(database.conn)
+    migrate(database)
     directory = AccountDirectory(database)
     checker = LocalFollows(SqliteFollows(database), directory, BASE)
     try:
