@@ -32,10 +32,12 @@ from node.accounts import (
     text_field,
     token_hash,
     validate_password,
+    validate_password_field,
     validate_username,
 )
 from node.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from node.store.database import transaction
+from node.store.text_search import contains_pattern
 
 PASSWORD_RESET_TTL_S = 24 * 3600
 """A one-time password-reset link works this long (an admin passes it on by hand)."""
@@ -71,7 +73,7 @@ class AccountDirectory:
         display_name = text_field("display_name", display_name or "", MAX_DISPLAY_NAME)
         reason = text_field("reason", signup_reason or "", MAX_SIGNUP_REASON)
         if self._find_row(username) is not None:
-            raise Conflict(f"the username {username} is taken")
+            raise Conflict(f"the username {username} is taken", field="username")
         keys = generate_keypair()
         table = self._db.table("accounts")
         inserted = table.insert(
@@ -165,11 +167,39 @@ class AccountDirectory:
             self._db.table("accounts").update(account.id, values)
         return self.get_by_id(account.id)
 
+    def change_password(self, account: Account, current: Any, new: Any) -> None:
+        """Replace the password after checking the current one (a stolen session alone
+        must not be enough to lock the owner out)."""
+        if not isinstance(current, str) or not current:
+            raise InvalidInput("current_password", "enter your current password")
+        new = validate_password_field("new_password", new)
+        row = self._db.table("accounts").get(account.id)
+        if not check_password(row["password_hash"], current):
+            raise InvalidInput("current_password", "is not your current password")
+        self._db.table("accounts").update(account.id, {"password_hash": hash_password(new)})
+
+    def search(self, text: str, limit: int = 20) -> list[Account]:
+        """Active accounts whose username or display name contains ``text`` (any case),
+        exact and prefix matches of the username first."""
+        needle = text.strip().lower().lstrip("@")
+        if not needle:
+            return []
+        pattern = contains_pattern(needle)
+        rows = self._db.query(
+            f"{_SELECT} where accounts.status = 'active' and "
+            "(accounts.username like :p escape '\\' "
+            "or lower(accounts.display_name) like :p escape '\\') "
+            "order by (accounts.username = :n) desc, "
+            "(accounts.username like :start escape '\\') desc, accounts.username limit :limit",
+            {"p": pattern, "n": needle, "start": pattern[1:], "limit": limit},
+        )
+        return [Account.from_row(row) for row in rows]
+
     def pending(self) -> list[Account]:
         rows = self._rows("accounts.status = 'pending' order by accounts.created_at", [])
         return [Account.from_row(row) for row in rows]
 
-    def search(
+    def find(
         self,
         query: str = "",
         *,
@@ -179,15 +209,16 @@ class AccountDirectory:
         limit: int = 50,
         offset: int = 0,
     ) -> list[Account]:
-        """Accounts whose username or display name contains ``query``, newest first."""
+        """Accounts of every status whose username or display name contains ``query``,
+        newest first (the admin page's list)."""
         where, params = ["1 = 1"], []
         if query:
-            pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = contains_pattern(query.lower())
             where.append(
                 "(accounts.username like ? escape '\\' "
-                "or accounts.display_name like ? escape '\\')"
+                "or lower(accounts.display_name) like ? escape '\\')"
             )
-            params += [pattern + "%", pattern + "%"]
+            params += [pattern, pattern]
         if status is not None:
             where.append("accounts.status = ?")
             params.append(status)
@@ -376,6 +407,13 @@ class AccountDirectory:
                 "account_id = ?", [account.id], order_by="created_at"
             )
         ]
+
+    def revoke_other_sessions(self, account: Account, keep: str | None) -> int:
+        """Sign out everywhere but session ``keep``; the number of sessions revoked."""
+        cursor = self._db.execute(
+            "delete from sessions where account_id = ? and id is not ?", [account.id, keep]
+        )
+        return int(cursor.rowcount)
 
     def revoke_session(self, account: Account, session_id: str) -> None:
         rows = list(

@@ -19,7 +19,8 @@ class SettingsStore:
         self._db = db
         self._defaults = ServerSettings(
             name="",
-            description="",
+            # node.toml's [node] description until an admin writes one.
+            description=config.node.description.strip(),
             rules=(),
             contact="",
             registration=config.accounts.registration,

@@ -103,7 +103,7 @@ async def accounts(request: Request) -> Response:
     if role not in (None, "admin", "moderator", "user"):
         raise InvalidInput("role", "must be admin, moderator or user", status=400)
     silenced = {"true": True, "false": False}.get(params.get("silenced", ""))
-    found = _accounts(request).search(
+    found = _accounts(request).find(
         query,
         status=status,
         role=role,

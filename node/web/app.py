@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -45,7 +45,18 @@ from node.store.relaying import RelayRooms
 from node.store.reports import ReportStore
 from node.store.rooms import RoomStore
 from node.store.settings import SettingsStore
-from node.web import admin, api, follows, hls, moderation, publish_keys, signaling
+from node.web import (
+    admin,
+    api,
+    follows,
+    hls,
+    moderation,
+    pages,
+    publish_keys,
+    search,
+    settings,
+    signaling,
+)
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -75,6 +86,10 @@ async def _parley_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.5)))}
+    if exc.field is not None:
+        # Clients show the error next to the field that caused it.
+        body = {"error": exc.code, "detail": exc.detail, "field": exc.field}
+        return JSONResponse(body, exc.status, headers=headers)
     return _error_response(exc.status, exc.code, exc.detail, headers)
 
 
@@ -83,6 +98,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and pages.wants_html(request):
+        return pages.not_found(request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return _error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
@@ -144,7 +161,7 @@ def create_app(config: Config) -> Starlette:
             await workers.start()
         problems = RecentProblems()
         problems.install()
-        settings = SettingsStore(db, config)
+        node_settings = SettingsStore(db, config)
         # The one list of blocked servers (node.toml's and the admins'), asked live by
         # every part: federation in and out, relays, rooms, listings.
         domains = DomainBlockList(db, config.federation.blocked_domains)
@@ -158,7 +175,7 @@ def create_app(config: Config) -> Starlette:
             listeners=workers,
             policy=Admission(personal_blocks, domains),
         )
-        fediverse = Fediverse(config, db, accounts, stage, domains, settings)
+        fediverse = Fediverse(config, db, accounts, stage, domains, node_settings)
         relay = RelayService(
             stage,
             RelayRooms(db),
@@ -174,10 +191,10 @@ def create_app(config: Config) -> Starlette:
             accounts=accounts,
             stage=stage,
             fediverse=fediverse,
-            settings=settings,
+            settings=node_settings,
             operators=operators,
         )
-        app.state.settings = settings
+        app.state.settings = node_settings
         app.state.domains = domains
         app.state.personal_blocks = personal_blocks
         app.state.operators = operators
@@ -203,6 +220,7 @@ def create_app(config: Config) -> Starlette:
         app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         app.state.fediverse = fediverse
+        app.state.local_follows = fediverse.local_follows
         app.state.dashboard = Dashboard(
             stage=stage,
             relay=relay,
@@ -227,9 +245,6 @@ def create_app(config: Config) -> Starlette:
             await app.state.hls.close()
             close_database(db)
 
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(base_url))
 
@@ -240,23 +255,15 @@ def create_app(config: Config) -> Starlette:
         *publish_keys.routes,
         *signaling.routes,
         *hls.routes,
+        *search.routes,
+        *settings.routes,
         Route("/api/v1/openapi.json", openapi),
         *build_routes(_federation_site),
         *follows.routes,
-        Route("/", index),
-        Route("/login", index),
-        Route("/signup", index),
-        Route("/new", index),
-        Route("/rooms/remote", index),
-        Route("/rooms/{room_id}", index),
-        Route("/@{username}", index),
-        Route("/about", index),
-        Route("/admin", index),
-        Route("/admin/{section}", index),
-        Route("/reset-password", index),
+        *pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -265,3 +272,5 @@ def create_app(config: Config) -> Starlette:
             Exception: _server_error,
         },
     )
+    app.state.page_shell = pages.PageShell(STATIC_DIR / "index.html", base_url)
+    return app
