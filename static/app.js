@@ -1,7 +1,11 @@
 // Parley web client: router, navigation, session, and the account forms (log in, sign
 // up, start a room). Pages live in their modules: home.js, search.js, settings.js,
-// profile.js, room.js. Shared helpers: ui.js (elements, alerts), forms.js (fields).
+// profile.js, room.js, about.js, admin.js. Shared helpers: ui.js (elements, alerts),
+// forms.js (fields).
 
+import { renderAbout, renderResetPassword } from './about.js';
+import { renderAdmin } from './admin.js';
+import { isStaff } from './admin-parts.js';
 import { ApiError, del, get, post } from './api.js';
 import { field, submitting } from './forms.js';
 import { renderHome } from './home.js';
@@ -35,6 +39,10 @@ const routes = [
   [/^\/settings\/?$/, () => withCleanup(renderSettings(main, pageContext()))],
   [/^\/rooms\/([^/]+)\/?$/, renderRoom],
   [/^\/@([^/]+)\/?$/, renderProfilePage],
+  [/^\/about\/?$/, () => renderAbout(main)],
+  [/^\/reset-password\/?$/, () => renderResetPassword(main)],
+  [/^\/admin\/?$/, () => withCleanup(renderAdmin(main, '', pageContext()))],
+  [/^\/admin\/([^/]+)\/?$/, (section) => withCleanup(renderAdmin(main, section, pageContext()))],
 ];
 
 async function withCleanup(promise) {
@@ -148,6 +156,17 @@ function renderNav() {
         ),
         h('span.nav-user-name', {}, `@${app.me.username}`),
       ),
+      isStaff(app.me)
+        ? h(
+          'a.button.small.ghost.nav-admin',
+          {
+            href: '/admin',
+            'data-link': true,
+            'aria-current': location.pathname.startsWith('/admin') ? 'page' : null,
+          },
+          'Admin',
+        )
+        : null,
       h(
         'a.button.small.ghost.nav-settings',
         {
@@ -262,6 +281,10 @@ async function renderSignup() {
     name: 'password', type: 'password', autocomplete: 'new-password', required: true,
     minlength: '8',
   });
+  // In approval mode the moderators read why someone wants to join before approving.
+  const reason = registration === 'approval'
+    ? h('textarea', { name: 'reason', rows: 3, required: true })
+    : null;
   const form = h(
     'form.form',
     {
@@ -270,6 +293,7 @@ async function renderSignup() {
         submitting(form, async () => {
           const body = { username: username.value.trim(), password: password.value };
           if (displayName.value.trim()) body.display_name = displayName.value.trim();
+          if (reason) body.reason = reason.value.trim();
           const result = await post('/api/v1/accounts', body);
           if (result && result.status === 'pending') {
             main.replaceChildren(
@@ -297,8 +321,8 @@ async function renderSignup() {
     field('Username', username, 'Lowercase letters, digits and _ only.', { limit: 30 }),
     field('Display name (optional)', displayName, null, { limit: 64 }),
     field('Password', password, 'At least 8 characters.'),
-    registration === 'approval'
-      ? h('p.hint', {}, 'New accounts on this node need an admin’s approval.')
+    reason
+      ? field('Why do you want to join?', reason, 'New accounts here need a moderator’s approval; they read this.', { limit: 500 })
       : null,
     h('button.button.primary', { type: 'submit' }, 'Create account'),
   );

@@ -7,6 +7,7 @@
 import { ApiError, del, get, patch, post } from './api.js';
 import { handleText, personSummary, profilePath, roomCard } from './cards.js';
 import { field, setFieldError, submitting } from './forms.js';
+import { safetyPanel } from './report.js';
 import { announce, avatar, clearError, h, setTitle, showError } from './ui.js';
 
 // A follow request is usually answered within a second or two; check often while one is
@@ -422,6 +423,7 @@ export async function renderProfile(main, username, ctx) {
     actions.append(followButton(ctx, { handle: account.handle, following: state }));
   }
   renderHead();
+  const safety = ctx.me && !own ? await safetyPanel(account.handle) : null;
 
   const rooms = (roomsData && roomsData.rooms) || [];
   const roomsSection = h(
@@ -456,6 +458,7 @@ export async function renderProfile(main, username, ctx) {
         h('div.profile-id', {}, avatarEl, h('div.profile-names', {}, heading, handleEl), actions),
         bioEl,
         editSlot,
+        safety,
       ),
       roomsSection,
       columns,
@@ -484,6 +487,7 @@ async function renderRemoteProfile(main, handle, ctx) {
   }
   const shown = person.display_name || person.username;
   setTitle(shown);
+  const safety = ctx.me ? await safetyPanel(person.handle) : null;
   main.append(
     h(
       'div.profile',
@@ -510,6 +514,7 @@ async function renderRemoteProfile(main, handle, ctx) {
           h('a', { href: person.url, rel: 'noopener' }, 'See their profile there'),
           '.',
         ),
+        safety,
       ),
     ),
   );

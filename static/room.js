@@ -8,6 +8,7 @@
 import { ApiError, get, memberPath, post, roomPath, del } from './api.js';
 import { AudioOutput, RoomAudio, openMicrophone } from './media.js';
 import { micPanel } from './mic-check.js';
+import { reportForm } from './report.js';
 
 const SPEAKING_THRESHOLD = 0.03;
 const SPEAKING_HOLD_MS = 600;
@@ -236,6 +237,20 @@ export async function mountRoom(main, roomId, ctx) {
     h('h2', { id: 'hands-h' }, 'Raised hands'),
     handsList,
   );
+  // Signed-in people report the room or one of its speakers to this server's moderators
+  // (and a speaker from another server to theirs too).
+  const reportPanel = ctx.me
+    ? reportForm(
+      { kind: 'room', room: roomId },
+      {
+        label: 'Report this room or a speaker…',
+        speakers: () =>
+          [...members.values()]
+            .filter((m) => ON_STAGE.has(m.role) && m.username !== myUsername())
+            .map((m) => ({ username: m.username, name: `${nameOf(m.username)} (${m.username})` })),
+      },
+    )
+    : null;
 
   main.append(
     h(
@@ -264,6 +279,7 @@ export async function mountRoom(main, roomId, ctx) {
       handsSection,
       h('section.panel.audience', { 'aria-labelledby': 'audience-h' }, audienceHeading, audienceList),
       h('section.panel.settings', { 'aria-label': 'Other ways to listen' }, playerLink),
+      reportPanel ? h('section.panel.room-report', { 'aria-label': 'Report' }, reportPanel.element) : null,
       controls,
       audioEl,
     ),
@@ -983,7 +999,7 @@ export async function mountRoom(main, roomId, ctx) {
     let text = '';
     if (statusEl.dataset.flash) text = statusEl.dataset.flash;
     else if (kickedMessage) text = kickedMessage;
-    else if (ended) text = 'This room has ended.';
+    else if (ended) text = endedText();
     else if (connection === 'reconnecting') text = 'Connection lost. Reconnecting…';
     else if (connection === 'closed') text = 'Disconnected.';
     else if (room.state === 'scheduled') {
@@ -1005,6 +1021,17 @@ export async function mountRoom(main, roomId, ctx) {
       'warn',
       blocked || connection === 'reconnecting' || audioStatus === 'reconnecting',
     );
+  }
+
+  /** Why the room is over here: its host ended it, or a server's moderators stopped it. */
+  function endedText() {
+    const by = room && room.ended_by;
+    if (by && by.by === 'operator') {
+      // `node` is host[:port] of the server whose moderators stopped it.
+      const where = by.node && by.node !== location.host ? by.node : 'this server';
+      return `The moderators of ${where} stopped this room here${by.reason ? `: ${by.reason}` : '.'}`;
+    }
+    return 'This room has ended.';
   }
 
   /** Which way the room reaches us. */
@@ -1059,9 +1086,22 @@ export async function mountRoom(main, roomId, ctx) {
 
     endedEl.hidden = !ended && !kickedMessage;
     if (ended || kickedMessage) {
+      const carriedOn = ((!kickedMessage && room.ended_by && room.ended_by.carried_on) || [])
+        .filter((url) => /^https?:\/\//.test(url));
       endedEl.replaceChildren(
-        h('p', {}, kickedMessage || 'This room has ended.'),
+        ...[
+        h('p', {}, kickedMessage || endedText()),
+        carriedOn.length
+          ? h(
+            'p',
+            {},
+            'It may go on elsewhere: ',
+            carriedOn.flatMap((url, i) => [i ? ', ' : '', h('a', { href: url, rel: 'noopener' }, hostOf(url))]),
+            '.',
+          )
+          : null,
         h('a.button', { href: '/', 'data-link': true }, 'Find other rooms'),
+        ].filter(Boolean),
       );
     }
 

@@ -11,7 +11,7 @@ room of another node) or a speaker in a room (the room's id and the member's nam
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from federation.actors import ActorUrls
@@ -42,6 +42,18 @@ from node.store.settings import SettingsStore
 log = logging.getLogger(__name__)
 
 
+class ReportNotifier(Protocol):
+    """Who tells a reporter that their report was handled (the notifications feature
+    plugs in here; the node's default tells nobody)."""
+
+    def report_handled(self, account_id: int, report_id: int) -> None: ...
+
+
+class NoNotifier:
+    def report_handled(self, account_id: int, report_id: int) -> None:
+        return None
+
+
 class ReportDesk:
     def __init__(
         self,
@@ -52,8 +64,10 @@ class ReportDesk:
         fediverse: Fediverse,
         settings: SettingsStore,
         operators: Operators,
+        notifier: ReportNotifier | None = None,
     ) -> None:
         self.store = store
+        self.notifier: ReportNotifier = notifier or NoNotifier()
         self.accounts = accounts
         self.stage = stage
         self.fediverse = fediverse
@@ -222,7 +236,23 @@ class ReportDesk:
         done = await self._act(actor, report, action, note)
         taken = "; ".join(part for part in (done, note) if part) or "no action"
         self.store.resolve(report.id, actor.id, taken)
+        self._tell_reporter(report)
         return self.store.get(report.id)
+
+    def _tell_reporter(self, report: Report) -> None:
+        """Our user who filed ``report`` hears it was handled (a Flag's reporter is on
+        another server, anonymous: nobody here to tell)."""
+        if report.reporter is None:
+            return
+        try:
+            reporter = self.accounts.get(report.reporter)
+        except NotFound:
+            return
+        try:
+            self.notifier.report_handled(reporter.id, report.id)
+        except Exception:
+            # The report is resolved whatever a notification does.
+            log.exception("notifying %s of report %d failed", report.reporter, report.id)
 
     async def _act(self, actor: Account, report: Report, action: ReportAction, note: str) -> str:
         if action is ReportAction.NONE:
