@@ -240,6 +240,13 @@ def test_an_admin_runs_the_node_from_the_admin_page(
         expect(live_now).not_to_contain_text("Night owls")
         again = api.request("POST", "/api/v1/follows", dave, json={"handle": bob_handle})
         assert again.status_code == 403, again.text
+        # And B's follow requests: A refuses B's signed fetch of dave, so B says no.
+        theirs = api_b.request(
+            "POST", "/api/v1/follows", bob_b, json={"handle": handle(a, "dave")}
+        )
+        assert theirs.status_code == 403, theirs.text
+        followers = api.http.get("/api/v1/accounts/dave/followers").json()["followers"]
+        assert followers == []
         visitor.goto("/about")
         about = visitor.get_by_role("region", name="Moderated servers")
         capture(visitor, "about", lambda: expect(about).to_contain_text("Spam server"))
@@ -272,6 +279,24 @@ def test_an_admin_runs_the_node_from_the_admin_page(
         visitor.get_by_label("New password again").fill("another password")
         visitor.get_by_role("button", name="Set password").click()
         expect(visitor.get_by_role("alert")).to_contain_text("unknown, used or expired")
+
+        # Roles: carol is made a moderator; she gets the admin page without the admin-only
+        # parts (domain blocks, changing settings).
+        admin.get_by_label("Name", exact=True).fill("carol")
+        admin.get_by_role("button", name="Search").click()
+        carol_item = admin.locator("li[data-username=carol]").last
+        carol_item.get_by_text("Role…").click()
+        carol_item.get_by_label("Role").select_option("moderator")
+        carol_item.get_by_role("button", name="Change role").click()
+        say(admin, "@carol is now a moderator.")
+        log_in(visitor, "carol")
+        visitor.get_by_role("link", name="Admin", exact=True).click()
+        tabs = visitor.get_by_role("navigation", name="Administration")
+        expect(tabs).to_contain_text("Reports")
+        expect(tabs.get_by_role("link", name="Domain blocks")).to_have_count(0)
+        visitor.goto("/admin/settings")
+        expect(visitor.get_by_text("Only admins change these.")).to_be_visible()
+        expect(visitor.get_by_label("Name", exact=True)).to_be_disabled()
     finally:
         browser.close()
         b.stop()
