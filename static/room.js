@@ -209,6 +209,8 @@ export async function mountRoom(main, roomId, ctx) {
   const latencyEl = h('span.room-latency', { hidden: true });
   const listenersEl = h('span.listeners', {});
   const endedEl = h('div.notice', { hidden: true });
+  // A copy of a room that another server's moderators stopped carrying: it goes on here.
+  const stoppedEl = h('p.muted.room-stopped', { hidden: true });
   const inviteEl = h('div.invite-banner', { hidden: true });
   const stageList = h('ul.stage-grid', { 'aria-label': 'Speakers' });
   const handsSection = h('section.panel.hands', { 'aria-labelledby': 'hands-h', hidden: true });
@@ -267,6 +269,7 @@ export async function mountRoom(main, roomId, ctx) {
         resumeButton,
       ),
       endedEl,
+      stoppedEl,
       joinEl,
       inviteEl,
       mic.element,
@@ -700,6 +703,14 @@ export async function mountRoom(main, roomId, ctx) {
           if (room.state === 'ended') announce('This room has ended.');
         }
         break;
+      case 'carriage':
+        // Who carries the room changed (a server stopped carrying it: FEDERATION.md
+        // "Operators and survival").
+        if (room && msg.carriage) {
+          Object.assign(room, msg.carriage);
+          render();
+        }
+        break;
       case 'levels':
         applyLevels(msg.levels);
         break;
@@ -1084,6 +1095,11 @@ export async function mountRoom(main, roomId, ctx) {
     originEl.textContent = relayedFrom ? `on ${relayedFrom}` : '';
     joinEl.hidden = Boolean(me) || joinDismissed || ended || Boolean(kickedMessage) || room.state !== 'live';
 
+    const stops = (!ended && !kickedMessage && Array.isArray(room.stopped) && room.stopped) || [];
+    stoppedEl.hidden = !stops.length;
+    stoppedEl.textContent = stops
+      .map((stop) => `The moderators of ${hostOf(stop.node)} stopped carrying this room there${stop.reason ? ` (${stop.reason})` : ''}; it goes on here.`)
+      .join(' ');
     endedEl.hidden = !ended && !kickedMessage;
     if (ended || kickedMessage) {
       const carriedOn = ((!kickedMessage && room.ended_by && room.ended_by.carried_on) || [])

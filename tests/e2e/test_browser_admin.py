@@ -346,3 +346,38 @@ def test_a_user_reports_a_remote_speaker_from_the_room_page_as_a_flag(
         capture(admin, "admin-reports-flag", lambda: expect(item).to_contain_text("@dave"))
     finally:
         browser.close()
+
+
+@pytest.mark.e2e
+def test_a_relays_page_says_the_origins_moderators_stopped_the_room_and_it_goes_on(
+    node_factory: NodeFactory, api_factory: ApiFactory, playwright_instance: Playwright
+) -> None:
+    a, b = node_factory(), node_factory()
+    api_a, api_b = api_factory(a), api_factory(b)
+    root_a = make_admin(a, api_a, "root")
+    alice = signup(api_a, "alice")
+    room = api_a.live_room(alice, "Carried on")
+    signup(api_b, "bob")
+    browser = launch(playwright_instance)
+    try:
+        page = new_page(browser, b.base_url)
+        log_in(page, "bob")
+        page.goto(f"/rooms/remote?origin={room['url']}")
+        expect(page.get_by_role("region", name="Stage")).to_contain_text("alice")
+        ended = api_a.request(
+            "POST", f"/api/v1/admin/rooms/{room['id']}/end", root_a, json={"reason": "Not here"}
+        )
+        assert ended.status_code == 200, ended.text
+        assert ended.json()["ended_by"]["by"] == "operator"
+        notice = page.locator(".room-stopped")
+        expect(notice).to_have_text(
+            f"The moderators of 127.0.0.1:{a.port} stopped carrying this room there"
+            " (Not here); it goes on here."
+        )
+        expect(page.locator(".state-badge").first).to_have_text("Live")
+        copy_id = page.url.rsplit("/", 1)[1]
+        doc = api_b.http.get(f"/api/v1/rooms/{copy_id}").json()
+        assert doc["state"] == "live" and doc["acting_origin"] == b.base_url
+        capture(page, "room-carried-on", lambda: expect(notice).to_be_visible())
+    finally:
+        browser.close()
