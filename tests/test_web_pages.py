@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from node.web.about import NodeAbout
 from node.web.pages import PageHead, PageShell, shorten
 from tests.conftest import ROOT, Api, NodeProcess
+from tests.moderation_helpers import make_admin
 
 HOSTILE = '"><script>alert(1)</script><meta property="og:title" content="pwned'
 
@@ -177,6 +178,34 @@ def test_the_node_description_is_shown_to_visitors(
     head = parse(api.http.get("/").text)
     assert head.one("og:description") == "Rooms for the <town> choir."
     assert head.title == "Parley"
+
+
+def test_the_admins_name_and_description_win_and_about_and_admin_pages_exist(
+    node_factory: Callable[..., NodeProcess], api_factory: Callable[[NodeProcess], Api]
+) -> None:
+    node = node_factory(node={"description": "From node.toml."})
+    api = api_factory(node)
+    root = make_admin(node, api)
+    changed = api.request(
+        "PATCH",
+        "/api/v1/admin/settings",
+        root,
+        json={"name": "Lakeside <Rooms>", "description": "From the admin page."},
+    )
+    assert changed.status_code == 200, changed.text
+    config = api.http.get("/api/v1/config").json()
+    assert config["node"]["name"] == "Lakeside <Rooms>"
+    assert config["node"]["description"] == "From the admin page."
+    home = parse(api.http.get("/").text)
+    assert home.one("og:site_name") == "Lakeside <Rooms>"
+    assert home.one("og:description") == "From the admin page."
+    about = api.http.get("/about")
+    assert about.status_code == 200
+    assert parse(about.text).title == "About Lakeside <Rooms> · Parley"
+    for path in ("/admin", "/admin/reports", "/reset-password"):
+        page = api.http.get(path)
+        assert page.status_code == 200, path
+        assert parse(page.text).one("robots") == "noindex", path
 
 
 def test_the_shell_has_the_marks_the_server_fills(tmp_path: Path) -> None:
