@@ -172,6 +172,13 @@ function dashboardSection(body) {
               fed.failing_hosts.map((f) => h('li', {}, `${f.host}: ${f.waiting} waiting, ${f.tries} tries${f.last_error ? ` (${f.last_error})` : ''}`)),
             )
             : h('p.muted', {}, 'No server is failing.'),
+          (fed.circuit_breakers || []).length
+            ? h(
+              'ul.plain',
+              { 'aria-label': 'Circuit breakers' },
+              fed.circuit_breakers.map((c) => h('li', {}, `${c.host}: ${c.failures} failures${c.open_until ? `, paused until ${when(c.open_until)}` : ''}`)),
+            )
+            : null,
         ),
         h(
           'section.card',

@@ -187,7 +187,7 @@ function renderNav() {
       h('a.button.small.primary', { href: `/signup${next}`, 'data-link': true }, 'Sign up'),
     );
   }
-  nav.replaceChildren(...items);
+  nav.replaceChildren(...items.filter(Boolean));
 }
 
 async function logout() {

@@ -100,6 +100,7 @@ def test_an_admin_runs_the_node_from_the_admin_page(
         listener.goto("/admin")
         expect(listener.get_by_text("Only this server’s admins and moderators")).to_be_visible()
         expect(listener.get_by_role("link", name="Admin")).to_have_count(0)
+        expect(listener.locator("#nav")).not_to_contain_text("null")
 
         # Dashboard: the live rooms with their listeners, the queues, the accounts.
         admin.get_by_role("link", name="Admin", exact=True).click()
