@@ -150,6 +150,16 @@ def test_a_suspension_tells_no_one_until_it_is_made_final(
         lambda: any(f["state"] == "accepted" for f in peer.following()),
         what="Fedify follows alice",
     )
+    # The peer checks each inbox POST's signature again after Fedify handled it (and keeps
+    # the key it fetched): wait for that check of alice's Accept, so alice's key is fetched
+    # before her actor answers 410, as a server that got her Accept would have it.
+    wait_for(
+        lambda: any(
+            e.get("type") == "Accept" and (e.get("http_signature") or {}).get("verified")
+            for e in peer.inbox()
+        ),
+        what="alice's Accept verified at Fedify",
+    )
     suspended = api.request("POST", "/api/v1/admin/accounts/alice/suspend", root, json={})
     assert suspended.status_code == 200, suspended.text
     # Fedify looking alice up now hears she is gone (410), and nothing was sent to it.
