@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.accounts import Account
 from node.errors import Conflict, Forbidden, NotFound
 from node.mailbox import Mailbox
 from node.media.errors import SessionNotFound, StreamClosed, WorkerUnavailable
@@ -32,6 +31,7 @@ from node.onair.source import ProgramSource, Republisher, Speaker
 from node.room_actions import Act, RoomAction
 from node.rooms import Role, Room, RoomState
 from node.succession import Carriage
+from node.visitors import Person, Visitor
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class OnAir:
 
     # -- speakers -------------------------------------------------------------------------
 
-    async def publish(self, account: Account, offer_sdp: str) -> tuple[str, str]:
+    async def publish(self, account: Person, offer_sdp: str) -> tuple[str, str]:
         username = account.username
         if not self.room.can_publish(username):
             if self.room.state is not RoomState.LIVE:
@@ -289,19 +289,24 @@ class OnAir:
     # -- actions --------------------------------------------------------------------------
 
     async def act(
-        self, account: Account, action: RoomAction, target: str, arguments: Mapping[str, Any]
+        self, account: Person, action: RoomAction, target: str, arguments: Mapping[str, Any]
     ) -> bool:
-        """A user of this node acts in the room (node/room_actions.py): True if applied
-        here, False if sent on to the room's acting origin."""
+        """A user or visitor of this node acts in the room (node/room_actions.py): True if
+        applied here, False if sent on to the room's acting origin."""
         act = Act(account.username, target, arguments)
         return await self._source().act(action, act, account.display_name)
 
     # -- watchers (WebSocket clients) -----------------------------------------------------
 
-    def watch(self, account: Account | None) -> Watcher:
+    def watch(self, account: Person | None) -> Watcher:
         if account is not None:
             if account.username in self.room.blocked:
                 raise Forbidden("you are blocked from this room")
+            if isinstance(account, Visitor):
+                self.room.member_extras[account.username] = {
+                    "visitor": True,
+                    "avatar_url": account.avatar_url,
+                }
             self._source().join(account.username, account.display_name)
         watcher = Watcher(account.username if account else None)
         self.watchers.add(watcher)
@@ -309,6 +314,8 @@ class OnAir:
         if account is not None:
             role = self.room.role_of(account.username) or Role.LISTENER
             you = {"username": account.username, "role": role}
+            if isinstance(account, Visitor):
+                you["visitor"] = True
         watcher.send({"type": "snapshot", "room": self._node.room_json(self), "you": you})
         return watcher
 

@@ -21,6 +21,7 @@ from federation.routes import FederationSite, build_routes
 from node.config import Config
 from node.errors import ParleyError, RateLimited
 from node.fediverse.service import Fediverse
+from node.fediverse.visitors import Visitors
 from node.media.hls import HlsOutputs
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
@@ -33,7 +34,8 @@ from node.store.database import open_database
 from node.store.publish_keys import PublishKeys
 from node.store.relaying import RelayRooms
 from node.store.rooms import RoomStore
-from node.web import admin, api, follows, hls, publish_keys, signaling
+from node.store.visitors import VisitorStore
+from node.web import admin, api, follows, hls, publish_keys, signaling, visitors
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -152,12 +154,14 @@ def create_app(config: Config) -> Starlette:
         app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         app.state.fediverse = fediverse
+        app.state.visitors = Visitors(config.visitors, VisitorStore(db), fediverse)
         await fediverse.start(room_actions=relay)
         relay.restore()
         relay.recover_origins(recovering)
         try:
             yield
         finally:
+            await app.state.visitors.close()
             await fediverse.stop()
             await relay.close()
             await stage.close()
@@ -174,6 +178,7 @@ def create_app(config: Config) -> Starlette:
         *api.routes,
         *admin.routes,
         *publish_keys.routes,
+        *visitors.routes,
         *signaling.routes,
         *hls.routes,
         Route("/api/v1/openapi.json", openapi),
