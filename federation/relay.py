@@ -57,6 +57,8 @@ MAX_PAYLOAD_BYTES = 1275  # RFC 6716 section 3.2.1: the largest Opus frame
 MAX_CONTROL_BYTES = 256 * 1024
 MAX_RELAYS = 64
 """Entries of a ``relays`` report that are kept (a relay's own relays, and theirs)."""
+MAX_PRESENCE = 1000
+"""Visitors a presence message may vouch for (more are ignored)."""
 _FIXED = struct.Struct(">BBB")
 _SEQ_PTS = struct.Struct(">IQ")
 SEQ_MODULO = 1 << 32
@@ -174,6 +176,15 @@ def parse_control(text: str, allowed: frozenset[str]) -> dict[str, Any]:
         users = doc.get("users")
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise RelayFrameError("presence.users must be a list of handles")
+        visitors = doc.get("visitors", [])
+        if not isinstance(visitors, list) or not all(
+            isinstance(v, dict) and isinstance(v.get("handle"), str) for v in visitors
+        ):
+            raise RelayFrameError("presence.visitors must be a list of {handle, name}")
+        doc["visitors"] = [
+            {"handle": v["handle"], "name": v["name"] if isinstance(v.get("name"), str) else ""}
+            for v in visitors[:MAX_PRESENCE]
+        ]
     elif kind == "relays":
         doc["relays"] = [e.to_json() for e in parse_succession(doc.get("relays"))][:MAX_RELAYS]
     elif kind == "snapshot":

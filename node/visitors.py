@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,3 +138,26 @@ def is_visitor_token(token: str) -> bool:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def vouch_refusal(
+    handle: str, *, own_host: str, voucher_host: str, blocked: Callable[[str], bool]
+) -> str | None:
+    """Why this node refuses a visitor that node ``voucher_host`` verified and vouches
+    for (a room carried from here: FEDERATION.md "Visitors across nodes"), or None.
+
+    This node trusts another node's verification as it trusts that node's own users,
+    and for no more: never for a handle of this node (its users sign in here) nor of the
+    voucher's own host (its users sign their own activities), nor on a blocked domain.
+    """
+    try:
+        _, host = parse_handle(handle)
+    except InvalidInput:
+        return "not a handle"
+    if host == own_host.lower():
+        return "a handle of this node"
+    if host == voucher_host.lower():
+        return "a handle of the vouching node itself"
+    if blocked(host):
+        return "a blocked domain"
+    return None

@@ -42,9 +42,11 @@ class Watcher(Mailbox[dict[str, Any]]):
     """One WebSocket client of a room: events are queued and sent by its own task, so a
     slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
 
-    def __init__(self, username: str | None) -> None:
+    def __init__(self, username: str | None, *, visitor: Visitor | None = None) -> None:
         super().__init__(maxsize=256)
         self.username = username
+        self.visitor = visitor
+        """Set when the watcher is a verified visitor of this node (node.visitors)."""
 
 
 @dataclass
@@ -308,9 +310,12 @@ class OnAir:
                     "avatar_url": account.avatar_url,
                 }
             self._source().join(account.username, account.display_name)
-        watcher = Watcher(account.username if account else None)
+        watcher = Watcher(
+            account.username if account else None,
+            visitor=account if isinstance(account, Visitor) else None,
+        )
         self.watchers.add(watcher)
-        you = None
+        you: dict[str, Any] | None = None
         if account is not None:
             role = self.room.role_of(account.username) or Role.LISTENER
             you = {"username": account.username, "role": role}

@@ -28,6 +28,13 @@ class RelaySigner(Protocol):
         """POST ``activity`` to ``inbox`` signed with the user's key; the HTTP status."""
         ...
 
+    def instance_actor_id(self) -> str: ...
+
+    async def post_as_instance(self, inbox: str, activity: dict[str, Any]) -> int:
+        """POST ``activity`` signed by the node's instance actor (it vouches for a
+        visitor: FEDERATION.md "Visitors across nodes"); the HTTP status."""
+        ...
+
     async def handle_of(self, actor_id: str) -> str:
         """``user@host`` of a remote actor (fetched and cached)."""
         ...

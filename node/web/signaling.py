@@ -352,7 +352,7 @@ async def _relay_subscribe(
             raise Forbidden("relay URL is not on the signing node")
         scheme = "https" if relay_url.startswith("wss://") else "http"
         entry = SuccessionEntry(f"{scheme}://{host}", relay_url)
-    subscriber = RelaySubscriber(host, entry)
+    subscriber = RelaySubscriber(host, entry, actor=owner.id)
     return relay.subscribe(on_air, subscriber), subscriber
 
 
