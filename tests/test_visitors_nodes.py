@@ -15,7 +15,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import Api, NodeProcess
+from tests.conftest import Api, NodeProcess, free_port
 from tests.federation_helpers import wait_for
 from tests.fedify_peer import FedifyPeer
 from tests.test_room_socket import member_event, next_of
@@ -266,3 +266,48 @@ def test_reported_codes_stop_and_pause_the_handle(
     assert late.status_code == 401 and "reported" in late.json()["detail"]
     paused = ask(guest, peer, room["id"])
     assert paused.status_code == 403 and "asked not to be sent codes" in paused.json()["detail"]
+
+
+def test_hostile_and_mistaken_requests_get_clear_errors(
+    node_factory: Callable[..., NodeProcess],
+    api_factory: Callable[..., Api],
+    clients: Clients,
+) -> None:
+    node = node_factory(federation={"blocked_domains": ["spam.example"]})
+    api = api_factory(node)
+    token = api.signup("alice")
+    room = api.live_room(token)
+    guest = clients(node)
+    port = free_port()  # nothing listens there
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"handle": "kim@social.example"}, 422, "room"),
+        ({"handle": "kim", "room": room["id"]}, 422, "handle"),
+        ({"handle": ["kim@x"], "room": room["id"]}, 422, "handle"),
+        ({"handle": "kim@social.example", "room": "nope"}, 404, "no such room"),
+        ({"handle": f"alice@127.0.0.1:{node.port}", "room": room["id"]}, 422, "sign in"),
+        ({"handle": "kim@eu.spam.example", "room": room["id"]}, 403, "blocked"),
+        ({"handle": f"kim@127.0.0.1:{port}", "room": room["id"]}, 404, "unreachable"),
+    ]
+    for body, status, words in cases:
+        response = guest.post("/api/v1/visitor/codes", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert words in response.json()["detail"], (body, response.text)
+    assert guest.post("/api/v1/visitor/codes", content=b"[1]").status_code == 400
+    signed_in = api.request(
+        "POST", "/api/v1/visitor/codes", token, json={"handle": "k@s.example", "room": room["id"]}
+    )
+    assert signed_in.status_code == 409
+    for body, status in [
+        ({"request": "nope", "code": "AAAAAA"}, 404),
+        ({"request": 5, "code": "AAAAAA"}, 422),
+        ({"request": "nope", "code": None}, 422),
+    ]:
+        response = guest.post("/api/v1/visitor/sessions", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["error"] in ("not_found", "invalid_input")
+    assert guest.get("/api/v1/visitor").status_code == 401
+    bad = guest.get("/api/v1/visitor", headers={"Authorization": "Bearer pv_forged"})
+    assert bad.status_code == 401
+    assert guest.get("/api/v1/visitors/kim@social.example/avatar").status_code == 404
+    assert guest.post(f"/api/v1/rooms/{room['id']}/hand").status_code == 401
+    assert api.request("GET", "/api/v1/admin/visitor-reports", token).status_code == 403

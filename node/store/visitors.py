@@ -223,6 +223,7 @@ class VisitorStore:
     def open_session(self, handle: str, *, lifetime_s: float, user_agent: str = "") -> str:
         token = new_token()
         now = self._clock()
+        self._db.execute("delete from visitor_sessions where expires_at <= ?", [now])
         self._db.table("visitor_sessions").insert(
             {
                 "id": secrets.token_hex(8),
