@@ -112,6 +112,40 @@ SCHEMAS: dict[str, Any] = {
             "last_used_at": {"type": ["number", "null"]},
         },
     },
+    "VisitorCodeRequest": {
+        "type": "object",
+        "required": ["handle", "room"],
+        "properties": {"handle": {"type": "string"}, "room": {"type": "string"}},
+    },
+    "VisitorCodeSent": {
+        "type": "object",
+        "required": ["request", "handle", "display_name", "expires_at"],
+        "properties": {
+            "request": {"type": "string"},
+            "handle": {"type": "string"},
+            "display_name": {"type": "string"},
+            "expires_at": {"type": "number"},
+        },
+    },
+    "VisitorCode": {
+        "type": "object",
+        "required": ["request", "code"],
+        "properties": {"request": {"type": "string"}, "code": {"type": "string"}},
+    },
+    "Visitor": {
+        "type": "object",
+        "required": ["handle", "display_name", "actor", "server", "visitor"],
+        "properties": {
+            "handle": {"type": "string"},
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "actor": {"type": "string"},
+            "server": {"type": "string"},
+            "avatar_url": {"type": ["string", "null"]},
+            "visitor": {"const": True},
+            "token": {"type": "string", "description": "only in the answer that creates it"},
+        },
+    },
     "NewRoom": {
         "type": "object",
         "required": ["title"],
@@ -188,6 +222,13 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("delete", "/api/v1/rooms/{room_id}/whip/{session_id}", "End a WHIP session", True, None, 200, None),
     ("delete", "/api/v1/rooms/{room_id}/whep/{session_id}", "End a WHEP session", False, None, 200, None),
     ("get", "/api/v1/rooms/{room_id}/listen.ogg", "Program as an Ogg/Opus stream", False, None, 200, None),
+    ("post", "/api/v1/visitor/codes", "Send a one-time code to a fediverse handle {handle, room}", False, "VisitorCodeRequest", 202, "VisitorCodeSent"),
+    ("post", "/api/v1/visitor/sessions", "Join as a visitor with the code {request, code}", False, "VisitorCode", 201, "Visitor"),
+    ("get", "/api/v1/visitor", "The visitor asking", False, None, 200, "Visitor"),
+    ("delete", "/api/v1/visitor", "Sign the visitor out (?all=true: every session)", False, None, 204, None),
+    ("post", "/api/v1/visitor/requests/{request_id}/report", "It was not me: stop the code", False, None, 204, None),
+    ("get", "/api/v1/admin/visitor-reports", "Visitor codes reported as not asked for (admins)", True, None, 200, {}),
+    ("delete", "/api/v1/admin/visitors/{handle}", "Revoke a visitor's sessions (admins)", True, None, 200, {}),
     ("get", "/api/v1/remote-join", "Where a visitor joins a room from their own server (?handle=&room=)", False, None, 200, {}),
 ]  # fmt: skip
 
