@@ -64,7 +64,7 @@ def code_messages(peer: FedifyPeer) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def clients() -> Iterator[Callable[[NodeProcess], httpx.Client]]:
+def http_clients() -> Iterator[Callable[[NodeProcess], httpx.Client]]:
     """Browser-like clients of a node (they keep cookies); closed after the test."""
     made: list[httpx.Client] = []
 
@@ -93,12 +93,12 @@ def ask(client: httpx.Client, peer: FedifyPeer, room: str) -> httpx.Response:
 
 
 def test_code_by_direct_message_makes_a_visitor(
-    node: NodeProcess, api: Api, fedify_peers: PeerFactory, clients: Clients
+    node: NodeProcess, api: Api, fedify_peers: PeerFactory, http_clients: Clients
 ) -> None:
     peer = fedify_peers()
     alice = api.signup("alice")
     room = api.live_room(alice, "Ask me anything")
-    guest = clients(node)
+    guest = http_clients(node)
 
     asked = ask(guest, peer, room["id"])
     assert asked.status_code == 202, asked.text
@@ -223,7 +223,7 @@ def test_flood_of_code_requests_sends_no_more_than_the_limit(
     node_factory: Callable[..., NodeProcess],
     api_factory: Callable[..., Api],
     fedify_peers: PeerFactory,
-    clients: Clients,
+    http_clients: Clients,
 ) -> None:
     node = node_factory(visitors={"codes_per_handle_per_hour": 3})
     api = api_factory(node)
@@ -232,7 +232,7 @@ def test_flood_of_code_requests_sends_no_more_than_the_limit(
     answers = []
     for _ in range(12):
         # A new client each time (no cookies): the handle's own window caps it.
-        answers.append(ask(clients(node), peer, room["id"]).status_code)
+        answers.append(ask(http_clients(node), peer, room["id"]).status_code)
     assert answers[:3] == [202, 202, 202], answers
     assert set(answers[3:]) == {429}, answers
     wait_for(lambda: len(code_messages(peer)) >= 3, what="three messages")
@@ -244,17 +244,17 @@ def test_flood_of_code_requests_sends_no_more_than_the_limit(
         ),
         what="no more than three",
     )
-    refused = ask(clients(node), peer, room["id"])
+    refused = ask(http_clients(node), peer, room["id"])
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
     assert len(code_messages(peer)) == 3
 
 
 def test_reported_codes_stop_and_pause_the_handle(
-    node: NodeProcess, api: Api, fedify_peers: PeerFactory, clients: Clients
+    node: NodeProcess, api: Api, fedify_peers: PeerFactory, http_clients: Clients
 ) -> None:
     peer = fedify_peers()
     room = api.live_room(api.signup("alice"))
-    guest = clients(node)
+    guest = http_clients(node)
     sent = ask(guest, peer, room["id"]).json()
     code, _, _ = code_of(wait_for(lambda: code_messages(peer), what="message")[0])
     # The recipient follows "not me" (the room page posts this for the link).
@@ -271,13 +271,13 @@ def test_reported_codes_stop_and_pause_the_handle(
 def test_hostile_and_mistaken_requests_get_clear_errors(
     node_factory: Callable[..., NodeProcess],
     api_factory: Callable[..., Api],
-    clients: Clients,
+    http_clients: Clients,
 ) -> None:
     node = node_factory(federation={"blocked_domains": ["spam.example"]})
     api = api_factory(node)
     token = api.signup("alice")
     room = api.live_room(token)
-    guest = clients(node)
+    guest = http_clients(node)
     port = free_port()  # nothing listens there
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"handle": "kim@social.example"}, 422, "room"),
@@ -311,3 +311,36 @@ def test_hostile_and_mistaken_requests_get_clear_errors(
     assert guest.get("/api/v1/visitors/kim@social.example/avatar").status_code == 404
     assert guest.post(f"/api/v1/rooms/{room['id']}/hand").status_code == 401
     assert api.request("GET", "/api/v1/admin/visitor-reports", token).status_code == 403
+
+
+@pytest.mark.usefixtures("loopback_ice")
+async def test_a_visitor_speaks_over_webrtc_and_is_heard(
+    node: NodeProcess,
+    api: Api,
+    fedify_peers: PeerFactory,
+    clients: list[Any],
+) -> None:
+    from tests.test_relay_nodes import member_on, mixed, until, watch
+    from tests.test_signaling import whep, whip
+    from tests.test_visitors_across_nodes import post, verified_visitor
+
+    peer = fedify_peers()
+    alice = api.signup("alice")
+    room = api.live_room(alice, "Open mic")
+    visitor = await verified_visitor(node, room["id"], peer)
+    token, name = visitor["token"], peer.handle
+    socket = await watch(room["ws_url"], token)
+    base = f"{node.base_url}/api/v1/rooms/{room['id']}"
+    assert (await post(f"{base}/hand", token)).status_code == 200
+    assert (await post(f"{base}/members/{name}/invite", alice)).status_code == 200
+    assert (await post(f"{base}/invitation", token, {"accept": True})).status_code == 200
+    await whip(room["whip_url"], token, 660, clients)
+    assert (await post(f"{base}/mute", token, {"muted": False})).status_code == 200
+
+    async def publishing() -> bool:
+        member = await member_on(node, room["id"], name)
+        return bool(member and member["publishing"] and not member["muted"])
+
+    await until(publishing, what="the visitor publishing")
+    await mixed(await whep(room["whep_url"], clients), 660)
+    await socket.close()
