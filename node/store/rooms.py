@@ -10,6 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from node.rooms import Room, RoomState, Visibility
+from node.store.health import kept_in_memory
 
 
 class RoomStore:
@@ -34,6 +35,11 @@ class RoomStore:
         )
 
     def save(self, room: Room) -> None:
+        """A room's changed state; with the disk full, the room on air goes on unsaved."""
+        with kept_in_memory(f"room {room.id}"):
+            self._save(room)
+
+    def _save(self, room: Room) -> None:
         self._db.table("rooms").update(
             room.id,
             {
@@ -46,10 +52,11 @@ class RoomStore:
         )
 
     def save_block(self, room_id: str, account_id: int) -> None:
-        self._db.table("room_blocks").insert(
-            {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
-            replace=True,
-        )
+        with kept_in_memory(f"a block in room {room_id}"):
+            self._db.table("room_blocks").insert(
+                {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
+                replace=True,
+            )
 
     def rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         sql = (

@@ -30,7 +30,9 @@ from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.rooms import Room
 from node.store.accounts import AccountDirectory
-from node.store.database import open_database
+from node.store.database import close_database, open_database
+from node.store.files import DataFiles
+from node.store.health import StorageHealth
 from node.store.publish_keys import PublishKeys
 from node.store.relaying import RelayRooms
 from node.store.rooms import RoomStore
@@ -93,7 +95,9 @@ def create_app(config: Config) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = open_database(config.data_path)
+        # `python -m node` has checked and migrated it before serving.
+        storage = StorageHealth(config.data_path)
+        db = open_database(config.data_path, health=storage)
         ice = IceSettings(
             ice_servers=config.media.ice_servers,
             host_addresses=config.media.host_addresses,
@@ -145,6 +149,9 @@ def create_app(config: Config) -> Starlette:
         stage.load_unfinished(keep={*recovering, *relay.mirrored_rooms()})
         stage.recovering.update(recovering)
         app.state.config = config
+        app.state.storage = storage
+        # Features that keep files (recordings, avatars) write through this.
+        app.state.data_files = DataFiles(config.data_path, storage)
         app.state.host = urlsplit(base_url).netloc
         app.state.accounts = accounts
         app.state.stage = stage
@@ -166,7 +173,7 @@ def create_app(config: Config) -> Starlette:
             await relay.close()
             await stage.close()
             await app.state.hls.close()
-            db.close()
+            close_database(db)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})

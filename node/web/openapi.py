@@ -196,6 +196,7 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("get", "/api/v1/me", "Your account", True, None, 200, "Account"),
     ("patch", "/api/v1/me", "Edit display name and bio", True, "ProfileChanges", 200, "Account"),
     ("get", "/api/v1/admin/accounts/pending", "Sign-ups waiting (admins)", True, None, 200, {}),
+    ("get", "/api/v1/admin/storage", "Free space, writes refused for want of it (admins)", True, None, 200, {}),
     ("post", "/api/v1/admin/accounts/{username}/approve", "Approve a sign-up (admins)", True, None, 200, "Account"),
     ("get", "/api/v1/publish-keys", "Your publish keys (without the keys)", True, None, 200, {}),
     ("post", "/api/v1/publish-keys", "A publish key for OBS: WHIP only, optionally one room", True, "NewPublishKey", 201, "PublishKey"),
