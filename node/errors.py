@@ -21,9 +21,11 @@ class ParleyError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # The request field the error is about, if one is (clients show it there).
+        self.field = field
 
 
 class InvalidInput(ParleyError):
@@ -31,8 +33,8 @@ class InvalidInput(ParleyError):
     code = "invalid_input"
 
     def __init__(self, field: str, reason: str, *, status: int = 422) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
+        super().__init__(f"{field}: {reason}", field=field)
+        self.field: str = field
         self.reason = reason
         self.status = status
 

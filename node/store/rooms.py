@@ -11,6 +11,7 @@ import sqlite_utils
 
 from node.rooms import Room, RoomState, Visibility
 from node.store.health import kept_in_memory
+from node.store.text_search import contains_pattern
 
 
 class RoomStore:
@@ -65,6 +66,18 @@ class RoomStore:
             "join accounts on accounts.id = rooms.host_id where " + where
         )
         return [dict(r) for r in self._db.query(sql, params)]
+
+    def public_ids_titled(self, text: str, limit: int) -> list[str]:
+        """Public rooms whose title contains ``text`` (any case): live first, then
+        scheduled, then ended, newest first."""
+        rows = self._db.query(
+            "select id from rooms where visibility = 'public' "
+            "and lower(title) like ? escape '\\' "
+            "order by case state when 'live' then 0 when 'scheduled' then 1 else 2 end, "
+            "created_at desc limit ?",
+            [contains_pattern(text.lower()), limit],
+        )
+        return [str(row["id"]) for row in rows]
 
     def blocked_usernames(self, room_id: str) -> set[str]:
         sql = (

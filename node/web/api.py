@@ -16,8 +16,16 @@ from node.onair.on_air import OnAir
 from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.room_actions import action_named
-from node.rooms import RoomState, validate_description, validate_title, validate_visibility
+from node.rooms import (
+    Room,
+    RoomState,
+    Visibility,
+    validate_description,
+    validate_title,
+    validate_visibility,
+)
 from node.store.accounts import AccountDirectory
+from node.web.about import node_about
 from node.web.auth import (
     clear_session_cookie,
     optional_account,
@@ -164,6 +172,7 @@ async def node_config(request: Request) -> Response:
             "registration": config.accounts.registration,
             "max_speakers": config.media.max_speakers,
             "ice_servers": request.app.state.browser_ice_servers,
+            "node": node_about(request.app.state).to_json(),
         }
     )
 
@@ -234,8 +243,25 @@ async def rooms(request: Request) -> Response:
             validate_visibility(body.get("visibility")),
         )
         return JSONResponse(stage.room_json(room), 201)
+    wanted = request.query_params.get("state", "live")
+    if wanted == "scheduled":
+        # "Upcoming" on the home page: public rooms created and not started yet.
+        return JSONResponse({"rooms": [stage.room_json(r) for r in upcoming_rooms(stage)]})
+    if wanted != "live":
+        raise InvalidInput("state", "must be live or scheduled")
     local = [stage.room_json(r) for r in stage.live_public_rooms()]
     return JSONResponse({"rooms": local + _listed(request)})
+
+
+def upcoming_rooms(stage: Stage) -> list[Room]:
+    rooms = [
+        on_air.room
+        for on_air in stage.rooms_on_air.values()
+        if on_air.room.state is RoomState.SCHEDULED
+        and on_air.room.visibility == Visibility.PUBLIC
+        and not on_air.carriage.remote
+    ]
+    return sorted(rooms, key=lambda r: r.created_at, reverse=True)
 
 
 async def room(request: Request) -> Response:

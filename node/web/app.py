@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -37,7 +37,18 @@ from node.store.publish_keys import PublishKeys
 from node.store.relaying import RelayRooms
 from node.store.rooms import RoomStore
 from node.store.visitors import VisitorStore
-from node.web import admin, api, follows, hls, publish_keys, signaling, visitors
+from node.web import (
+    admin,
+    api,
+    follows,
+    hls,
+    pages,
+    publish_keys,
+    search,
+    settings,
+    signaling,
+    visitors,
+)
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -67,6 +78,10 @@ async def _parley_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.5)))}
+    if exc.field is not None:
+        # Clients show the error next to the field that caused it.
+        body = {"error": exc.code, "detail": exc.detail, "field": exc.field}
+        return JSONResponse(body, exc.status, headers=headers)
     return _error_response(exc.status, exc.code, exc.detail, headers)
 
 
@@ -75,6 +90,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and pages.wants_html(request):
+        return pages.not_found(request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return _error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
@@ -162,6 +179,7 @@ def create_app(config: Config) -> Starlette:
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         app.state.fediverse = fediverse
         app.state.visitors = Visitors(config.visitors, VisitorStore(db), fediverse)
+        app.state.local_follows = fediverse.local_follows
         await fediverse.start(room_actions=relay)
         relay.restore()
         relay.recover_origins(recovering)
@@ -175,9 +193,6 @@ def create_app(config: Config) -> Starlette:
             await app.state.hls.close()
             close_database(db)
 
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(base_url))
 
@@ -188,19 +203,15 @@ def create_app(config: Config) -> Starlette:
         *visitors.routes,
         *signaling.routes,
         *hls.routes,
+        *search.routes,
+        *settings.routes,
         Route("/api/v1/openapi.json", openapi),
         *build_routes(_federation_site),
         *follows.routes,
-        Route("/", index),
-        Route("/login", index),
-        Route("/signup", index),
-        Route("/new", index),
-        Route("/rooms/remote", index),
-        Route("/rooms/{room_id}", index),
-        Route("/@{username}", index),
+        *pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -209,3 +220,5 @@ def create_app(config: Config) -> Starlette:
             Exception: _server_error,
         },
     )
+    app.state.page_shell = pages.PageShell(STATIC_DIR / "index.html", base_url)
+    return app

@@ -76,7 +76,9 @@ def test_a_fediverse_visitor_joins_raises_a_hand_and_is_heard(
         page = new_context(browser, node.base_url).new_page()
         page.goto(room["url"])
         expect(page.get_by_role("heading", name="Open questions")).to_be_visible()
-        page.get_by_role("heading", name="Join with your fediverse account").scroll_into_view_if_needed()
+        page.get_by_role(
+            "heading", name="Join with your fediverse account"
+        ).scroll_into_view_if_needed()
 
         # A wrong handle says so next to the field.
         page.get_by_label("Your handle").fill("bob")
@@ -144,7 +146,9 @@ def test_the_link_in_the_message_signs_in_the_browser_that_opens_it(
         waiting.goto(room["url"])
         waiting.get_by_label("Your handle").fill(peer.handle)
         waiting.get_by_role("button", name="Send me a code").click()
-        expect(waiting.get_by_role("heading", name=re.compile("Check your messages"))).to_be_visible()
+        expect(
+            waiting.get_by_role("heading", name=re.compile("Check your messages"))
+        ).to_be_visible()
         _, link = wait_for(lambda: delivered_codes(peer), what="the private mention")[0]
 
         # A browser elsewhere (another context: no shared cookies) that opens the link is
