@@ -151,7 +151,7 @@ export function visitorJoinForm({ roomId, onJoined }) {
         'Mastodon, Misskey, GoToSocial or any ActivityPub server: raise your hand and ' +
           'speak as yourself. We send you a code by private mention; no account is made.',
       ),
-      field('Your handle', input),
+      field('Your fediverse handle', input),
       h('button.button.primary', { type: 'submit' }, 'Send me a code'),
     );
     return form;

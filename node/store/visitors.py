@@ -169,27 +169,28 @@ class VisitorStore:
         row = self._code_row(request_id)
         now = self._clock()
         if row["used_at"] is not None:
-            raise Unauthorized("this code was already used; ask for a new one")
+            raise Unauthorized("this code was already used; ask for a new one", field="code")
         if row["reported_at"] is not None:
-            raise Unauthorized("this code was reported as not asked for")
+            raise Unauthorized("this code was reported as not asked for", field="code")
         if now >= row["expires_at"]:
-            raise Unauthorized("this code has expired; ask for a new one")
+            raise Unauthorized("this code has expired; ask for a new one", field="code")
         if row["attempts"] >= MAX_CODE_ATTEMPTS:
-            raise Unauthorized("too many wrong codes; ask for a new one")
+            raise Unauthorized("too many wrong codes; ask for a new one", field="code")
         if not code_matches(row["code_hash"], code):
             self._db.execute(
                 "update visitor_codes set attempts = attempts + 1 where id = ?", [request_id]
             )
             left = MAX_CODE_ATTEMPTS - row["attempts"] - 1
             raise Unauthorized(
-                f"wrong code ({left} tries left)" if left else "wrong code; ask for a new one"
+                f"wrong code ({left} tries left)" if left else "wrong code; ask for a new one",
+                field="code",
             )
         cursor = self._db.execute(
             "update visitor_codes set used_at = ? where id = ? and used_at is null",
             [now, request_id],
         )
         if cursor.rowcount != 1:
-            raise Unauthorized("this code was already used; ask for a new one")
+            raise Unauthorized("this code was already used; ask for a new one", field="code")
         return CodeRequest.from_row(row)
 
     def report(self, request_id: str) -> CodeRequest:

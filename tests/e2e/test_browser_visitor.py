@@ -22,6 +22,7 @@ from playwright.sync_api import Playwright, expect
 from node.media.ice import install_ice_policy
 from tests.conftest import LOOPBACK, Api, NodeProcess
 from tests.e2e.browser import ARTIFACTS, launch, new_context
+from tests.e2e.test_browser_pages import capture
 from tests.federation_helpers import wait_for
 from tests.fedify_peer import FedifyPeer
 
@@ -81,20 +82,24 @@ def test_a_fediverse_visitor_joins_raises_a_hand_and_is_heard(
         ).scroll_into_view_if_needed()
 
         # A wrong handle says so next to the field.
-        page.get_by_label("Your handle").fill("bob")
+        page.get_by_label("Your fediverse handle").fill("bob")
         page.get_by_role("button", name="Send me a code").click()
         expect(page.locator(".visitor-join .field-error")).to_contain_text("handle")
 
-        page.get_by_label("Your handle").fill(f"@{peer.handle}")
+        page.get_by_label("Your fediverse handle").fill(f"@{peer.handle}")
         page.get_by_role("button", name="Send me a code").click()
-        expect(page.get_by_role("heading", name=re.compile("Check your messages"))).to_be_visible()
+        code_step = page.get_by_role("heading", name=re.compile("Check your messages"))
+        expect(code_step).to_be_visible()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        capture(page, "room-visitor-code", lambda: expect(code_step).to_be_visible())
         code, _ = wait_for(lambda: delivered_codes(peer), what="the private mention")[0]
 
         # A wrong code is refused, with the tries left; the right one lets them in.
         page.get_by_label("Code").fill("ZZZZZZ")
         page.get_by_role("button", name="Join", exact=True).click()
-        expect(page.locator(".visitor-join .field-error, [role=alert]").first).to_contain_text(
-            "wrong code"
+        # Next to the field, with the tries left.
+        expect(page.locator(".visitor-join .field-error")).to_contain_text(
+            re.compile(r"wrong code \(4 tries left\)", re.I)
         )
         page.get_by_label("Code").fill(code.lower())
         page.get_by_role("button", name="Join", exact=True).click()
@@ -108,6 +113,7 @@ def test_a_fediverse_visitor_joins_raises_a_hand_and_is_heard(
         expect(me.locator("img.avatar")).to_have_attribute(
             "src", re.compile(rf"^{re.escape(node.base_url)}/api/v1/visitors/")
         )
+        capture(page, "room-visitor-joined", lambda: expect(badge).to_be_visible())
 
         page.get_by_role("button", name="Raise hand").click()
         expect(page.get_by_role("button", name="Lower hand")).to_be_visible()
@@ -144,7 +150,7 @@ def test_the_link_in_the_message_signs_in_the_browser_that_opens_it(
         context = new_context(browser, node.base_url)
         waiting = context.new_page()
         waiting.goto(room["url"])
-        waiting.get_by_label("Your handle").fill(peer.handle)
+        waiting.get_by_label("Your fediverse handle").fill(peer.handle)
         waiting.get_by_role("button", name="Send me a code").click()
         expect(
             waiting.get_by_role("heading", name=re.compile("Check your messages"))
@@ -162,7 +168,7 @@ def test_the_link_in_the_message_signs_in_the_browser_that_opens_it(
         # In this browser, a second tab opening a new code's link brings the waiting page
         # in too.
         waiting.get_by_role("button", name="Use another handle").click()
-        waiting.get_by_label("Your handle").fill(peer.handle)
+        waiting.get_by_label("Your fediverse handle").fill(peer.handle)
         waiting.get_by_role("button", name="Send me a code").click()
         _, link = wait_for(
             lambda: (codes := delivered_codes(peer))[1:] and codes[1], what="a second message"
