@@ -132,6 +132,13 @@ def test_a_fediverse_visitor_joins_raises_a_hand_and_is_heard(
         page.screenshot(path=str(ARTIFACTS / "room-visitor.png"), full_page=True)
 
         heard_by_whep(room["whep_url"], 660)
+
+        # The host sees who they are and where from, and blocks them like anyone.
+        blocked = api.request(
+            "POST", f"/api/v1/rooms/{room['id']}/members/{peer.handle}/block", alice
+        )
+        assert blocked.status_code == 200, blocked.text
+        expect(page.get_by_text("blocked from rejoining").first).to_be_visible()
     finally:
         browser.close()
 
