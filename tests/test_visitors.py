@@ -4,19 +4,16 @@ federation.visitors, the avatar normaliser), with a clock as the only stand-in."
 from __future__ import annotations
 
 import datetime as dt
-import io
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
 
 from federation.relay import RelayFrameError, parse_control
 from federation.room_activities import RoomActivity, build_room_activity, parse_room_activity
 from federation.visitors import CodeMessage, build_code_message
 from node.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
-from node.fediverse.visitors import normalize_avatar
 from node.store.database import open_database
 from node.store.visitors import VisitorStore
 from node.visitors import (
@@ -289,38 +286,6 @@ def test_presence_vouches_for_visitors() -> None:
             parse_control(
                 f'{{"type":"presence","users":[],"visitors":{bad}}}', frozenset({"presence"})
             )
-
-
-# -- avatars -------------------------------------------------------------------------------
-
-
-def _image(fmt: str, size: tuple[int, int]) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(out, format=fmt)
-    return out.getvalue()
-
-
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP"])
-def test_avatars_are_remade_as_small_pngs(fmt: str) -> None:
-    made = normalize_avatar(_image(fmt, (400, 300)))
-    with Image.open(io.BytesIO(made)) as image:
-        assert image.format == "PNG" and max(image.size) == 128
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"",
-        b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
-        b"GIF89a" + b"\x00" * 20,
-        _image("BMP", (10, 10)),
-        _image("PNG", (5000, 5000)),
-    ],
-    ids=["empty", "svg", "broken-gif", "bmp", "huge-canvas"],
-)
-def test_hostile_avatars_are_refused(data: bytes) -> None:
-    with pytest.raises(ValueError):
-        normalize_avatar(data)
 
 
 def test_visitor_settings_are_checked() -> None:

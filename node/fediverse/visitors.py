@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import logging
 import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
-
-from PIL import Image, UnidentifiedImageError
 
 from federation.actors import ActorUrls
 from federation.client import domain_is_blocked
@@ -28,6 +25,7 @@ from federation.visitors import CodeMessage, build_code_message
 from node.config import VisitorSettings
 from node.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from node.fediverse.service import Fediverse
+from node.images import ACCEPT, ICON_SIZE, remake_square
 from node.rooms import MAX_MEMBER_NAME, Room, RoomState
 from node.store.visitors import CodeRequest, VisitorStore
 from node.visitors import (
@@ -40,33 +38,8 @@ from node.visitors import (
 
 log = logging.getLogger(__name__)
 
-AVATAR_SIZE = 128
 AVATAR_TIMEOUT_S = 10.0
-AVATAR_TYPES = "image/png, image/jpeg, image/gif, image/webp"
-MAX_AVATAR_PIXELS = 4096 * 4096
-"""Larger images are not decoded (a small file can declare a huge canvas)."""
 MAX_PENDING_AVATARS = 256
-
-
-def normalize_avatar(data: bytes) -> bytes:
-    """Any PNG, JPEG, GIF or WebP as a PNG of at most AVATAR_SIZE square, metadata and
-    animation dropped: what listeners' browsers get is an image we made, never the
-    remote server's bytes. ValueError when it is not such an image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in ("PNG", "JPEG", "GIF", "WEBP"):
-                raise ValueError(f"not an avatar format: {image.format}")
-            width, height = image.size
-            if width * height > MAX_AVATAR_PIXELS or not width or not height:
-                raise ValueError(f"image too large: {width}x{height}")
-            image.seek(0)
-            frame = image.convert("RGBA")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"not a usable image: {exc}") from None
-    frame.thumbnail((AVATAR_SIZE, AVATAR_SIZE))
-    out = io.BytesIO()
-    frame.save(out, format="PNG", optimize=True)
-    return out.getvalue()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +156,9 @@ class Visitors:
         try:
             client = self.fediverse.federation_client()
             data, _ = await asyncio.wait_for(
-                client.fetch_media(url, accept=AVATAR_TYPES), AVATAR_TIMEOUT_S
+                client.fetch_media(url, accept=ACCEPT), AVATAR_TIMEOUT_S
             )
-            return await asyncio.to_thread(normalize_avatar, data)
+            return await asyncio.to_thread(remake_square, data, ICON_SIZE)
         except (FederationError, ValueError, TimeoutError) as exc:
             log.info("avatar %s not taken: %s", url, exc)
             return None
