@@ -94,7 +94,8 @@ def build_person(
         "discoverable": True,
     }
     if icon_url:
-        doc["icon"] = {"type": "Image", "url": icon_url}
+        # As Mastodon writes it (ActivityPub::ImageSerializer): it reads `url`.
+        doc["icon"] = {"type": "Image", "mediaType": "image/png", "url": icon_url}
     return doc
 
 

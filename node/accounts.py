@@ -35,6 +35,13 @@ class Account:
     is_admin: bool
     status: str
     public_key_pem: str
+    avatar: str | None = None
+    """The file name of the avatar it uploaded, under the data dir's avatars/ (node.avatars)."""
+
+    @property
+    def avatar_path(self) -> str | None:
+        """Where this node serves the avatar (``/avatars/<name>``), or None."""
+        return f"/avatars/{self.avatar}" if self.avatar else None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Account:
@@ -46,6 +53,7 @@ class Account:
             is_admin=bool(row["is_admin"]),
             status=row["status"],
             public_key_pem=row["public_key_pem"],
+            avatar=row.get("avatar"),
         )
 
 

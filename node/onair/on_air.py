@@ -309,6 +309,8 @@ class OnAir:
                     "visitor": True,
                     "avatar_url": account.avatar_url,
                 }
+            elif account.avatar_path:
+                self.room.member_extras[account.username] = {"avatar_url": account.avatar_path}
             self._source().join(account.username, account.display_name)
         watcher = Watcher(
             account.username if account else None,

@@ -185,4 +185,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                avatar blob, avatar_type text, updated_at real not null)""",
         ),
     ),
+    # Avatars (node.avatars): the file name, under the data dir's avatars/, of the picture
+    # an account uploaded (a PNG this node remade); null without one. A new upload gets a
+    # new name, so its URL can be cached for good.
+    Migration(4, "account avatars", ("alter table accounts add column avatar text",)),
 )

@@ -80,7 +80,13 @@ def account_json(request: Request, account: Any) -> dict[str, Any]:
         "bio": account.bio,
         "is_admin": account.is_admin,
         "handle": f"@{account.username}@{host}",
+        "avatar_url": avatar_url(request, account),
     }
+
+
+def avatar_url(request: Request, account: Any) -> str | None:
+    path = getattr(account, "avatar_path", None)
+    return f"{request.app.state.config.node.base_url.rstrip('/')}{path}" if path else None
 
 
 # Accounts and sessions -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from federation.routes import FederationSite, build_routes
+from node.avatars import Avatars
 from node.config import Config
 from node.errors import ParleyError, RateLimited
 from node.fediverse.service import Fediverse
@@ -40,6 +41,7 @@ from node.store.visitors import VisitorStore
 from node.web import (
     admin,
     api,
+    avatars,
     follows,
     hls,
     pages,
@@ -180,6 +182,7 @@ def create_app(config: Config) -> Starlette:
         app.state.fediverse = fediverse
         app.state.visitors = Visitors(config.visitors, VisitorStore(db), fediverse)
         app.state.local_follows = fediverse.local_follows
+        app.state.avatars = Avatars(app.state.data_files, accounts, fediverse)
         await fediverse.start(room_actions=relay)
         relay.restore()
         relay.recover_origins(recovering)
@@ -201,6 +204,7 @@ def create_app(config: Config) -> Starlette:
         *admin.routes,
         *publish_keys.routes,
         *visitors.routes,
+        *avatars.routes,
         *signaling.routes,
         *hls.routes,
         *search.routes,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.images import MEDIA_TYPES
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 SCHEMAS: dict[str, Any] = {
@@ -41,6 +43,7 @@ SCHEMAS: dict[str, Any] = {
             "bio": {"type": "string"},
             "is_admin": {"type": "boolean"},
             "handle": {"type": "string"},
+            "avatar_url": {"type": ["string", "null"]},
         },
     },
     "Member": {
@@ -248,6 +251,9 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("post", "/api/v1/me/password", "Change your password {current_password, new_password}; signs out your other sessions", True, None, 200, {}),
     ("get", "/api/v1/search", "Search people (name, handle; remote by WebFinger) and rooms (title) ?q=", False, None, 200, {}),
     ("get", "/api/v1/remote-join", "Where a visitor joins a room from their own server (?handle=&room=)", False, None, 200, {}),
+    ("put", "/api/v1/me/avatar", "Upload your avatar: the image as the body (PNG, JPEG, GIF or WebP, at most 8 MiB); remade as a PNG without metadata", True, None, 200, "Account"),
+    ("delete", "/api/v1/me/avatar", "Remove your avatar", True, None, 200, "Account"),
+    ("get", "/api/v1/remote-avatar", "A known remote actor's icon, fetched and remade by this node (?actor=)", False, None, 200, None),
 ]  # fmt: skip
 
 
@@ -256,6 +262,7 @@ _QUERY: dict[tuple[str, str], list[str]] = {
     ("delete", "/api/v1/follows"): ["handle"],
     ("get", "/api/v1/search"): ["q"],
     ("get", "/api/v1/remote-join"): ["handle", "room"],
+    ("get", "/api/v1/remote-avatar"): ["actor"],
 }
 
 
@@ -299,6 +306,8 @@ def _operation(
             op["responses"][str(status)] = {"description": "ended"}
     elif path.endswith("listen.ogg"):
         op["responses"]["200"] = {"description": "stream", "content": {"audio/ogg": {}}}
+    elif path == "/api/v1/remote-avatar":
+        op["responses"]["200"] = {"description": "a PNG", "content": {"image/png": {}}}
     elif response is None:
         op["responses"][str(status)] = {"description": "done"}
     else:
@@ -320,6 +329,14 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         paths.setdefault(path, {})[method] = _operation(
             summary, auth, request, status, response, path, _QUERY.get((method, path), [])
         )
+    # The avatar upload's body is the image itself.
+    paths["/api/v1/me/avatar"]["put"]["requestBody"] = {
+        "required": True,
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in sorted(MEDIA_TYPES)
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Parley node API", "version": "1"},
