@@ -295,8 +295,20 @@ class OnAir:
     ) -> bool:
         """A user or visitor of this node acts in the room (node/room_actions.py): True if
         applied here, False if sent on to the room's acting origin."""
+        self._remember(account)
         act = Act(account.username, target, arguments)
         return await self._source().act(action, act, account.display_name)
+
+    def _remember(self, person: Person) -> None:
+        """What this node shows of ``person`` beyond the room's state: a visitor's mark and
+        avatar, an account's avatar (Room.member_extras; never replicated)."""
+        if isinstance(person, Visitor):
+            self.room.member_extras[person.username] = {
+                "visitor": True,
+                "avatar_url": person.avatar_url,
+            }
+        elif person.avatar_path:
+            self.room.member_extras[person.username] = {"avatar_url": person.avatar_path}
 
     # -- watchers (WebSocket clients) -----------------------------------------------------
 
@@ -304,13 +316,7 @@ class OnAir:
         if account is not None:
             if account.username in self.room.blocked:
                 raise Forbidden("you are blocked from this room")
-            if isinstance(account, Visitor):
-                self.room.member_extras[account.username] = {
-                    "visitor": True,
-                    "avatar_url": account.avatar_url,
-                }
-            elif account.avatar_path:
-                self.room.member_extras[account.username] = {"avatar_url": account.avatar_path}
+            self._remember(account)
             self._source().join(account.username, account.display_name)
         watcher = Watcher(
             account.username if account else None,
