@@ -198,3 +198,75 @@ def test_the_link_in_the_message_signs_in_the_browser_that_opens_it(
         assert waiting.evaluate("fetch('/api/v1/visitor').then(r => r.status)") == 401
     finally:
         browser.close()
+
+
+@pytest.mark.e2e
+def test_a_visitor_on_b_speaks_in_a_room_of_a_and_a_moderates_them(
+    node_factory: Callable[..., NodeProcess],
+    api_factory: Callable[[NodeProcess], Api],
+    fedify_peers: Callable[..., FedifyPeer],
+    tones: dict[int, Path],
+    playwright_instance: Playwright,
+) -> None:
+    """Across nodes in Chromium: the visitor joins on B's page of a room of A; A knows
+    them by their fediverse handle (B vouches), A's host invites them, A's listeners hear
+    them, and A's block puts them out of B's page."""
+    a, b = node_factory(), node_factory()
+    api_a, api_b = api_factory(a), api_factory(b)
+    peer = fedify_peers()
+    alice = api_a.signup("alice")
+    room = api_a.live_room(alice, "Across the river")
+    carol = api_b.signup("carol")
+    carried = api_b.request("POST", "/api/v1/remote-rooms", carol, json={"url": room["url"]})
+    assert carried.status_code in (200, 201), carried.text
+    mirror = carried.json()
+    b_host = f"127.0.0.1:{b.port}"
+    browser = launch(playwright_instance, tones[660])
+    try:
+        page = new_context(browser, b.base_url).new_page()
+        page.goto(f"/rooms/{mirror['id']}")
+        expect(page.get_by_role("heading", name="Across the river")).to_be_visible()
+        expect(page.locator(".origin-badge")).to_contain_text(f"127.0.0.1:{a.port}")
+        page.get_by_label("Your fediverse handle").fill(peer.handle)
+        page.get_by_role("button", name="Send me a code").click()
+        code, _ = wait_for(lambda: delivered_codes(peer), what="the private mention")[0]
+        page.get_by_label("Code").fill(code)
+        page.get_by_role("button", name="Join", exact=True).click()
+        expect(page.locator(".visitor-badge")).to_contain_text(f"@{peer.handle}")
+
+        def member_on_a() -> dict[str, Any] | None:
+            doc = api_a.http.get(f"/api/v1/rooms/{room['id']}").json()
+            return next(
+                (m for m in doc["speakers"] + doc["audience"] if m["username"] == peer.handle),
+                None,
+            )
+
+        seen = wait_for(member_on_a, what="the visitor on A, by their handle")
+        assert seen["visitor"] is True and seen["verified_by"] == b_host
+
+        page.get_by_role("button", name="Raise hand").click()
+        wait_for(
+            lambda: peer.handle in api_a.http.get(f"/api/v1/rooms/{room['id']}").json()["hands"],
+            what="the hand on A",
+        )
+        invited = api_a.request(
+            "POST", f"/api/v1/rooms/{room['id']}/members/{peer.handle}/invite", alice
+        )
+        assert invited.status_code == 200, invited.text
+        page.get_by_role("button", name="Accept invitation to speak").click()
+        page.get_by_role("button", name="Unmute microphone").click()
+        expect(page.get_by_role("button", name="Mute microphone")).to_be_visible()
+        wait_for(
+            lambda: (m := member_on_a()) is not None and m["publishing"] and not m["muted"],
+            what="the visitor's voice on A",
+        )
+        heard_by_whep(room["whep_url"], 660)
+
+        blocked = api_a.request(
+            "POST", f"/api/v1/rooms/{room['id']}/members/{peer.handle}/block", alice
+        )
+        assert blocked.status_code == 200, blocked.text
+        expect(page.get_by_text("blocked from rejoining").first).to_be_visible(timeout=15000)
+        wait_for(lambda: member_on_a() is None, what="the visitor gone from A")
+    finally:
+        browser.close()
