@@ -157,6 +157,11 @@ def test_the_link_in_the_message_signs_in_the_browser_that_opens_it(
         context = new_context(browser, node.base_url)
         waiting = context.new_page()
         waiting.goto(room["url"])
+        # "Listen here" puts the join card away; the toolbar brings it back, focused.
+        waiting.get_by_role("button", name="Listen here").click()
+        expect(waiting.get_by_label("Your fediverse handle")).to_be_hidden()
+        waiting.get_by_role("button", name="Join with your fediverse account").click()
+        expect(waiting.get_by_label("Your fediverse handle")).to_be_focused()
         waiting.get_by_label("Your fediverse handle").fill(peer.handle)
         waiting.get_by_role("button", name="Send me a code").click()
         expect(
