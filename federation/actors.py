@@ -94,7 +94,8 @@ def build_person(
         "discoverable": True,
     }
     if icon_url:
-        doc["icon"] = {"type": "Image", "url": icon_url}
+        # As Mastodon writes it (ActivityPub::ImageSerializer): it reads `url`.
+        doc["icon"] = {"type": "Image", "mediaType": "image/png", "url": icon_url}
     return doc
 
 
@@ -264,6 +265,8 @@ class RemoteActor:
     url: str | None
     name: str | None
     type: str = "Person"
+    icon: str | None = None
+    """The avatar's URL (fetched only through the node's own client, never by browsers)."""
 
     @property
     def host(self) -> str:
@@ -327,6 +330,18 @@ def _html_url(value: Any) -> str | None:
     return fallback
 
 
+def _icon_url(value: Any) -> str | None:
+    """``icon`` may be a URL, an Image whose ``url`` is a string or Link(s), or a list of
+    those; the first usable http(s) URL, or None (a bad icon never spoils the actor)."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, Mapping):
+            item = _html_url(item.get("url"))
+        if isinstance(item, str) and origin_of(item)[0] and len(item) <= 2048:
+            if not any(c.isspace() or ord(c) < 0x20 for c in item):
+                return item
+    return None
+
+
 def _select_key(value: Any, owner: str) -> Mapping[str, Any]:
     # Most servers publish one key object; some (FEP-521a era Fedify) publish a list.
     keys = value if isinstance(value, list) else [value]
@@ -385,4 +400,5 @@ def parse_actor(doc: Mapping[str, Any]) -> RemoteActor:
         url=_html_url(doc.get("url")),
         name=name or None,
         type=str(actor_type),
+        icon=_icon_url(doc.get("icon")),
     )

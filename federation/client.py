@@ -247,6 +247,20 @@ class FederationClient:
                 raise RemoteFetchError(response.status_code, current, exc.reason) from exc
         raise RemoteFetchError(None, url, "too many redirects")
 
+    async def fetch_media(self, url: str, *, accept: str) -> tuple[bytes, str]:
+        """GET a media file (an avatar), unsigned as media servers expect, redirects
+        checked hop by hop, at most ``max_response_bytes``: (body, Content-Type)."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            response, content = await self._request("GET", current, {"Accept": accept}, None)
+            if response.status_code in REDIRECTS and response.headers.get("location"):
+                current = urljoin(current, response.headers["location"])
+                continue
+            if not 200 <= response.status_code < 300:
+                raise RemoteFetchError(response.status_code, current)
+            return content, response.headers.get("content-type", "")
+        raise RemoteFetchError(None, url, "too many redirects")
+
     async def get_json(self, url: str, *, key_id: str, private_pem: str) -> Any:
         """Signed GET of an ActivityPub document."""
         return (await self.fetch(url, key_id=key_id, private_pem=private_pem)).doc

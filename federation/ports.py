@@ -159,6 +159,8 @@ class LocalAccount:
     display_name: str
     summary: str
     public_key_pem: str
+    icon_url: str | None = None
+    """The avatar (a PNG) the actor document names as its ``icon``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -355,6 +355,17 @@ def _check_presence(doc: dict[str, Any]) -> None:
     users = doc.get("users")
     if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
         raise RelayFrameError("presence.users must be a list of handles")
+    visitors = doc.get("visitors", [])
+    if not isinstance(visitors, list) or not all(
+        isinstance(v, dict) and isinstance(v.get("handle"), str) for v in visitors
+    ):
+        raise RelayFrameError("presence.visitors must be a list of {handle, name}")
+    # Visitors the relay vouches for (FEDERATION.md, "Visitors across nodes"); more than
+    # MAX_PRESENCE are ignored.
+    doc["visitors"] = [
+        {"handle": v["handle"], "name": v["name"] if isinstance(v.get("name"), str) else ""}
+        for v in visitors[:MAX_PRESENCE]
+    ]
 
 
 def _check_kicked(doc: dict[str, Any]) -> None:

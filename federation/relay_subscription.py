@@ -55,6 +55,8 @@ class Subscriber:
 
     host: str
     entry: SuccessionEntry | None
+    actor: str = ""
+    """The instance actor that signed the subscription (it may vouch for visitors)."""
 
 
 def subscriber_of(signer: RemoteActor, relay: str | None) -> Subscriber:
@@ -68,7 +70,7 @@ def subscriber_of(signer: RemoteActor, relay: str | None) -> Subscriber:
     host = authority(signer.id)
     scheme = urlsplit(signer.id).scheme.lower()
     if relay is None or relay == "":
-        return Subscriber(host, None)
+        return Subscriber(host, None, signer.id)
     if not is_url(relay, WS_SCHEMES):
         raise InvalidParameter("relay", "must be a ws:// or wss:// URL")
     relay_scheme = urlsplit(relay).scheme.lower()
@@ -77,4 +79,4 @@ def subscriber_of(signer: RemoteActor, relay: str | None) -> Subscriber:
         raise NotAllowed(
             f"relay: must be on the signing node ({expected}://{host}), not {relay[:300]}"
         )
-    return Subscriber(host, SuccessionEntry(f"{scheme}://{host}", relay))
+    return Subscriber(host, SuccessionEntry(f"{scheme}://{host}", relay), signer.id)

@@ -5,7 +5,13 @@ A user of one node acts in a room carried by another through an activity signed 
 user's key and posted to the acting origin's shared inbox. ``object`` is the room's
 ``origin`` URL; ``parley:member`` names the member acted upon (a handle
 ``user@host[:port]``) when it is not the actor; the action's one argument, if any, is a
-``parley:<name>`` property (``parley:muted``, ``parley:accept``, ``parley:role``). Which
+``parley:<name>`` property (``parley:muted``, ``parley:accept``, ``parley:role``).
+
+A *visitor* (someone of any fediverse server who proved their handle to the sending node
+with a code sent by direct message) acts through the sending node's instance actor:
+``actor`` is that node's instance actor, signing, and ``parley:visitor`` names the
+visitor's handle; the receiver decides whether to take the node's word for it
+(FEDERATION.md "Visitors across nodes"). Which
 types exist and what they do is the node's table of room actions (node/room_actions.py):
 this codec knows the envelope, not the actions.
 """
@@ -37,6 +43,8 @@ class RoomActivity:
     member: str | None = None
     arguments: Mapping[str, Argument] = field(default_factory=dict)
     """Short names (``muted``) to values."""
+    visitor: str | None = None
+    """The handle of the visitor the (instance) actor acts for, vouching for it."""
 
 
 def is_room_activity(kind: object) -> bool:
@@ -53,6 +61,8 @@ def build_room_activity(activity_id: str, activity: RoomActivity) -> dict[str, A
     }
     if activity.member is not None:
         doc[f"{PREFIX}member"] = activity.member
+    if activity.visitor is not None:
+        doc[f"{PREFIX}visitor"] = activity.visitor
     for name, value in activity.arguments.items():
         doc[f"{PREFIX}{name}"] = value
     return doc
@@ -72,6 +82,14 @@ def parse_room_activity(doc: Mapping[str, Any], arguments: tuple[str, ...]) -> R
     member = doc.get(f"{PREFIX}member")
     if member is not None and (not isinstance(member, str) or len(member) > MAX_MEMBER):
         raise ActivityParseError("must be a handle", f"{PREFIX}member")
+    visitor = doc.get(f"{PREFIX}visitor")
+    if visitor is not None and (
+        not isinstance(visitor, str)
+        or len(visitor) > MAX_MEMBER
+        or visitor.count("@") != 1
+        or not all(visitor.split("@"))
+    ):
+        raise ActivityParseError("must be a handle user@host", f"{PREFIX}visitor")
     values: dict[str, Argument] = {}
     for name in arguments:
         value = doc.get(f"{PREFIX}{name}")
@@ -82,4 +100,4 @@ def parse_room_activity(doc: Mapping[str, Any], arguments: tuple[str, ...]) -> R
         if not isinstance(value, bool | str):
             raise ActivityParseError("must be a boolean or a string", f"{PREFIX}{name}")
         values[name] = value
-    return RoomActivity(kind, require_url(actor, "actor"), room, member, values)
+    return RoomActivity(kind, require_url(actor, "actor"), room, member, values, visitor)

@@ -415,6 +415,7 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             # Bios are plain text: escaped, then kept to Mastodon's HTML.
             summary=text_to_html(account.summary),
             public_key_pem=account.public_key_pem,
+            icon_url=account.icon_url,
         )
         return _activity_json(doc)
 

@@ -65,6 +65,8 @@ class Account:
     silenced: bool = False
     signup_reason: str = ""
     created_at: float = 0.0
+    avatar: str | None = None
+    """The file name of the avatar it uploaded, under the data dir's avatars/ (node.avatars)."""
 
     @property
     def is_admin(self) -> bool:
@@ -73,6 +75,11 @@ class Account:
     @property
     def active(self) -> bool:
         return self.status is AccountStatus.ACTIVE
+
+    @property
+    def avatar_path(self) -> str | None:
+        """Where this node serves the avatar (``/avatars/<name>``), or None."""
+        return f"/avatars/{self.avatar}" if self.avatar else None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Account:
@@ -90,6 +97,7 @@ class Account:
             silenced=row.get("silenced_at") is not None,
             signup_reason=row.get("signup_reason") or "",
             created_at=row.get("created_at") or 0.0,
+            avatar=row.get("avatar"),
         )
 
 

@@ -120,12 +120,31 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class VisitorSettings:
+    # People of any ActivityPub server (Mastodon, Misskey, another Parley ...) may join
+    # rooms here as themselves: the node sends a one-time code to their handle as a
+    # direct message (docs/SECURITY.md "Visitors").
+    enabled: bool = True
+    # Direct messages with codes the node sends per hour, per handle, per server and per
+    # client address: nobody can make it spam anyone.
+    codes_per_handle_per_hour: int = 3
+    codes_per_server_per_hour: int = 30
+    codes_per_address_per_hour: int = 10
+    # How long a visitor stays signed in (a cookie for this node only; revocable).
+    session_days: int = 30
+    # Where the direct message tells people to report abuse (an address or URL), besides
+    # its "it was not me" link. Empty: the link only.
+    abuse_contact: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     node: NodeSettings = field(default_factory=NodeSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     hls: HlsSettings = field(default_factory=HlsSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
+    visitors: VisitorSettings = field(default_factory=VisitorSettings)
 
     @property
     def data_path(self) -> Path:
@@ -224,6 +243,16 @@ def _validate(config: Config) -> None:
         raise ConfigError("accounts.auth_rate_per_minute", "must be at least 1")
     if config.federation.fetch_rate_per_minute < 1:
         raise ConfigError("federation.fetch_rate_per_minute", "must be at least 1")
+    visitors = config.visitors
+    for key in ("codes_per_handle_per_hour", "codes_per_server_per_hour"):
+        if getattr(visitors, key) < 1:
+            raise ConfigError(f"visitors.{key}", "must be at least 1")
+    if visitors.codes_per_address_per_hour < 1:
+        raise ConfigError("visitors.codes_per_address_per_hour", "must be at least 1")
+    if not 1 <= visitors.session_days <= 365:
+        raise ConfigError("visitors.session_days", "must be between 1 and 365")
+    if len(visitors.abuse_contact) > 200:
+        raise ConfigError("visitors.abuse_contact", "at most 200 characters")
     for i, proxy in enumerate(config.node.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -248,6 +277,7 @@ _SECTIONS: dict[str, type] = {
     "media": MediaSettings,
     "hls": HlsSettings,
     "federation": FederationSettings,
+    "visitors": VisitorSettings,
 }
 
 

@@ -229,6 +229,10 @@ class Room:
     listener_count: int = 0
     ending: Ending | None = None
     policy: RoomPolicy = OPEN_DOORS
+    member_extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What this node knows of some members beyond the room's state, merged into their
+    JSON here and never replicated: a visitor's avatar on this node, who verified them
+    (node.visitors)."""
     clock: Callable[[], float] = time.time
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list, repr=False)
 
@@ -250,7 +254,11 @@ class Room:
             callback(event)
 
     def _member_changed(self, member: Member) -> None:
-        self._emit({"type": "member", "member": member.to_json()})
+        self._emit({"type": "member", "member": self.member_json(member)})
+
+    def member_json(self, member: Member) -> dict[str, Any]:
+        extras = self.member_extras.get(member.username)
+        return {**member.to_json(), **extras} if extras else member.to_json()
 
     # Queries ---------------------------------------------------------------------------
 
@@ -294,9 +302,9 @@ class Room:
             "visibility": self.visibility.value,
             "state": self.state.value,
             "host": {"username": self.host, "display_name": self.host_display_name},
-            "speakers": [m.to_json() for m in self.stage],
+            "speakers": [self.member_json(m) for m in self.stage],
             "audience": [
-                m.to_json()
+                self.member_json(m)
                 for m in sorted(self.members.values(), key=lambda m: m.username)
                 if not m.on_stage
             ],

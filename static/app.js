@@ -149,11 +149,13 @@ function renderNav() {
           'aria-label': `Your profile (@${app.me.username})`,
           'aria-current': onProfile ? 'page' : null,
         },
-        h(
-          'span.avatar.xs',
-          { 'aria-hidden': 'true' },
-          (app.me.display_name || app.me.username).slice(0, 1).toUpperCase(),
-        ),
+        app.me.avatar_url
+          ? h('img.avatar.xs', { src: app.me.avatar_url, alt: '' })
+          : h(
+              'span.avatar.xs',
+              { 'aria-hidden': 'true' },
+              (app.me.display_name || app.me.username).slice(0, 1).toUpperCase(),
+            ),
         h('span.nav-user-name', {}, `@${app.me.username}`),
       ),
       isStaff(app.me)

@@ -93,7 +93,7 @@ export function personSummary(person, extra = []) {
   return h(
     'div.person-summary',
     {},
-    avatar(name, 'sm'),
+    avatar(name, 'sm', person.avatar_url),
     h(
       'span.person-main',
       {},

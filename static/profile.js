@@ -389,7 +389,7 @@ export async function renderProfile(main, username, ctx) {
 
   function renderHead() {
     heading.textContent = shown();
-    avatarEl.replaceChildren(avatar(shown(), 'lg'));
+    avatarEl.replaceChildren(avatar(shown(), 'lg', account.avatar_url));
     bioEl.textContent = account.bio || (own ? 'No bio yet.' : '');
     bioEl.classList.toggle('muted', !account.bio);
     bioEl.hidden = !bioEl.textContent;
@@ -498,7 +498,7 @@ async function renderRemoteProfile(main, handle, ctx) {
         h(
           'div.profile-id',
           {},
-          h('div.profile-avatar', {}, avatar(shown, 'lg')),
+          h('div.profile-avatar', {}, avatar(shown, 'lg', person.avatar_url)),
           h(
             'div.profile-names',
             {},

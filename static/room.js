@@ -9,6 +9,13 @@ import { ApiError, get, memberPath, post, roomPath, del } from './api.js';
 import { AudioOutput, RoomAudio, openMicrophone } from './media.js';
 import { micPanel } from './mic-check.js';
 import { reportForm } from './report.js';
+import {
+  currentVisitor,
+  onVisitorChange,
+  takeLinkFragment,
+  visitorBadge,
+  visitorJoinForm,
+} from './visitor.js';
 
 const SPEAKING_THRESHOLD = 0.03;
 const SPEAKING_HOLD_MS = 600;
@@ -98,6 +105,22 @@ export async function mountRoom(main, roomId, ctx) {
     }
   }
   const me = ctx.me;
+  // A verified visitor (visitor.js): someone of another fediverse server, in this room as
+  // their handle, without an account here. The link in their message lands here with the
+  // code in the fragment, which leaves the address bar at once.
+  let visitor = null;
+  let visitorNotice = null;
+  {
+    const fromLink = await takeLinkFragment();
+    visitorNotice = fromLink.notice;
+    if (!me) {
+      try {
+        visitor = fromLink.visitor || (await currentVisitor());
+      } catch (err) {
+        showError(err);
+      }
+    }
+  }
 
   // --- state ----------------------------------------------------------------------------
   let room = null;
@@ -201,6 +224,8 @@ export async function mountRoom(main, roomId, ctx) {
   // A room relayed from another server says where it lives.
   const originEl = h('span.origin-badge', { hidden: true });
   const joinEl = h('section.panel.join-choice', { 'aria-labelledby': 'join-h', hidden: true });
+  // "You are in as …" for a verified visitor.
+  const visitorEl = h('div.visitor-slot', { hidden: true });
   const descEl = h('p.room-desc', {});
   const hostEl = h('p.muted.room-host', {});
   // The live region says what changes the listener's situation (screen readers announce
@@ -270,6 +295,7 @@ export async function mountRoom(main, roomId, ctx) {
       ),
       endedEl,
       stoppedEl,
+      visitorEl,
       joinEl,
       inviteEl,
       mic.element,
@@ -373,9 +399,42 @@ export async function mountRoom(main, roomId, ctx) {
           announce('Listening here as a guest.');
         }),
       ),
+      visitorJoinForm({ roomId, onJoined: (who) => becomeVisitor(who) }),
       joinForm,
     ),
   );
+
+  /** This browser is now `who` (a verified visitor) or a guest again (null): the room's
+   * WebSocket reconnects so that the node knows who watches. */
+  function becomeVisitor(who) {
+    if (me || disposed) return;
+    // This page's own sign-in or sign-out comes back on the channel too.
+    if ((visitor && visitor.handle) === (who && who.handle)) return;
+    visitor = who;
+    visitorNotice = null;
+    you = null;
+    renderVisitor();
+    if (ws) {
+      const socket = ws;
+      ws = null;
+      clearInterval(pingTimer);
+      socket.close(1000, 'changed identity');
+    }
+    connection = 'connecting';
+    connect();
+    render();
+  }
+
+  function renderVisitor() {
+    visitorEl.hidden = !visitor && !visitorNotice;
+    if (visitor) {
+      visitorEl.replaceChildren(visitorBadge(visitor, { onSignOut: () => becomeVisitor(null) }));
+    } else {
+      visitorEl.replaceChildren(...(visitorNotice ? [h('p.notice-text', { role: 'status' }, visitorNotice)] : []));
+    }
+  }
+  renderVisitor();
+  const stopVisitorChannel = onVisitorChange((who) => becomeVisitor(who));
 
   // --- actions ----------------------------------------------------------------------------
   async function act(action, { success } = {}) {
@@ -493,9 +552,11 @@ export async function mountRoom(main, roomId, ctx) {
   }
 
   function myUsername() {
-    // Before the WebSocket snapshot arrives, the logged-in account stands in for `you`.
+    // Before the WebSocket snapshot arrives, the logged-in account (or the verified
+    // visitor) stands in for `you`.
     if (you) return you.username;
-    return me ? me.username : null;
+    if (me) return me.username;
+    return visitor ? visitor.username : null;
   }
 
   function myRole() {
@@ -749,10 +810,40 @@ export async function mountRoom(main, roomId, ctx) {
   }
 
   function avatar(member, size) {
+    // A visitor's or a remote person's picture comes through this node (never from their
+    // server directly: listeners' addresses stay here).
+    if (member.avatar_url) {
+      return h(`img.avatar.${size}`, {
+        src: member.avatar_url,
+        alt: '',
+        loading: 'lazy',
+        dataset: { speaker: member.username },
+      });
+    }
     return h(
       `span.avatar.${size}`,
       { 'aria-hidden': 'true', dataset: { speaker: member.username } },
       initials(member),
+    );
+  }
+
+  function handleLabel(member) {
+    if (!member.username || !member.username.includes('@')) return [];
+    return [`@${member.username}`, ...(member.visitor ? ['visitor'] : [])];
+  }
+
+  /** `@user@server` under the name of someone not of this node, so hosts see who and
+   * where; a visitor's says they proved it to this node (or to the node that vouches). */
+  function handleLine(member) {
+    if (!member.username || !member.username.includes('@')) return null;
+    const via = member.visitor
+      ? `verified by ${member.verified_by || location.host}`
+      : null;
+    return h(
+      'span.member-handle',
+      {},
+      `@${member.username}`,
+      via ? h('span.visually-hidden', {}, `, ${via}`) : null,
     );
   }
 
@@ -826,7 +917,7 @@ export async function mountRoom(main, roomId, ctx) {
   function stageCard(member) {
     const isMe = member.username === myUsername();
     const name = displayName(member);
-    const labels = [name, ROLE_LABEL[member.role]];
+    const labels = [name, ...handleLabel(member), ROLE_LABEL[member.role]];
     if (member.muted) labels.push('muted');
     if (!member.connected) labels.push('away');
     return h(
@@ -839,6 +930,7 @@ export async function mountRoom(main, roomId, ctx) {
         member.muted ? h('span.mic-off', { title: 'Muted', 'aria-hidden': 'true' }, micOffIcon()) : null,
       ),
       h('span.member-name', {}, name, isMe ? h('span.you', {}, 'you') : null),
+      handleLine(member),
       h(`span.role-badge.role-${member.role}`, {}, ROLE_LABEL[member.role]),
       memberMenu(member),
     );
@@ -847,7 +939,7 @@ export async function mountRoom(main, roomId, ctx) {
   function audienceCard(member) {
     const isMe = member.username === myUsername();
     const name = displayName(member);
-    const labels = [name];
+    const labels = [name, ...handleLabel(member)];
     if (member.hand_raised) labels.push('hand raised');
     if (member.invited) labels.push('invited to speak');
     return h(
@@ -860,6 +952,7 @@ export async function mountRoom(main, roomId, ctx) {
         member.hand_raised ? h('span.hand', { 'aria-hidden': 'true', title: 'Hand raised' }, icon(HAND_ICON, 14)) : null,
       ),
       h('span.member-name', {}, name, isMe ? h('span.you', {}, 'you') : null),
+      handleLine(member),
       member.invited ? h('span.role-badge.role-invited', {}, 'Invited') : null,
       memberMenu(member),
     );
@@ -937,7 +1030,7 @@ export async function mountRoom(main, roomId, ctx) {
           ? controlButton('Lower hand', actions.lowerHand, '', { dataset: { focusKey: 'hand' } })
           : controlButton('Raise hand', actions.raiseHand, '.primary', { dataset: { focusKey: 'hand' } }),
       );
-    } else if (live && !me) {
+    } else if (live && !me && !visitor) {
       items.push(
         h(
           'a.button',
@@ -945,6 +1038,21 @@ export async function mountRoom(main, roomId, ctx) {
           'Log in to speak',
         ),
       );
+      if (joinEl.hidden && !kickedMessage) {
+        items.push(
+          controlButton(
+            'Join with your fediverse account',
+            () => {
+              joinDismissed = false;
+              render();
+              const input = joinEl.querySelector('.visitor-join input');
+              if (input) input.focus();
+            },
+            '',
+            { dataset: { focusKey: 'visitor-join' } },
+          ),
+        );
+      }
     }
     items.push(controlButton('Share link', actions.share, '', { dataset: { focusKey: 'share' } }));
     items.push(controlButton('Leave room', actions.leaveRoom, '.danger-ghost', { dataset: { focusKey: 'leave' } }));
@@ -1093,7 +1201,8 @@ export async function mountRoom(main, roomId, ctx) {
     const relayedFrom = room.remote && room.origin ? hostOf(room.origin) : null;
     originEl.hidden = !relayedFrom;
     originEl.textContent = relayedFrom ? `on ${relayedFrom}` : '';
-    joinEl.hidden = Boolean(me) || joinDismissed || ended || Boolean(kickedMessage) || room.state !== 'live';
+    joinEl.hidden =
+      Boolean(me) || Boolean(visitor) || joinDismissed || ended || Boolean(kickedMessage) || room.state !== 'live';
 
     const stops = (!ended && !kickedMessage && Array.isArray(room.stopped) && room.stopped) || [];
     stoppedEl.hidden = !stops.length;
@@ -1235,6 +1344,7 @@ export async function mountRoom(main, roomId, ctx) {
 
   return function dispose() {
     disposed = true;
+    stopVisitorChannel();
     clearTimeout(wsTimer);
     clearInterval(pingTimer);
     clearInterval(speakingTimer);

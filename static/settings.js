@@ -1,7 +1,8 @@
-// Settings (/settings): password, sessions and stream keys. The page is a list of sections so that
+// Settings (/settings): picture, password, sessions and stream keys. The page is a list of sections so that
 // features arriving later add theirs without reshaping it (see SECTIONS below).
 
 import { ApiError, del, get, post } from './api.js';
+import { avatarSection } from './avatar-upload.js';
 import { field, setFieldError, submitting } from './forms.js';
 import { publishKeySection } from './publish_keys.js';
 import { announce, h, setTitle, showError } from './ui.js';
@@ -144,13 +145,10 @@ function profileSection(ctx) {
 }
 
 // The settings page, in order. Each entry is (ctx) => element, or null for a slot that a
-// later feature fills:
-//   'avatar':      HOOK(avatar upload) — needs the avatar schema change; renders an upload
-//                  form (Pillow resizes and strips it on the node) in this slot.
-// Notifications preferences will be a section here too.
+// later feature fills. Notifications preferences will be a section here too.
 export const SECTIONS = [
   ['profile', profileSection],
-  ['avatar', null],
+  ['avatar', avatarSection],
   ['password', passwordSection],
   ['sessions', sessionsSection],
   ['publish-key', publishKeySection],

@@ -63,9 +63,18 @@ export function initials(name) {
   return letters.toUpperCase();
 }
 
-// HOOK(avatar upload): once accounts carry an icon (the actor's `icon`, fetched through the
-// node for remote people), take an image URL here and render an <img alt=""> instead.
-export function avatar(name, size) {
+/**
+ * A person's picture: their avatar when they have one (`url`: always served by this node,
+ * remote people's icons included, so the browser never asks their server), else their
+ * initials. Decorative: the name is always shown beside it.
+ */
+export function avatar(name, size, url) {
+  if (url) {
+    const img = h(`img.avatar.${size}`, { src: url, alt: '', loading: 'lazy' });
+    // An icon the node could not fetch: fall back to the initials.
+    img.addEventListener('error', () => img.replaceWith(avatar(name, size)), { once: true });
+    return img;
+  }
   return h(`span.avatar.${size}`, { 'aria-hidden': 'true' }, initials(name));
 }
 

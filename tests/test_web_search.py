@@ -45,6 +45,7 @@ def test_search_finds_people_by_name_and_handle_and_rooms_by_title(api: Api) -> 
         "url": f"{api.base_url}/@alice",
         "bio": "",
         "following": None,
+        "avatar_url": None,
     }
     # Live first, then scheduled, then ended; unlisted rooms are never found.
     assert [r["id"] for r in by_name["rooms"]] == [live["id"], scheduled["id"], ended["id"]]

@@ -255,6 +255,17 @@ class Fediverse:
         )
         return int(result.status)
 
+    def instance_actor_id(self) -> str:
+        return self.actors.instance.id
+
+    async def post_as_instance(self, inbox: str, activity: dict[str, Any]) -> int:
+        client, _, _ = self._ready()
+        key_id, pem = self.actors.instance_key()
+        result = await client.post_activity(
+            inbox, json.dumps(activity).encode(), key_id=key_id, private_pem=pem
+        )
+        return int(result.status)
+
     async def handle_of(self, actor_id: str) -> str:
         _, resolver, _ = self._ready()
         remote = await resolver.actor(actor_id)

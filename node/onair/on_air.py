@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.accounts import Account
 from node.errors import Conflict, Forbidden, NotFound
 from node.mailbox import Mailbox
 from node.media.errors import SessionNotFound, StreamClosed, WorkerUnavailable
@@ -32,6 +31,7 @@ from node.onair.source import ProgramSource, Republisher, Speaker
 from node.room_actions import Act, RoomAction
 from node.rooms import Role, Room, RoomState
 from node.succession import Carriage
+from node.visitors import Person, Visitor
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,11 @@ class Watcher(Mailbox[dict[str, Any]]):
     """One WebSocket client of a room: events are queued and sent by its own task, so a
     slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
 
-    def __init__(self, username: str | None) -> None:
+    def __init__(self, username: str | None, *, visitor: Visitor | None = None) -> None:
         super().__init__(maxsize=256)
         self.username = username
+        self.visitor = visitor
+        """Set when the watcher is a verified visitor of this node (node.visitors)."""
 
 
 @dataclass
@@ -145,7 +147,7 @@ class OnAir:
 
     # -- speakers -------------------------------------------------------------------------
 
-    async def publish(self, account: Account, offer_sdp: str) -> tuple[str, str]:
+    async def publish(self, account: Person, offer_sdp: str) -> tuple[str, str]:
         username = account.username
         if not self.room.can_publish(username):
             if self.room.state is not RoomState.LIVE:
@@ -289,10 +291,11 @@ class OnAir:
     # -- actions --------------------------------------------------------------------------
 
     async def act(
-        self, account: Account, action: RoomAction, target: str, arguments: Mapping[str, Any]
+        self, account: Person, action: RoomAction, target: str, arguments: Mapping[str, Any]
     ) -> bool:
-        """A user of this node acts in the room (node/room_actions.py): True if applied
-        here, False if sent on to the room's acting origin."""
+        """A user or visitor of this node acts in the room (node/room_actions.py): True if
+        applied here, False if sent on to the room's acting origin."""
+        self._remember(account)
         act = Act(account.username, target, arguments)
         return await self._source().act(action, act, account.display_name)
 
@@ -306,19 +309,36 @@ class OnAir:
             if self.source is not None:
                 self.source.leave(username)
 
+    def _remember(self, person: Person) -> None:
+        """What this node shows of ``person`` beyond the room's state: a visitor's mark and
+        avatar, an account's avatar (Room.member_extras; never replicated)."""
+        if isinstance(person, Visitor):
+            self.room.member_extras[person.username] = {
+                "visitor": True,
+                "avatar_url": person.avatar_url,
+            }
+        elif person.avatar_path:
+            self.room.member_extras[person.username] = {"avatar_url": person.avatar_path}
+
     # -- watchers (WebSocket clients) -----------------------------------------------------
 
-    def watch(self, account: Account | None) -> Watcher:
+    def watch(self, account: Person | None) -> Watcher:
         if account is not None:
             if account.username in self.room.blocked:
                 raise Forbidden("you are blocked from this room")
+            self._remember(account)
             self._source().join(account.username, account.display_name)
-        watcher = Watcher(account.username if account else None)
+        watcher = Watcher(
+            account.username if account else None,
+            visitor=account if isinstance(account, Visitor) else None,
+        )
         self.watchers.add(watcher)
-        you = None
+        you: dict[str, Any] | None = None
         if account is not None:
             role = self.room.role_of(account.username) or Role.LISTENER
             you = {"username": account.username, "role": role}
+            if isinstance(account, Visitor):
+                you["visitor"] = True
         watcher.send({"type": "snapshot", "room": self._node.room_json(self), "you": you})
         return watcher
 

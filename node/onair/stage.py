@@ -150,6 +150,8 @@ class Stage:
             visibility=visibility,
             max_speakers=self.config.media.max_speakers,
         )
+        if host.avatar_path:
+            room.member_extras[host.username] = {"avatar_url": host.avatar_path}
         self.store.insert(room, host.id)
         self.put_on_air(room, self._origin_carriage(room))
         return room

@@ -34,6 +34,7 @@ from federation.relay import (
     parse_control,
     serialize_control,
 )
+from federation.sanitize import plain_text
 from node.errors import Conflict, ParleyError
 from node.mailbox import Mailbox
 from node.media.errors import StreamClosed
@@ -42,7 +43,7 @@ from node.onair.on_air import OnAir
 from node.onair.source import Speaker
 from node.relaying.counters import RelayCounters
 from node.relaying.names import Names
-from node.rooms import Role, RoomState
+from node.rooms import MAX_MEMBER_NAME, Role, RoomState
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,18 @@ FORWARDED = DOWNSTREAM_TYPES - {"snapshot", "ping", "handover", "stopped"}
 class RelaySubscriber(Mailbox[bytes | str]):
     """A node relaying one of our rooms: what goes down its stream is queued here."""
 
-    def __init__(self, host: str, entry: SuccessionEntry | None) -> None:
+    def __init__(
+        self, host: str, entry: SuccessionEntry | None, *, actor: str | None = None
+    ) -> None:
         super().__init__(maxsize=SUBSCRIBER_QUEUE)
         self.host = host
         """Authenticated ``host[:port]`` of the signing instance actor; its users may
         speak up."""
+        self.actor = actor
+        """The instance actor that signed the subscription: it may vouch for visitors."""
         self.entry = entry
+        self.visitors: dict[str, str] = {}
+        """Visitors this relay verified and vouches for (handle -> display name)."""
         self.listeners = 0
         self.presence: set[str] = set()
         self.relays: list[SuccessionEntry] = []
@@ -106,8 +113,11 @@ class RelayHub:
         uplink_filter: SequenceFilter,
         room_json: Callable[[OnAir], dict[str, Any]],
         changed: Callable[[OnAir], None],
+        vouch_refusal: Callable[[str, str], str | None] = lambda handle, host: "no visitors",
     ) -> None:
         self.on_air = on_air
+        self._vouch_refusal = vouch_refusal
+        """(visitor handle, vouching relay's host) -> why we refuse it, or None."""
         self.names = names
         self.counters = counters
         self.uplink_filter = uplink_filter
@@ -145,6 +155,7 @@ class RelayHub:
             if remote.subscriber is subscriber:
                 self._drop_speaker(name)
         self._set_presence(subscriber, set())
+        self._set_visitors(subscriber, [])
         self._count_listeners()
         self.broadcast_snapshot()
 
@@ -182,10 +193,10 @@ class RelayHub:
             self._drop_speaker(name)
 
     def presence(self) -> set[str]:
-        """Handles of the relays' users watching the room."""
+        """Handles of the relays' users (and vouched visitors) watching the room."""
         found: set[str] = set()
         for subscriber in self.subscribers:
-            found |= subscriber.presence
+            found |= subscriber.presence | subscriber.visitors.keys()
         return found
 
     def below(self) -> list[SuccessionEntry]:
@@ -266,6 +277,7 @@ class RelayHub:
                 if h.rpartition("@")[2].lower() == subscriber.host and h.rpartition("@")[0]
             }
             self._set_presence(subscriber, handles)
+            self._set_visitors(subscriber, message["visitors"])
         elif kind == "relays":
             entries = [SuccessionEntry(e["node"], e["relay"]) for e in message["relays"]]
             if entries != subscriber.relays:
@@ -286,6 +298,37 @@ class RelayHub:
                 source.leave(self.names.local(handle))
         subscriber.presence = handles
 
+    def _set_visitors(self, subscriber: RelaySubscriber, entries: list[dict[str, str]]) -> None:
+        """The relay vouches for these visitors: they join the room under their handle
+        if we take its word for them (node.visitors.vouch_refusal)."""
+        vouched: dict[str, str] = {}
+        for entry in entries:
+            handle = entry["handle"]
+            reason = self._vouch_refusal(handle, subscriber.host)
+            if reason is not None:
+                logger.info("visitor %s of %s refused: %s", handle, subscriber.host, reason)
+                continue
+            vouched[handle] = plain_text(entry["name"] or handle, MAX_MEMBER_NAME) or handle
+        room = self.on_air.room
+        source = self.on_air.source
+        for handle in vouched.keys() - subscriber.visitors.keys():
+            room.member_extras[handle] = {"visitor": True, "verified_by": subscriber.host}
+            if source is not None:
+                with contextlib.suppress(ParleyError):
+                    source.join(handle, vouched[handle])
+        for handle in subscriber.visitors.keys() - vouched.keys():
+            if source is not None:
+                source.leave(handle)
+        subscriber.visitors = vouched
+
+    def vouched_by(self, actor: str, handle: str) -> RelaySubscriber | None:
+        """The relay whose instance ``actor`` may act for visitor ``handle`` here."""
+        for subscriber in self.subscribers:
+            if subscriber.actor == actor:
+                if self._vouch_refusal(handle, subscriber.host) is None:
+                    return subscriber
+        return None
+
     def on_binary(self, subscriber: RelaySubscriber, data: bytes) -> None:
         try:
             frame = AudioFrame.parse(data)
@@ -300,10 +343,11 @@ class RelayHub:
             return
         name = self.names.local(frame.key)
         _, _, domain = frame.key.rpartition("@")
-        # Only the relay's own users, only while the room has them on stage, and only on
-        # the acting origin: uplink through more than one hop is not carried.
+        # Only the relay's own users and the visitors it vouches for, only while the room
+        # has them on stage, and only on the acting origin: uplink through more than one
+        # hop is not carried.
         if (
-            domain.lower() != subscriber.host
+            (domain.lower() != subscriber.host and frame.key not in subscriber.visitors)
             or not self.on_air.room.can_publish(name)
             or not self.on_air.carriage.acting
         ):

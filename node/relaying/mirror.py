@@ -130,16 +130,24 @@ class Upstream:
         if action.activity is None:
             raise Forbidden("this room is carried from another node; do this on its origin")
         carriage = self.on_air.carriage
-        actor = self._signer.actor_id(act.actor)
+        # Our accounts are named bare; a name with a host acting here is a visitor we
+        # verified (node.visitors): our instance actor signs for them and vouches.
+        visitor = act.actor if "@" in act.actor else None
+        actor = self._signer.instance_actor_id() if visitor else self._signer.actor_id(act.actor)
         activity = RoomActivity(
             type=action.activity,
             actor=actor,
             room=carriage.origin,
             member=None if act.target == act.actor else self.names.handle(act.target),
             arguments=dict(act.arguments),
+            visitor=visitor,
         )
         doc = build_room_activity(f"{actor}/activities/{uuid.uuid4()}", activity)
-        status = await self._signer.post_as(act.actor, f"{carriage.acting_origin}/inbox", doc)
+        inbox = f"{carriage.acting_origin}/inbox"
+        if visitor is not None:
+            status = await self._signer.post_as_instance(inbox, doc)
+        else:
+            status = await self._signer.post_as(act.actor, inbox, doc)
         if status >= 300:
             raise Conflict(f"the room's node refused the action ({status})")
         return False
@@ -149,9 +157,20 @@ class Upstream:
     def presence(self) -> set[str]:
         """Handles of our users watching the room, and of our relays' users."""
         own = {
-            self.names.handle(w.username) for w in self.on_air.watchers if w.username is not None
+            self.names.handle(w.username)
+            for w in self.on_air.watchers
+            if w.username is not None and w.visitor is None
         }
         return own | self._relay_presence()
+
+    def visitors(self) -> dict[str, str]:
+        """Visitors we verified watching the room, handle -> display name: we vouch for
+        them up the relay (FEDERATION.md "Visitors across nodes")."""
+        return {
+            w.visitor.handle: w.visitor.display_name
+            for w in self.on_air.watchers
+            if w.visitor is not None
+        }
 
     def send_uplink(self, name: str, data: bytes) -> None:
         link = self.link

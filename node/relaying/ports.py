@@ -6,10 +6,17 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from federation.client import FederationClient
+from federation.ports import DomainPolicy
 
 
 class RelaySigner(Protocol):
     """Signs what this node sends to other nodes about rooms."""
+
+    @property
+    def domains(self) -> DomainPolicy:
+        """The node's live domain blocks (a visitor vouched for from a blocked server is
+        refused)."""
+        ...
 
     def federation_client(self) -> FederationClient:
         """The node's one outgoing client (address policy, blocklist): every request to
@@ -24,6 +31,13 @@ class RelaySigner(Protocol):
 
     async def post_as(self, username: str, inbox: str, activity: dict[str, Any]) -> int:
         """POST ``activity`` to ``inbox`` signed with the user's key; the HTTP status."""
+        ...
+
+    def instance_actor_id(self) -> str: ...
+
+    async def post_as_instance(self, inbox: str, activity: dict[str, Any]) -> int:
+        """POST ``activity`` signed by the node's instance actor (it vouches for a
+        visitor: FEDERATION.md "Visitors across nodes"); the HTTP status."""
         ...
 
     async def handle_of(self, actor_id: str) -> str:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection
@@ -50,6 +51,7 @@ from node.rooms import (
 )
 from node.store.relaying import CarriedRoomRow, RelayRooms
 from node.succession import Carriage, CarryState
+from node.visitors import vouch_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +184,7 @@ class RelayService:
                 uplink_filter=self.uplink_filter,
                 room_json=lambda o: self.stage.room_json(o.room),
                 changed=self.changed,
+                vouch_refusal=self.vouch_refusal,
             )
             # An acting origin with relays asks them now and then whether one carries
             # the room on without it (a partition that healed).
@@ -421,6 +424,17 @@ class RelayService:
 
     # -- activities of remote users (federation.ports.RoomActions) --------------------------
 
+    def vouch_refusal(self, handle: str, voucher_host: str) -> str | None:
+        """Why we do not take ``voucher_host``'s word for visitor ``handle``, or None."""
+
+        def blocked(server: str) -> bool:
+            host = urlsplit(f"//{server}").hostname or server
+            return self.signer.domains.is_blocked(host)
+
+        return vouch_refusal(
+            handle, own_host=self.names.own_host, voucher_host=voucher_host, blocked=blocked
+        )
+
     async def apply_activity(self, actor_id: str, activity: dict[str, Any]) -> None:
         """A room action from a remote user (already verified as signed by ``actor_id``)."""
         action = BY_ACTIVITY.get(str(activity.get("type")))
@@ -443,7 +457,19 @@ class RelayService:
         if on_air is None:
             logger.info("room action for a room we do not act as origin for: %s", parsed.room)
             return
-        handle = await self.signer.handle_of(actor_id)
+        if parsed.visitor is not None:
+            # A node that relays this room from us vouches for a visitor it verified:
+            # only its instance actor, only for handles we take its word for.
+            hub = self.hubs.get(on_air.room.id)
+            if hub is None or hub.vouched_by(actor_id, parsed.visitor) is None:
+                logger.info("visitor %s vouched by %s refused", parsed.visitor, actor_id)
+                return
+            handle = parsed.visitor
+            on_air.room.member_extras.setdefault(
+                handle, {"visitor": True, "verified_by": netloc(actor_id)}
+            )
+        else:
+            handle = await self.signer.handle_of(actor_id)
         who = self.names.local(handle)
         target = self.names.local(parsed.member) if parsed.member else who
         try:

@@ -167,6 +167,11 @@ class AccountDirectory:
             self._db.table("accounts").update(account.id, values)
         return self.get_by_id(account.id)
 
+    def set_avatar(self, account: Account, name: str | None) -> Account:
+        """Record the avatar file ``name`` (node.avatars wrote it), or none."""
+        self._db.table("accounts").update(account.id, {"avatar": name})
+        return self.get_by_id(account.id)
+
     def change_password(self, account: Account, current: Any, new: Any) -> None:
         """Replace the password after checking the current one (a stolen session alone
         must not be enough to lock the owner out)."""

@@ -84,8 +84,13 @@ class NodeActors:
         account = self._active(username)
         if account is None:
             return None
+        path = account.avatar_path
         return LocalAccount(
-            account.username, account.display_name, account.bio, account.public_key_pem
+            account.username,
+            account.display_name,
+            account.bio,
+            account.public_key_pem,
+            icon_url=f"{self.base_url}{path}" if path else None,
         )
 
     async def instance_public_key(self) -> str:

@@ -208,4 +208,35 @@ MIGRATIONS: tuple[Migration, ...] = (
                ended_at real not null)""",
         ),
     ),
+    # Visitors (node.visitors, node.store.visitors): people of other fediverse servers
+    # who proved their handle with a one-time code sent as a direct message. A code row
+    # is also what the send limits count (per handle, server and client address), so the
+    # limits hold across restarts; only SHA-256 hashes of codes and tokens are kept.
+    Migration(
+        4,
+        "visitors",
+        (
+            """create table visitor_codes (
+               id text primary key, handle text not null, server text not null,
+               actor text not null, display_name text not null, icon text,
+               client text not null, room_id text not null, code_hash text not null,
+               created_at real not null, expires_at real not null,
+               attempts integer not null default 0, used_at real, reported_at real)""",
+            "create index visitor_codes_handle on visitor_codes (handle, created_at)",
+            "create index visitor_codes_server on visitor_codes (server, created_at)",
+            "create index visitor_codes_client on visitor_codes (client, created_at)",
+            """create table visitor_sessions (
+               id text primary key, token_hash text not null unique, handle text not null,
+               user_agent text not null default '', created_at real not null,
+               last_used_at real not null, expires_at real not null)""",
+            "create index visitor_sessions_handle on visitor_sessions (handle)",
+            """create table visitor_profiles (
+               handle text primary key, actor text not null, display_name text not null,
+               avatar blob, avatar_type text, updated_at real not null)""",
+        ),
+    ),
+    # Avatars (node.avatars): the file name, under the data dir's avatars/, of the picture
+    # an account uploaded (a PNG this node remade); null without one. A new upload gets a
+    # new name, so its URL can be cached for good.
+    Migration(5, "account avatars", ("alter table accounts add column avatar text",)),
 )

@@ -31,6 +31,7 @@ from node.web.auth import (
     clear_session_cookie,
     optional_account,
     require_account,
+    require_person,
     set_session_cookie,
 )
 from node.web.limits import client_address
@@ -81,7 +82,13 @@ def account_json(request: Request, account: Any) -> dict[str, Any]:
         "is_admin": account.is_admin,
         "role": account.role.value,
         "handle": f"@{account.username}@{host}",
+        "avatar_url": avatar_url(request, account),
     }
+
+
+def avatar_url(request: Request, account: Any) -> str | None:
+    path = getattr(account, "avatar_path", None)
+    return f"{request.app.state.config.node.base_url.rstrip('/')}{path}" if path else None
 
 
 # Accounts and sessions -------------------------------------------------------------------
@@ -203,10 +210,10 @@ def _relay(request: Request) -> RelayService:
 async def _act(
     request: Request, action: str, target: str | None = None, body: dict[str, Any] | None = None
 ) -> Response:
-    """Apply one of the room actions (node/room_actions.py) for the signed-in user. In a
-    room carried from another node it goes to the acting origin as a signed activity
-    (202; the new state comes back over the relay stream)."""
-    account = require_account(request)
+    """Apply one of the room actions (node/room_actions.py) for the signed-in user or
+    verified visitor. In a room carried from another node it goes to the acting origin as
+    a signed activity (202; the new state comes back over the relay stream)."""
+    account = require_person(request)
     on_air = _on_air(request)
     room_action = action_named(action)
     arguments = room_action.parse(body or {})
@@ -320,7 +327,7 @@ MEMBER_ACTIONS = {
 async def member_action(request: Request) -> Response:
     action = MEMBER_ACTIONS.get(request.path_params["action"])
     if action is None:
-        require_account(request)
+        require_person(request)
         raise NotFound(f"no action {request.path_params['action']}")
     body = await read_json(request)
     return await _act(request, action, request.path_params["username"], body)

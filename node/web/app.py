@@ -18,9 +18,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from federation.routes import FederationSite, build_routes
+from node.avatars import Avatars
 from node.config import Config
 from node.errors import ParleyError, RateLimited
 from node.fediverse.service import Fediverse
+from node.fediverse.visitors import Visitors
 from node.media.hls import HlsOutputs
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
@@ -45,9 +47,11 @@ from node.store.relaying import RelayRooms
 from node.store.reports import ReportStore
 from node.store.rooms import RoomStore
 from node.store.settings import SettingsStore
+from node.store.visitors import VisitorStore
 from node.web import (
     admin,
     api,
+    avatars,
     follows,
     hls,
     moderation,
@@ -56,6 +60,7 @@ from node.web import (
     search,
     settings,
     signaling,
+    visitors,
 )
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
@@ -220,6 +225,7 @@ def create_app(config: Config) -> Starlette:
         app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         app.state.fediverse = fediverse
+        app.state.visitors = Visitors(config.visitors, VisitorStore(db), fediverse)
         app.state.local_follows = fediverse.local_follows
         app.state.dashboard = Dashboard(
             stage=stage,
@@ -231,6 +237,7 @@ def create_app(config: Config) -> Starlette:
             storage=storage,
             hls_streams=lambda: len(app.state.hls),
         )
+        app.state.avatars = Avatars(app.state.data_files, accounts, fediverse)
         await fediverse.start(room_actions=relay, flags=reports)
         relay.restore()
         relay.recover_origins(recovering)
@@ -239,6 +246,7 @@ def create_app(config: Config) -> Starlette:
         finally:
             await operators.settle()
             problems.uninstall()
+            await app.state.visitors.close()
             await fediverse.stop()
             await relay.close()
             await stage.close()
@@ -253,6 +261,8 @@ def create_app(config: Config) -> Starlette:
         *admin.routes,
         *moderation.routes,
         *publish_keys.routes,
+        *visitors.routes,
+        *avatars.routes,
         *signaling.routes,
         *hls.routes,
         *search.routes,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.images import MEDIA_TYPES
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 SCHEMAS: dict[str, Any] = {
@@ -43,6 +45,7 @@ SCHEMAS: dict[str, Any] = {
             "is_admin": {"type": "boolean"},
             "role": {"enum": ["admin", "moderator", "user"]},
             "handle": {"type": "string"},
+            "avatar_url": {"type": ["string", "null"]},
         },
     },
     "AdminAccount": {
@@ -235,6 +238,40 @@ SCHEMAS: dict[str, Any] = {
             "last_used_at": {"type": ["number", "null"]},
         },
     },
+    "VisitorCodeRequest": {
+        "type": "object",
+        "required": ["handle", "room"],
+        "properties": {"handle": {"type": "string"}, "room": {"type": "string"}},
+    },
+    "VisitorCodeSent": {
+        "type": "object",
+        "required": ["request", "handle", "display_name", "expires_at"],
+        "properties": {
+            "request": {"type": "string"},
+            "handle": {"type": "string"},
+            "display_name": {"type": "string"},
+            "expires_at": {"type": "number"},
+        },
+    },
+    "VisitorCode": {
+        "type": "object",
+        "required": ["request", "code"],
+        "properties": {"request": {"type": "string"}, "code": {"type": "string"}},
+    },
+    "Visitor": {
+        "type": "object",
+        "required": ["handle", "display_name", "actor", "server", "visitor"],
+        "properties": {
+            "handle": {"type": "string"},
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "actor": {"type": "string"},
+            "server": {"type": "string"},
+            "avatar_url": {"type": ["string", "null"]},
+            "visitor": {"const": True},
+            "token": {"type": "string", "description": "only in the answer that creates it"},
+        },
+    },
     "NewRoom": {
         "type": "object",
         "required": ["title"],
@@ -338,10 +375,20 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("delete", "/api/v1/rooms/{room_id}/whip/{session_id}", "End a WHIP session", True, None, 200, None),
     ("delete", "/api/v1/rooms/{room_id}/whep/{session_id}", "End a WHEP session", False, None, 200, None),
     ("get", "/api/v1/rooms/{room_id}/listen.ogg", "Program as an Ogg/Opus stream", False, None, 200, None),
+    ("post", "/api/v1/visitor/codes", "Send a one-time code to a fediverse handle {handle, room}", False, "VisitorCodeRequest", 202, "VisitorCodeSent"),
+    ("post", "/api/v1/visitor/sessions", "Join as a visitor with the code {request, code}", False, "VisitorCode", 201, "Visitor"),
+    ("get", "/api/v1/visitor", "The visitor asking", False, None, 200, "Visitor"),
+    ("delete", "/api/v1/visitor", "Sign the visitor out (?all=true: every session)", False, None, 204, None),
+    ("post", "/api/v1/visitor/requests/{request_id}/report", "It was not me: stop the code", False, None, 204, None),
+    ("get", "/api/v1/admin/visitor-reports", "Visitor codes reported as not asked for (admins)", True, None, 200, {}),
+    ("delete", "/api/v1/admin/visitors/{handle}", "Revoke a visitor's sessions (admins)", True, None, 200, {}),
     ("get", "/api/v1/search", "Search people (name, handle; remote by WebFinger) and rooms (title) ?q=", False, None, 200, {}),
     ("post", "/api/v1/me/password", "Change your password {current_password, new_password}; signs out your other sessions", True, None, 200, {}),
     ("get", "/api/v1/search", "Search people (name, handle; remote by WebFinger) and rooms (title) ?q=", False, None, 200, {}),
     ("get", "/api/v1/remote-join", "Where a visitor joins a room from their own server (?handle=&room=)", False, None, 200, {}),
+    ("put", "/api/v1/me/avatar", "Upload your avatar: the image as the body (PNG, JPEG, GIF or WebP, at most 8 MiB); remade as a PNG without metadata", True, None, 200, "Account"),
+    ("delete", "/api/v1/me/avatar", "Remove your avatar", True, None, 200, "Account"),
+    ("get", "/api/v1/remote-avatar", "A known remote actor's icon, fetched and remade by this node (?actor=)", False, None, 200, None),
 ]  # fmt: skip
 
 
@@ -350,6 +397,7 @@ _QUERY: dict[tuple[str, str], list[str]] = {
     ("delete", "/api/v1/follows"): ["handle"],
     ("get", "/api/v1/search"): ["q"],
     ("get", "/api/v1/remote-join"): ["handle", "room"],
+    ("get", "/api/v1/remote-avatar"): ["actor"],
 }
 
 
@@ -393,6 +441,8 @@ def _operation(
             op["responses"][str(status)] = {"description": "ended"}
     elif path.endswith("listen.ogg"):
         op["responses"]["200"] = {"description": "stream", "content": {"audio/ogg": {}}}
+    elif path == "/api/v1/remote-avatar":
+        op["responses"]["200"] = {"description": "a PNG", "content": {"image/png": {}}}
     elif response is None:
         op["responses"][str(status)] = {"description": "done"}
     else:
@@ -414,6 +464,14 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         paths.setdefault(path, {})[method] = _operation(
             summary, auth, request, status, response, path, _QUERY.get((method, path), [])
         )
+    # The avatar upload's body is the image itself.
+    paths["/api/v1/me/avatar"]["put"]["requestBody"] = {
+        "required": True,
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in sorted(MEDIA_TYPES)
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Parley node API", "version": "1"},

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.accounts import Account
 from node.publish_keys import is_publish_key
 from node.store.publish_keys import PublishKeys
+from node.visitors import Person
 from node.web.api import read_json
-from node.web.auth import optional_account, require_account
+from node.web.auth import optional_person, require_account, require_person
 
 
 def _keys(request: Request) -> PublishKeys:
@@ -31,12 +31,13 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def publisher(request: Request, room_id: str, *, required: bool = True) -> Account | None:
-    """Who publishes (WHIP): a publish key valid for ``room_id``, else the session."""
+def publisher(request: Request, room_id: str, *, required: bool = True) -> Person | None:
+    """Who publishes (WHIP): a publish key valid for ``room_id``, else the session (an
+    account's or a visitor's)."""
     token = _bearer(request)
     if token is not None and is_publish_key(token):
         return _keys(request).authenticate(token, room_id)
-    return require_account(request) if required else optional_account(request)
+    return require_person(request) if required else optional_person(request)
 
 
 async def publish_keys(request: Request) -> Response:

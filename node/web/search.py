@@ -28,6 +28,7 @@ from starlette.routing import Route
 from federation.actors import RemoteActor, parse_acct
 from federation.errors import ActivityParseError
 from node.accounts import Account
+from node.avatars import remote_icon_path
 from node.errors import Conflict, InvalidInput, NotFound, ParleyError
 from node.fediverse.local_follows import LocalFollows
 from node.fediverse.service import Fediverse
@@ -74,6 +75,7 @@ class Search:
             "url": f"{self.local.base_url}/@{account.username}",
             "bio": account.bio,
             "following": self.following.get(actor),
+            "avatar_url": account.avatar_path,
         }
 
     def remote_person(self, actor: RemoteActor) -> dict[str, Any]:
@@ -86,6 +88,8 @@ class Search:
             "url": actor.url or actor.id,
             "bio": "",
             "following": self.following.get(actor.id),
+            # Through this node, never from the remote server (node.avatars).
+            "avatar_url": remote_icon_path(actor.id) if actor.icon else None,
         }
 
     async def by_handle(self, text: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

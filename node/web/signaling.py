@@ -30,7 +30,7 @@ from node.onair.stage import Stage
 from node.relaying.hub import RelayHub, RelaySubscriber
 from node.relaying.service import RelayService
 from node.rooms import RoomState, Visibility
-from node.web.auth import optional_account
+from node.web.auth import optional_person
 from node.web.connections import transport_of
 from node.web.publish_keys import publisher
 
@@ -105,8 +105,8 @@ async def whep(request: Request) -> Response:
 
 def _check_listener(request: Request, on_air: OnAir) -> None:
     """Public and unlisted rooms are heard by anyone with the link (guests included),
-    except accounts blocked from the room."""
-    account = optional_account(request)
+    except people blocked from the room."""
+    account = optional_person(request)
     if account is not None and account.username in on_air.room.blocked:
         raise Forbidden("you are blocked from this room")
 
@@ -225,7 +225,7 @@ async def _until_disconnect(receive: Receive) -> None:
 
 async def room_socket(websocket: WebSocket) -> None:
     try:
-        account = optional_account(websocket)
+        account = optional_person(websocket)
         stage: Stage = websocket.app.state.stage
         on_air = stage.get(websocket.path_params["room_id"])
         if on_air.room.state is RoomState.ENDED:
@@ -351,7 +351,7 @@ async def _relay_subscribe(
     on_air = stage.get(websocket.path_params["room_id"])
     if on_air.room.state is not RoomState.LIVE:
         raise Conflict("the room is not live")
-    subscriber = RelaySubscriber(who.host, who.entry)
+    subscriber = RelaySubscriber(who.host, who.entry, actor=who.actor)
     return relay.subscribe(on_air, subscriber), subscriber
 
 

@@ -292,7 +292,8 @@ def test_settings_password_and_sessions(
         expect(current).to_be_focused()
         current.fill(PASSWORD)
         page.get_by_role("button", name="Change password").click()
-        expect(page.locator(".form-done")).to_have_text(
+        password = page.get_by_role("region", name="Password")
+        expect(password.locator(".form-done")).to_have_text(
             "Password changed. Signed out 1 other session."
         )
         expect(sessions).to_have_count(1)

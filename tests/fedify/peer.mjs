@@ -84,6 +84,7 @@ const {
   Endpoints,
   Flag,
   Follow,
+  Image,
   Person,
   Reject,
   Undo,
@@ -107,6 +108,11 @@ const outboxLog = [];
 const followers = new Map();
 /** bob's follows: target actor id -> { followId, state, activity, target } */
 const following = new Map();
+/** bob's avatar (a 16x16 orange PNG), served at /avatar.png: an actor's `icon`. */
+const AVATAR_PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAF0lEQVR4nGP438BAEiJN9aiGUQ1DSgMAnHV/EBlpJJcAAAAASUVORK5CYII=",
+  "base64",
+);
 /** JSON-LD of activities bob created, served at /activities/<uuid>. */
 const activityDocs = new Map();
 
@@ -232,6 +238,11 @@ async function handleFederation(makeRequest, url, method, headers, body) {
     status: null,
   };
   requestLog.push(logEntry);
+
+  if (method === "GET" && url.pathname === "/avatar.png") {
+    logEntry.status = 200;
+    return new Response(AVATAR_PNG, { headers: { "content-type": "image/png" } });
+  }
 
   // Activities created by bob (Accept, Follow, Undo) are dereferenceable.
   if (method === "GET" && url.pathname.startsWith("/activities/")) {
@@ -405,6 +416,7 @@ function buildFederation() {
         endpoints: new Endpoints({ sharedInbox: ctx.getInboxUri() }),
         manuallyApprovesFollowers: false,
         discoverable: true,
+        icon: new Image({ url: new URL("/avatar.png", ctx.origin), mediaType: "image/png" }),
         publicKey: keys[0].cryptographicKey,
         assertionMethods: keys.map((k) => k.multikey),
       });
