@@ -74,6 +74,10 @@ class RemoteRoom:
     listen_url: str | None
     whep_url: str | None
     speakers: tuple[str, ...]
+    starts_at: float | None = None
+    """A scheduled room's start (from its Event: federation.events)."""
+    event_id: str | None = None
+    """The Event that announced it, when one did."""
 
 
 @dataclass(frozen=True, slots=True)

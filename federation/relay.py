@@ -72,6 +72,12 @@ DOWNSTREAM_TYPES = frozenset(
         "kicked",
         "ping",
         "handover",
+        "reaction",
+        "comment",
+        "comment_hidden",
+        "pinned",
+        "engagement",
+        "host_away",
     }
 )
 """Text messages the carrying node sends to a relay (room events as on the room socket)."""
@@ -167,9 +173,12 @@ def parse_control(text: str, allowed: frozenset[str]) -> dict[str, Any]:
     if not isinstance(kind, str) or kind not in allowed:
         raise RelayFrameError(f"unexpected control message type {kind!r}")
     if kind == "listeners":
-        count = doc.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 31:
-            raise RelayFrameError("listeners.count must be a non-negative integer")
+        for name in ("count", "total"):
+            count = doc.get(name)
+            if name == "total" and count is None:
+                continue  # a relay of before the summary (issue 12) sends no total
+            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 31:
+                raise RelayFrameError(f"listeners.{name} must be a non-negative integer")
     elif kind == "presence":
         users = doc.get("users")
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):

@@ -23,7 +23,8 @@ PARLEY_NS = "https://w3id.org/parley#"
 ROOM_ACTIVITY_CONTEXT: list[Any] = [AS_CONTEXT, {"parley": PARLEY_NS}]
 PREFIX = "parley:"
 MAX_MEMBER = 320
-MAX_TEXT_ARGUMENT = 64
+MAX_TEXT_ARGUMENT = 2048
+"""A comment id or a pinned link is a URL."""
 
 Argument = bool | str
 

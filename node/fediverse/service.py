@@ -38,9 +38,15 @@ from node.accounts import Account
 from node.config import Config
 from node.errors import Forbidden, InvalidInput, NotFound
 from node.fediverse.announcer import RoomAnnouncer
+from node.fediverse.comments import RoomCommentService
+from node.fediverse.reminders import ReminderService
+from node.fediverse.replays import ReplayPublisher
+from node.fediverse.schedule import ScheduleAnnouncer
+from node.notifications import Notifier
 from node.onair.stage import Stage
 from node.store.accounts import AccountDirectory
 from node.store.actors import NodeActors
+from node.store.comments import CommentStore
 from node.store.federation import (
     SqliteActorCache,
     SqliteDeliveries,
@@ -50,6 +56,8 @@ from node.store.federation import (
     SqliteRoomDirectory,
     SqliteRoomNotes,
 )
+from node.store.recordings import RecordingStore
+from node.store.reminders import Reminders
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,8 @@ class Fediverse:
         db: sqlite_utils.Database,
         accounts: AccountDirectory,
         stage: Stage,
+        notifier: Notifier,
+        replay_urls: Any = None,
     ) -> None:
         self.config = config
         self.stage = stage
@@ -105,6 +115,39 @@ class Fediverse:
         stage.on_air(self.announcer.watch)
         for on_air in list(stage.rooms_on_air.values()):
             self.announcer.watch(on_air)
+        # Issue 12: the fediverse in the room, scheduled rooms, reminders, replays.
+        self.notifier = notifier
+        self.reminders = Reminders(db)
+        self.comments = RoomCommentService(
+            self.base_url,
+            stage,
+            CommentStore(db),
+            self.actor_cache,
+            lambda: self.publisher,
+            self._inbox_of,
+        )
+        self.schedule = ScheduleAnnouncer(
+            self.base_url,
+            stage,
+            self.reminders,
+            notifier,
+            lambda: self.publisher,
+            lambda: self.resolver,
+        )
+        self.reminder_requests = ReminderService(
+            self.base_url,
+            stage,
+            self.reminders,
+            self.remote_room_directory,
+            lambda: self.publisher,
+            lambda: self.resolver,
+        )
+        self.replays = ReplayPublisher(
+            self.base_url, RecordingStore(db), lambda: self.publisher, replay_urls
+        )
+        for on_air in list(stage.rooms_on_air.values()):
+            self.comments.watch(on_air)
+            self.schedule.watch(on_air)
 
     async def start(self, room_actions: RoomActions | None = None) -> None:
         """Start the inbox and delivery workers; ``room_actions`` applies the room actions
@@ -134,6 +177,9 @@ class Fediverse:
             actors=self.actor_cache,
             resolver=self.resolver,
             room_actions=room_actions,
+            comments=self.comments,
+            rsvps=self.schedule,
+            notices=self.notifier,
         )
         inbox_worker = InboxWorker(self.inbox, context)
         delivery_worker = DeliveryWorker(
@@ -178,8 +224,14 @@ class Fediverse:
             removed = await self.follows.remove_actor(actor)
             log.info("inbox %s is gone: dropped %d follows of %s", inbox_url, removed, actor)
 
+    async def _inbox_of(self, actor_id: str) -> str:
+        _, resolver, _ = self._ready()
+        return (await resolver.actor(actor_id)).delivery_inbox
+
     async def stop(self) -> None:
         await self.announcer.close()
+        await self.schedule.close()
+        await self.replays.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

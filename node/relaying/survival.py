@@ -173,14 +173,19 @@ class Carrier:
     async def _report(self, link: ClientConnection, upstream: Upstream) -> None:
         """Our listener count, our users' presence and our relays up when they change,
         and a ping every 0.5 s."""
-        reported: tuple[int, frozenset[str], tuple[SuccessionEntry, ...]] | None = None
+        reported: tuple[int, frozenset[str], tuple[SuccessionEntry, ...], int] | None = None
         while True:
             hub = self.ctx.hubs.get(self.room_id)
             below = tuple(hub.below()) if hub is not None else ()
-            state = (self.on_air.local_listener_count(), frozenset(upstream.presence()), below)
+            state = (
+                self.on_air.local_listener_count(),
+                frozenset(upstream.presence()),
+                below,
+                self.on_air.local_listener_total(),
+            )
             if state != reported:
                 reported = state
-                count = {"type": "listeners", "count": state[0]}
+                count = {"type": "listeners", "count": state[0], "total": state[3]}
                 presence = {"type": "presence", "users": sorted(state[1])}
                 relays = {"type": "relays", "relays": [e.to_json() for e in below]}
                 for message in (count, presence, relays):

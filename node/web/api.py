@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.room_actions import action_named
 from node.rooms import RoomState, validate_description, validate_title, validate_visibility
+from node.schedule import parse_starts_at
 from node.store.accounts import AccountDirectory
 from node.web.auth import (
     clear_session_cookie,
@@ -185,16 +187,24 @@ def _relay(request: Request) -> RelayService:
 
 
 async def _act(
-    request: Request, action: str, target: str | None = None, body: dict[str, Any] | None = None
+    request: Request,
+    action: str,
+    target: str | None = None,
+    body: dict[str, Any] | None = None,
+    *,
+    answer: dict[str, Any] | None = None,
 ) -> Response:
     """Apply one of the room actions (node/room_actions.py) for the signed-in user. In a
     room carried from another node it goes to the acting origin as a signed activity
-    (202; the new state comes back over the relay stream)."""
+    (202; the new state comes back over the relay stream). ``answer``: what to answer
+    instead of the room JSON (a reaction answers small)."""
     account = require_account(request)
     on_air = _on_air(request)
     room_action = action_named(action)
     arguments = room_action.parse(body or {})
     applied = await on_air.act(account, room_action, target or account.username, arguments)
+    if answer is not None:
+        return JSONResponse(answer, 200 if applied else 202)
     return _room_response(request, on_air, 200 if applied else 202)
 
 
@@ -226,11 +236,16 @@ async def rooms(request: Request) -> Response:
     if request.method == "POST":
         account = require_account(request)
         body = await read_json(request)
+        recording = body.get("recording", False)
+        if not isinstance(recording, bool):
+            raise InvalidInput("recording", "must be true or false")
         room = stage.create_room(
             account,
             validate_title(body.get("title")),
             validate_description(body.get("description")),
             validate_visibility(body.get("visibility")),
+            starts_at=parse_starts_at(body.get("starts_at"), now=time.time()),
+            recording=recording,
         )
         return JSONResponse(stage.room_json(room), 201)
     local = [stage.room_json(r) for r in stage.live_public_rooms()]
@@ -239,7 +254,10 @@ async def rooms(request: Request) -> Response:
 
 async def room(request: Request) -> Response:
     if request.method == "PATCH":
-        return await _act(request, "update", body=await read_json(request))
+        body = await read_json(request)
+        if "starts_at" in body:
+            body["starts_at"] = parse_starts_at(body["starts_at"], now=time.time())
+        return await _act(request, "update", body=body)
     return _room_response(request, _on_air(request))
 
 

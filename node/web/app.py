@@ -24,16 +24,32 @@ from node.fediverse.service import Fediverse
 from node.media.hls import HlsOutputs
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
+from node.media.replay import ReplayCache
 from node.media.workers import WorkerPool, WorkerSettings
+from node.notifications import NotificationHub, Notifier
+from node.onair.recording import Recordings
 from node.onair.stage import Stage
 from node.relaying.service import RelayService
-from node.rooms import Room
+from node.rooms import Room, RoomState
 from node.store.accounts import AccountDirectory
 from node.store.database import open_database
+from node.store.notifications import NotificationStore
 from node.store.publish_keys import PublishKeys
+from node.store.recordings import RecordingStore
 from node.store.relaying import RelayRooms
+from node.store.reminders import Reminders
 from node.store.rooms import RoomStore
-from node.web import admin, api, follows, hls, publish_keys, signaling
+from node.web import (
+    admin,
+    api,
+    follows,
+    hls,
+    notifications,
+    publish_keys,
+    replay,
+    signaling,
+    social,
+)
 from node.web.auth import AttemptLimiter
 from node.web.limits import FetchLimiter
 from node.web.openapi import openapi_document
@@ -108,11 +124,18 @@ def create_app(config: Config) -> Starlette:
             frames_per_packet=frames_per_packet,
         )
 
+        recording_store = RecordingStore(db)
+
         def urls(room: Room) -> dict[str, str]:
-            return {
+            found = {
                 **signaling.room_urls(base_url, room.id, room.visibility),
                 "hls_url": hls.hls_url(hls_base_url, room.id),
             }
+            if room.starts_at is not None:
+                found["calendar_url"] = f"{base_url}/api/v1/rooms/{room.id}/calendar.ics"
+            if room.recording and room.state is RoomState.ENDED and recording_store.get(room.id):
+                found.update(replay.recording_urls(base_url, room.id))
+            return found
 
         workers: WorkerPool | None = None
         if config.media.workers:
@@ -129,7 +152,31 @@ def create_app(config: Config) -> Starlette:
             )
             await workers.start()
         stage = Stage(config, accounts, RoomStore(db), peers, room_url=urls, listeners=workers)
-        fediverse = Fediverse(config, db, accounts, stage)
+        notification_store = NotificationStore(db)
+        notification_hub = NotificationHub()
+        notifier = Notifier(notification_store, Reminders(db), notification_hub, base_url=base_url)
+        fediverse = Fediverse(
+            config,
+            db,
+            accounts,
+            stage,
+            notifier,
+            replay_urls=lambda room_id: {
+                "url": f"{base_url}/rooms/{room_id}",
+                **replay.recording_urls(base_url, room_id),
+            },
+        )
+        recordings = Recordings(
+            config.data_path,
+            recording_store,
+            own_room=stage.store.exists,
+            on_recorded=fediverse.replays.recorded,
+        )
+        stage.on_air(recordings.watch)
+        app.state.recordings = recordings
+        app.state.replay_cache = ReplayCache()
+        app.state.notifications = notification_store
+        app.state.notification_hub = notification_hub
         relay = RelayService(
             stage,
             RelayRooms(db),
@@ -158,6 +205,7 @@ def create_app(config: Config) -> Starlette:
         try:
             yield
         finally:
+            await recordings.close()
             await fediverse.stop()
             await relay.close()
             await stage.close()
@@ -174,6 +222,9 @@ def create_app(config: Config) -> Starlette:
         *api.routes,
         *admin.routes,
         *publish_keys.routes,
+        *social.routes,
+        *replay.routes,
+        *notifications.routes,
         *signaling.routes,
         *hls.routes,
         Route("/api/v1/openapi.json", openapi),
@@ -184,6 +235,8 @@ def create_app(config: Config) -> Starlette:
         Route("/signup", index),
         Route("/new", index),
         Route("/rooms/remote", index),
+        Route("/rooms/{room_id}/replay", index),
+        Route("/notifications", index),
         Route("/rooms/{room_id}", index),
         Route("/@{username}", index),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
