@@ -19,7 +19,7 @@ from typing import Any
 
 from federation.actors import AS_CONTEXT, AS_PUBLIC, require_url, same_origin
 from federation.errors import ActivityParseError
-from federation.sanitize import clean_html, plain_text, text_to_html
+from federation.sanitize import clean_html, text_to_html
 
 MAX_CONTENT = 5000
 """A reply's cleaned HTML is cut to this (Mastodon's own posts are 500 characters)."""
@@ -114,7 +114,7 @@ def build_comment(
         "type": "Note",
         "attributedTo": author,
         "inReplyTo": in_reply_to,
-        "content": text_to_html(plain_text(text)),
+        "content": text_to_html(text),
         "published": stamp.replace("+00:00", "Z"),
         "to": [AS_PUBLIC],
         "cc": [followers_url, reply_to_author],
