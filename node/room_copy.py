@@ -37,6 +37,9 @@ def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> No
             continue
         members.append(member_from_json({**raw, "username": name(raw["username"])}, hands))
     host = doc.get("host") or {}
+    # First what issue 12 added (the carrying node's summary, if it ended, must be there
+    # before the copy moves to ended and tells its watchers).
+    replicate_extras(room, doc)
     room.replicate(
         title=plain_text(str(doc.get("title") or room.title), MAX_TITLE),
         description=plain_text(str(doc.get("description") or ""), MAX_DESCRIPTION),
@@ -49,7 +52,6 @@ def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> No
         listener_count=int(doc.get("listener_count") or 0),
         started_at=doc.get("started_at"),
     )
-    replicate_extras(room, doc)
 
 
 def _time(value: Any) -> float | None:

@@ -276,6 +276,32 @@ class Fediverse:
             )
         return result
 
+    def upcoming_rooms(self) -> list[dict[str, Any]]:
+        """Scheduled rooms of other servers whose hosts our users follow."""
+        result = []
+        for row in self.remote_room_directory.followed_upcoming_rooms():
+            doc = row["host_doc"] or {}
+            username = doc.get("preferred_username") or row["host"].rsplit("/", 1)[-1]
+            result.append(
+                {
+                    "id": row["id"],
+                    "title": row["title"],
+                    "state": "scheduled",
+                    "url": row["url"],
+                    "starts_at": row["starts_at"],
+                    "event": row["event_id"],
+                    "remote": True,
+                    "origin": urlsplit(row["url"]).netloc,
+                    "host": {
+                        "username": username,
+                        "display_name": doc.get("name") or username,
+                        "handle": f"{username}@{urlsplit(row['host']).netloc}",
+                        "actor": row["host"],
+                    },
+                }
+            )
+        return result
+
     # ------------------------------------------------------------------ signing for relays
 
     def actor_id(self, username: str) -> str:

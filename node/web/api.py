@@ -248,8 +248,21 @@ async def rooms(request: Request) -> Response:
             recording=recording,
         )
         return JSONResponse(stage.room_json(room), 201)
+    state = request.query_params.get("state")
+    if state == "scheduled":
+        return JSONResponse({"rooms": _upcoming(request)})
+    if state not in (None, "live"):
+        raise InvalidInput("state", "must be live or scheduled")
     local = [stage.room_json(r) for r in stage.live_public_rooms()]
     return JSONResponse({"rooms": local + _listed(request)})
+
+
+def _upcoming(request: Request) -> list[dict[str, Any]]:
+    """Public rooms not started yet (soonest first), then those of other servers whose
+    hosts someone here follows (announced to us by their Event)."""
+    stage = _stage(request)
+    local = [stage.room_json(stage.get(row["id"]).room) for row in stage.store.scheduled_public()]
+    return local + request.app.state.fediverse.upcoming_rooms()
 
 
 async def room(request: Request) -> Response:
