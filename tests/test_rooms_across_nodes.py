@@ -202,3 +202,49 @@ async def _kinds(api: Api, token: str) -> list[str]:
 def _kinds_now(api: Api, token: str) -> list[str]:
     found = api.request("GET", "/api/v1/notifications", token).json()["notifications"]
     return [n["kind"] for n in found]
+
+
+async def test_the_host_is_away_and_a_cohost_of_another_node_takes_over(
+    node_factory: NodeFactory, api_factory: ApiFactory
+) -> None:
+    a = node_factory(media={"host_grace_s": 60.0})
+    b = node_factory()
+    api_a, api_b = api_factory(a), api_factory(b)
+    alice = api_a.signup("alice")
+    bob = api_b.signup("bob")
+    room = api_a.live_room(alice, "Who hosts")
+    host_ws = await watch(room["ws_url"], alice)
+    mirror = await join_remote(b, bob, room["url"])
+    watch_b = await watch(mirror["ws_url"], bob)
+    bob_on_a, alice_on_b = handle(b, "bob"), handle(a, "alice")
+    try:
+        await host_ws.until("member", lambda m: m["member"]["username"] == bob_on_a)
+        response = api_a.request(
+            "POST",
+            f"/api/v1/rooms/{room['id']}/members/{bob_on_a}/role",
+            alice,
+            json={"role": "cohost"},
+        )
+        assert response.status_code == 200, response.text
+        await watch_b.until(
+            "member", lambda m: m["member"] == {**m["member"], "username": "bob", "role": "cohost"}
+        )
+        # alice's page closes: everyone sees "the host is away" and until when.
+        await host_ws.close()
+        away = await watch_b.until("host_away", lambda m: m["until"] is not None)
+        assert 30 < away["until"] - time.time() <= 60
+        # bob, a cohost on B, takes over as host (a signed parley:TakeHost to A).
+        response = api_b.request("POST", f"/api/v1/rooms/{mirror['id']}/take-host", bob)
+        assert response.status_code == 202, response.text
+        await watch_b.until("room", lambda m: m["room"]["host"]["username"] == "bob")
+        state = httpx.get(f"{a.base_url}/api/v1/rooms/{room['id']}").json()
+        assert state["host"]["username"] == bob_on_a and state["host_away_until"] is None
+        assert state["state"] == "live"
+        # Leaving, bob hands the room back to alice (a cohost now).
+        response = api_b.request(
+            "POST", f"/api/v1/rooms/{mirror['id']}/hand-over", bob, json={"to": alice_on_b}
+        )
+        assert response.status_code == 202, response.text
+        await watch_b.until("room", lambda m: m["room"]["host"]["username"] == alice_on_b)
+    finally:
+        await watch_b.close()
