@@ -19,6 +19,11 @@ from node.web.auth import optional_account, require_account
 from node.web.signaling import PING_INTERVAL_S, _send_mailbox
 
 MAX_PAGE = 100
+MAX_ID = 2**53
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_ID
 
 
 def _store(request: Request | WebSocket) -> NotificationStore:
@@ -32,6 +37,8 @@ async def notifications(request: Request) -> Response:
         limit = min(MAX_PAGE, max(1, int(request.query_params.get("limit", "30"))))
         before_text = request.query_params.get("before")
         before = int(before_text) if before_text is not None else None
+        if before is not None and not _is_id(before):
+            raise ValueError(before_text)
     except ValueError:
         raise InvalidInput("limit", "limit and before must be integers", status=400) from None
     store = _store(request)
@@ -48,10 +55,10 @@ async def mark_read(request: Request) -> Response:
     if ids is not None and (
         not isinstance(ids, list)
         or len(ids) > 1000
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        or not all(_is_id(i) for i in ids)
     ):
         raise InvalidInput("ids", "must be a list of notification ids")
-    if up_to is not None and (not isinstance(up_to, int) or isinstance(up_to, bool)):
+    if up_to is not None and not _is_id(up_to):
         raise InvalidInput("up_to", "must be a notification id")
     store = _store(request)
     marked = store.mark_read(account.id, ids, up_to)

@@ -5,6 +5,7 @@ leaving" and "Scheduled rooms")."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from icalendar import Calendar
@@ -45,6 +46,8 @@ async def comments(request: Request) -> Response:
         limit = min(MAX_PAGE, max(1, int(request.query_params.get("limit", "20"))))
         before_text = request.query_params.get("before")
         before = float(before_text) if before_text is not None else None
+        if before is not None and not math.isfinite(before):
+            raise ValueError(before_text)
     except ValueError:
         raise InvalidInput("limit", "limit and before must be numbers", status=400) from None
     room = on_air.room
