@@ -8,8 +8,8 @@ failover of the mixer) into ``recordings/room-{id}.ogg`` under the data dir, thr
 name and put in place when complete). At the end the file's size and length are stored
 (node.store.recordings) and ``on_recorded`` publishes the replay (node.fediverse).
 
-Storage: the program is Opus at 32 kbit/s, so about 14.6 MB an hour with the Ogg framing
-(bench/RESULTS.md has the measured figure).
+Storage: the program is Opus at a nominal 32 kbit/s, variable: about 9 MB an hour of
+speech, 23 MB of a continuous loud tone (bench/bench_recording.py, bench/RESULTS.md).
 """
 
 from __future__ import annotations
