@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, samples in signals(args.seconds).items():
         size, seconds = measure(samples)
         per_hour = size / seconds * 3600
-        rows.append(
-            f"| {name} | {size:,} | {seconds:.1f} | {size * 8 / seconds / 1000:.1f} | {per_hour / 1e6:.1f} |"
-        )
+        kbits = size * 8 / seconds / 1000
+        rows.append(f"| {name} | {size:,} | {seconds:.1f} | {kbits:.1f} | {per_hour / 1e6:.1f} |")
         print(rows[-1])
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
