@@ -12,6 +12,7 @@ of the room. Likes and boosts of the room's objects are counted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,7 +67,9 @@ def comment_from_json(doc: Any) -> Comment | None:
     try:
         comment_id = str(doc["id"])
         published = float(doc.get("published") or 0.0)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(published):
         return None
     if not comment_id.startswith(("http://", "https://")) or len(comment_id) > MAX_URL:
         return None
@@ -172,7 +175,8 @@ class CommentBoard:
         """What another node's room JSON says (names and HTML re-cleaned)."""
         if not isinstance(doc, dict):
             return
-        items = [c for c in map(comment_from_json, doc.get("items") or []) if c is not None]
+        raw = doc.get("items")
+        items = [c for c in map(comment_from_json, raw if isinstance(raw, list) else []) if c]
         hidden = {c.id for c in self.comments if c.hidden}
         self.comments = [c for c in items if c.id not in hidden][:BOARD_SIZE]
         self.pinned = pinned_from_json(doc.get("pinned"))

@@ -8,6 +8,7 @@ as local changes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -55,7 +56,7 @@ def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> No
 
 
 def _time(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
 

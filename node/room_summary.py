@@ -10,6 +10,7 @@ any node and are not in these numbers.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,29 +62,37 @@ def summary_from_json(doc: Any) -> dict[str, Any] | None:
         isinstance(doc.get(k), int | float) and not isinstance(doc.get(k), bool) for k in keys
     ):
         return None
+    raw_speakers = doc.get("speakers")
+    raw_reactions = doc.get("reactions")
     speakers = [
         {
             "username": plain_text(str(s.get("username")), 320),
             "display_name": plain_text(str(s.get("display_name") or ""), 64),
         }
-        for s in doc.get("speakers") or []
+        for s in (raw_speakers if isinstance(raw_speakers, list) else [])
         if isinstance(s, dict)
     ][:100]
     reactions = {
         str(k)[:8]: int(v)
-        for k, v in (doc.get("reactions") or {}).items()
+        for k, v in (raw_reactions if isinstance(raw_reactions, dict) else {}).items()
         if isinstance(v, int) and not isinstance(v, bool)
     }
     kept = {k: doc[k] for k in keys}
     kept.update(
         speakers=speakers,
         reactions=reactions,
-        reactions_dropped=int(doc.get("reactions_dropped") or 0),
+        reactions_dropped=_count(doc.get("reactions_dropped")),
     )
     if isinstance(doc.get("replay_url"), str):
         kept["replay_url"] = doc["replay_url"]
     return kept
 
 
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return value >= 0 and math.isfinite(value)

@@ -248,3 +248,41 @@ def test_replay_note_has_the_audio_mastodon_plays() -> None:
     assert iso_duration(0) == "PT0S" and "(1:02:05)" in note["content"]
     with pytest.raises(NotFound):
         live_room()[0].hide_comment("alice", "https://nowhere.example/1")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(
+        st.sampled_from(
+            ["id", "type", "inReplyTo", "content", "url", "published", "room", "startTime",
+             "author", "comment", "link", "label", "name", "items", "speakers", "reactions",
+             "duration_s", "peak_listeners", "total_listeners", "reactions_total"]
+        ) | st.text(max_size=5),
+        inner,
+        max_size=6,
+    ),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@given(JSON, st.sampled_from(["Accept", "Reject", "Join", "TentativeAccept", "Like"]))
+def test_outside_documents_parse_or_are_refused(doc: Any, kind: str) -> None:
+    """What other servers send: parsed, or refused with ActivityParseError, never a crash."""
+    from node.comments import pinned_from_json
+    from node.room_summary import summary_from_json
+
+    for parse in (
+        lambda d: event_room(d) if isinstance(d, dict) else None,
+        lambda d: reply_from_note(d, "https://m.example/users/z") if isinstance(d, dict) else None,
+        lambda d: rsvp_target(kind, d),
+    ):
+        try:
+            parse(doc)
+        except ActivityParseError:
+            pass
+    comment_from_json(doc)
+    pinned_from_json(doc)
+    summary_from_json(doc)
+    room = Room(id="r", host="h", host_display_name="H", title="T")
+    replicate(room, {"title": "T", "comments": doc, "summary": doc, "starts_at": doc}, str)

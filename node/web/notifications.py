@@ -53,9 +53,7 @@ async def mark_read(request: Request) -> Response:
     ids = body.get("ids")
     up_to = body.get("up_to")
     if ids is not None and (
-        not isinstance(ids, list)
-        or len(ids) > 1000
-        or not all(_is_id(i) for i in ids)
+        not isinstance(ids, list) or len(ids) > 1000 or not all(_is_id(i) for i in ids)
     ):
         raise InvalidInput("ids", "must be a list of notification ids")
     if up_to is not None and not _is_id(up_to):
