@@ -4,6 +4,9 @@
 import { ApiError, del, get, post } from './api.js';
 import { followPanel, renderProfile } from './profile.js';
 import { mountRoom } from './room.js';
+import { bell, renderNotifications } from './notify.js';
+import { renderReplay } from './replay.js';
+import { upcomingSection } from './upcoming.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -77,6 +80,8 @@ const routes = [
   [/^\/login\/?$/, renderLogin],
   [/^\/signup\/?$/, renderSignup],
   [/^\/new\/?$/, renderNewRoom],
+  [/^\/rooms\/([^/]+)\/replay\/?$/, (id) => renderReplay(main, id, { setTitle, me: app.me })],
+  [/^\/notifications\/?$/, renderNotificationsPage],
   [/^\/rooms\/([^/]+)\/?$/, renderRoom],
   [/^\/@([^/]+)\/?$/, renderProfilePage],
 ];
@@ -165,6 +170,7 @@ function renderNav() {
     const onProfile = location.pathname === profilePath;
     items.push(
       h('a.button.primary.small', { href: '/new', 'data-link': true }, 'Start a room'),
+      bell(),
       h(
         'a.nav-user',
         {
@@ -235,6 +241,8 @@ async function renderHome() {
     status,
     list,
   );
+  const upcoming = upcomingSection();
+  main.append(upcoming.element);
   const panel = app.me ? followPanel(pageContext(), { onChange: () => refresh() }) : null;
   if (panel) main.append(panel.element);
 
@@ -247,6 +255,7 @@ async function renderHome() {
       status.textContent = rooms.length ? '' : 'No rooms are live right now.';
       status.hidden = rooms.length > 0;
       list.replaceChildren(...rooms.map(roomCard));
+      await upcoming.refresh();
     } catch (err) {
       if (!stopped) showError(err);
     }
@@ -491,17 +500,23 @@ async function renderNewRoom() {
   const unlisted = h('input', {
     type: 'radio', name: 'visibility', value: 'unlisted', id: 'vis-unlisted',
   });
+  // The start, in the creator's own time zone (the node stores the instant).
+  const startsAt = h('input', { type: 'datetime-local', name: 'starts_at' });
+  const recording = h('input', { type: 'checkbox', name: 'recording', id: 'recording' });
   const form = h(
     'form.form',
     {
       onsubmit: (event) => {
         event.preventDefault();
         submitting(form, async () => {
-          const room = await post('/api/v1/rooms', {
+          const body = {
             title: title.value.trim(),
             description: description.value.trim(),
             visibility: unlisted.checked ? 'unlisted' : 'public',
-          });
+            recording: recording.checked,
+          };
+          if (startsAt.value) body.starts_at = new Date(startsAt.value).toISOString();
+          const room = await post('/api/v1/rooms', body);
           navigate(`/rooms/${encodeURIComponent(room.id)}`);
         });
       },
@@ -524,6 +539,13 @@ async function renderNewRoom() {
         unlisted,
         h('label', { for: 'vis-unlisted' }, 'Unlisted', h('small.hint', {}, ' only with the link')),
       ),
+    ),
+    field('Starts at (optional, your time zone)', startsAt, 'Followers get an event and can ask to be reminded'),
+    h(
+      'div.switch',
+      {},
+      recording,
+      h('label', { for: 'recording' }, 'Record this room', h('small.hint.block', {}, 'Everyone sees “Recording” while it is live; the replay is posted to your followers')),
     ),
     h('button.button.primary', { type: 'submit' }, 'Create room'),
   );
@@ -551,6 +573,14 @@ function pageContext() {
 
 async function renderProfilePage(username) {
   app.cleanup = await renderProfile(main, username, pageContext());
+}
+
+async function renderNotificationsPage() {
+  if (!app.me) {
+    navigate(`/login?next=${encodeURIComponent('/notifications')}`, { replace: true });
+    return;
+  }
+  app.cleanup = await renderNotifications(main, { setTitle });
 }
 
 async function renderRoom(roomId) {

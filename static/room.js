@@ -6,6 +6,7 @@
 // disturbed four times a second.
 
 import { ApiError, get, memberPath, post, roomPath, del } from './api.js';
+import { mountExtras } from './room-extras.js';
 import {
   AudioOutput,
   RoomAudio,
@@ -201,6 +202,9 @@ export async function mountRoom(main, roomId, ctx) {
     handsList,
   );
 
+  // Reactions, schedule, recording, comments, summary, the host leaving (room-extras.js).
+  const extras = mountExtras({ main, roomId, me, nameOf, myRole, flash });
+
   main.append(
     h(
       'article.room',
@@ -208,7 +212,7 @@ export async function mountRoom(main, roomId, ctx) {
       h(
         'header.room-head',
         {},
-        h('div.room-head-row', {}, stateEl, originEl, listenersEl, hostControls),
+        h('div.room-head-row', {}, stateEl, ...extras.badges, originEl, listenersEl, hostControls),
         titleEl,
         hostEl,
         descEl,
@@ -216,6 +220,7 @@ export async function mountRoom(main, roomId, ctx) {
         resumeButton,
       ),
       endedEl,
+      ...extras.banners,
       joinEl,
       inviteEl,
       h(
@@ -226,6 +231,7 @@ export async function mountRoom(main, roomId, ctx) {
       ),
       handsSection,
       h('section.panel.audience', { 'aria-labelledby': 'audience-h' }, audienceHeading, audienceList),
+      ...extras.sections,
       h(
         'section.panel.settings',
         { 'aria-label': 'Audio settings' },
@@ -379,7 +385,16 @@ export async function mountRoom(main, roomId, ctx) {
       act(() => post(memberPath(roomId, myUsername(), '/role'), { role: 'listener' }), {
         success: 'You left the stage.',
       }),
-    leaveRoom: () => navigate('/'),
+    leaveRoom: () => {
+      if (myRole() === 'host' && room && room.state === 'live') {
+        // The host leaving: end the room, or hand it to a cohost (room-extras.js).
+        const cohosts = [...members.values()].filter((m) => m.role === 'cohost');
+        const end = async () => applyRoomResult(await act(() => post(roomPath(roomId, '/end'))));
+        extras.leaveAsHost(cohosts, end, () => navigate('/'));
+        return;
+      }
+      navigate('/');
+    },
     share: async () => {
       const url = (room && room.url) || location.href;
       try {
@@ -481,6 +496,7 @@ export async function mountRoom(main, roomId, ctx) {
     if (room.state === 'ended') ended = true;
     reconcile();
     render();
+    extras.update(room);
   }
 
   function applyMember(member) {
@@ -507,6 +523,7 @@ export async function mountRoom(main, roomId, ctx) {
     if (isMe) you = { ...you, role: member.role };
     reconcile();
     render();
+    if (isMe && before && before.role !== member.role) extras.refreshRole();
   }
 
   function applyLevels(levels) {
@@ -687,7 +704,8 @@ export async function mountRoom(main, roomId, ctx) {
         }
         break;
       default:
-        break; // pong and future message types
+        extras.handle(msg); // reactions, comments, the host away (room-extras.js)
+        break;
     }
   }
 
@@ -1128,6 +1146,7 @@ export async function mountRoom(main, roomId, ctx) {
 
   return function dispose() {
     disposed = true;
+    extras.dispose();
     clearTimeout(wsTimer);
     clearInterval(pingTimer);
     clearInterval(speakingTimer);

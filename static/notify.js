@@ -1,0 +1,101 @@
+// Notifications: the bell in the navigation (its unread count, live over a small
+// WebSocket while a page is open) and the notifications page.
+
+import { h, announce, showError } from './app.js';
+import { api, get, post } from './api.js';
+
+let socket = null;
+let unread = 0;
+const bells = new Set();
+
+function paint() {
+  for (const bell of bells) {
+    const count = bell.querySelector('.bell-count');
+    count.textContent = unread > 99 ? '99+' : String(unread);
+    count.hidden = unread === 0;
+    bell.setAttribute('aria-label', unread ? `Notifications, ${unread} unread` : 'Notifications');
+  }
+}
+
+function connect() {
+  if (socket) return;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/notifications/ws`;
+  socket = new WebSocket(url);
+  socket.addEventListener('message', (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type === 'hello') unread = msg.unread;
+    if (msg.type === 'notification') {
+      unread = msg.unread;
+      announce(msg.notification.text);
+      window.dispatchEvent(new CustomEvent('parley-notification', { detail: msg.notification }));
+    }
+    paint();
+  });
+  socket.addEventListener('close', () => {
+    socket = null;
+    if (bells.size) setTimeout(connect, 3000);
+  });
+}
+
+/** The bell for the navigation (signed in only). */
+export function bell() {
+  const el = h(
+    'a.bell',
+    { href: '/notifications', 'data-link': true, 'aria-label': 'Notifications' },
+    h('span', { 'aria-hidden': 'true' }, '🔔'),
+    h('span.bell-count', { hidden: true }),
+  );
+  bells.clear();
+  bells.add(el);
+  paint();
+  connect();
+  return el;
+}
+
+export function stopNotifications() {
+  bells.clear();
+  if (socket) socket.close();
+}
+
+export async function renderNotifications(main, { setTitle }) {
+  setTitle('Notifications');
+  const list = h('ol.notification-list', { 'aria-label': 'Notifications, newest first' });
+  const markAll = h('button.button.small', { type: 'button' }, 'Mark all as read');
+  main.append(h('div.page-head', {}, h('h1', {}, 'Notifications'), markAll), list);
+
+  function item(n) {
+    const when = new Date(n.created_at * 1000).toLocaleString();
+    const text = n.url
+      ? h('a', { href: new URL(n.url, location.href).origin === location.origin ? new URL(n.url).pathname + new URL(n.url).search : n.url, 'data-link': true }, n.text)
+      : h('span', {}, n.text);
+    return h(`li.notification${n.read ? '' : '.unread'}`, { dataset: { kind: n.kind } }, text, h('small.muted.block', {}, when));
+  }
+
+  async function load() {
+    try {
+      const data = await get('/api/v1/notifications');
+      const items = data.notifications || [];
+      list.replaceChildren(...(items.length ? items.map(item) : [h('li.muted', {}, 'Nothing yet.')]));
+      unread = data.unread;
+      paint();
+    } catch (err) {
+      showError(err);
+    }
+  }
+  markAll.addEventListener('click', async () => {
+    try {
+      const result = await post('/api/v1/notifications/read', {});
+      unread = result.unread;
+      paint();
+      await load();
+    } catch (err) {
+      showError(err);
+    }
+  });
+  const onNew = () => load();
+  window.addEventListener('parley-notification', onNew);
+  await load();
+  return () => window.removeEventListener('parley-notification', onNew);
+}
+
+export { api };
