@@ -86,6 +86,17 @@ async def test_reactions_flood_comments_and_summary_across_nodes(
         floated = len(watch_a.seen("reaction"))
         assert floated < 60, f"{floated} reactions reached A's watchers: the cap did not hold"
 
+        # alice invites bob to speak: his own node notifies him.
+        response = await post(
+            f"{a.base_url}/api/v1/rooms/{room['id']}/members/{bob_on_a}/invite", alice
+        )
+        assert response.status_code == 200, response.text
+        invited = await until(
+            lambda: _notifications(api_b, bob, "invited"), what="bob's invitation notice"
+        )
+        assert "Across nodes" in invited[0]["text"]
+        assert invited[0]["url"] == mirror["url"]
+
         # bob comments from B: a federated reply to the room's Note, shown on A and B.
         response = await post(
             f"{b.base_url}/api/v1/rooms/{mirror['id']}/comments", bob, {"text": "Hi from B <3"}
@@ -248,3 +259,8 @@ async def test_the_host_is_away_and_a_cohost_of_another_node_takes_over(
         await watch_b.until("room", lambda m: m["room"]["host"]["username"] == alice_on_b)
     finally:
         await watch_b.close()
+
+
+async def _notifications(api: Api, token: str, kind: str) -> list[dict[str, Any]]:
+    found = api.request("GET", "/api/v1/notifications", token).json()["notifications"]
+    return [n for n in found if n["kind"] == kind]

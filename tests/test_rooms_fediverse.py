@@ -78,6 +78,14 @@ async def test_event_rsvp_replies_and_engagement_with_fedify(
     follower = fedify_peers()  # follows alice: gets the Event
     stranger = fedify_peers(username="erin")  # follows nobody: only answers the Event
     _followed_by(follower, api_a, "alice")
+    # alice is told she has a new follower.
+    notes = wait_for(
+        lambda: api_a.request("GET", "/api/v1/notifications", alice).json()["notifications"],
+        what="the new-follower notification",
+    )
+    assert [(n["kind"], n["text"]) for n in notes] == [
+        ("new_follower", f"{follower.handle} follows you")
+    ]
 
     starts = int(time.time()) + 7200
     room = api_a.create_room(alice, "Interop evening", starts_at=starts)
