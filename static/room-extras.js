@@ -119,7 +119,35 @@ export function mountExtras({ main, roomId, me, nameOf, myRole, flash }) {
     }
     if (room.calendar_url) row.append(h('a.button.ghost', { href: room.calendar_url, download: '' }, 'Add to calendar (.ics)'));
     items.push(row);
+    if (myRole() === 'host') items.push(scheduleEditor());
     scheduleEl.replaceChildren(...items);
+  }
+
+  // The host moves the start (in their own time zone) or cancels; "Go live" starts early.
+  function scheduleEditor() {
+    const local = new Date(room.starts_at * 1000 - new Date().getTimezoneOffset() * 60000);
+    const input = h('input', { type: 'datetime-local', value: local.toISOString().slice(0, 16), 'aria-label': 'New start time' });
+    const save = async (event) => {
+      event.preventDefault();
+      try {
+        await api('PATCH', roomPath(roomId), { starts_at: new Date(input.value).toISOString() });
+        announce('The start time is changed; followers get the update.');
+      } catch (err) {
+        showError(err);
+      }
+    };
+    const cancel = async () => {
+      if (!window.confirm('Cancel this room? Followers and everyone who asked to be reminded are told.')) return;
+      try {
+        await post(roomPath(roomId, '/end'));
+        announce('Room cancelled.');
+      } catch (err) {
+        showError(err);
+      }
+    };
+    return h('form.row.schedule-edit', { onsubmit: save }, input,
+      h('button.button.small', { type: 'submit' }, 'Change time'),
+      h('button.button.small.danger-ghost', { type: 'button', onclick: cancel }, 'Cancel room'));
   }
 
   // --- the host away -----------------------------------------------------------------
