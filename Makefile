@@ -43,16 +43,20 @@ check-nginx:
 tests/fedify/node_modules/.package-lock.json: tests/fedify/package-lock.json
 	cd tests/fedify && npm ci --no-audit --no-fund --loglevel=error
 
+# axe-core (pinned in its lockfile), injected into pages for the accessibility checks.
+tests/axe/node_modules/.package-lock.json: tests/axe/package-lock.json
+	cd tests/axe && npm ci --no-audit --no-fund --loglevel=error
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check node federation tests bench
 	$(VENV)/bin/ruff format --check node federation tests bench
 	$(VENV)/bin/mypy node federation
 	$(VENV)/bin/lint-imports
 
-test: $(VENV)/.installed static/vendor/hls.mjs check-chromium check-nginx tests/fedify/node_modules/.package-lock.json lint
+test: $(VENV)/.installed static/vendor/hls.mjs check-chromium check-nginx tests/fedify/node_modules/.package-lock.json tests/axe/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q tests
 
-bench: $(VENV)/.installed check-nginx
+bench: $(VENV)/.installed check-chromium check-nginx
 	$(PY) -m bench.run_all
 
 clean:

@@ -18,23 +18,12 @@ from typing import Any
 from urllib.parse import quote
 
 from federation.actors import AS_CONTEXT, AS_PUBLIC, require_url, same_origin
+from federation.context import NOTE_CONTEXT
 from federation.errors import ActivityParseError
+from federation.relay import WS_SCHEMES, is_url
+from federation.relay_subscription import other_form
 from federation.sanitize import clean_html, plain_text
 
-PARLEY_NS = "https://w3id.org/parley#"
-PARLEY_CONTEXT_TERMS: dict[str, Any] = {
-    "parley": PARLEY_NS,
-    "Hashtag": "as:Hashtag",
-    "sensitive": "as:sensitive",
-    "ParleyRoom": "parley:Room",
-    "room": {"@id": "parley:room"},
-    "roomState": "parley:state",
-    "listenUrl": {"@id": "parley:listenUrl", "@type": "@id"},
-    "whepUrl": {"@id": "parley:whepUrl", "@type": "@id"},
-    "speakers": {"@id": "parley:speakers", "@type": "@id", "@container": "@list"},
-    "host": {"@id": "parley:host", "@type": "@id"},
-}
-NOTE_CONTEXT: list[Any] = [AS_CONTEXT, PARLEY_CONTEXT_TERMS]
 LIVE_HASHTAG = "ParleyLive"
 MAX_TITLE = 200
 """Longest remote room name kept (ours are at most 120)."""
@@ -59,6 +48,7 @@ class RoomAnnouncement:
     listen_url: str | None = None  # HTTP Ogg/Opus stream
     whep_url: str | None = None  # WebRTC-HTTP egress endpoint
     speakers: tuple[str, ...] = ()
+    relay_url: str | None = None  # the node-to-node relay stream of the room (ws/wss)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +64,7 @@ class RemoteRoom:
     listen_url: str | None
     whep_url: str | None
     speakers: tuple[str, ...]
+    relay_url: str | None = None
     starts_at: float | None = None
     """A scheduled room's start (from its Event: federation.events)."""
     event_id: str | None = None
@@ -169,6 +160,8 @@ def _room_object(room: RoomAnnouncement) -> dict[str, Any]:
         obj["listenUrl"] = room.listen_url
     if room.whep_url:
         obj["whepUrl"] = room.whep_url
+    if room.relay_url:
+        obj["relayUrl"] = room.relay_url
     return obj
 
 
@@ -374,6 +367,12 @@ def room_from_note(note: Mapping[str, Any]) -> RemoteRoom | None:
     speakers = tuple(_id_of(item, "room.speakers") for item in speakers_raw)
     listen = room.get("listenUrl")
     whep = room.get("whepUrl")
+    relay = room.get("relayUrl")
+    # The relay stream is the room's own node's: a note cannot send relays elsewhere.
+    if relay is not None and (
+        not is_url(relay, WS_SCHEMES) or not same_origin(other_form(relay), note_id)
+    ):
+        raise ActivityParseError("not a ws(s) URL on the note's origin", "room.relayUrl")
     return RemoteRoom(
         id=room_id,
         url=require_url(room.get("url", room_id), "room.url"),
@@ -384,4 +383,5 @@ def room_from_note(note: Mapping[str, Any]) -> RemoteRoom | None:
         listen_url=None if listen is None else require_url(listen, "room.listenUrl"),
         whep_url=None if whep is None else require_url(whep, "room.whepUrl"),
         speakers=speakers,
+        relay_url=relay,
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -60,6 +61,24 @@ def domain_is_blocked(host: str, blocked: Iterable[str]) -> bool:
         if domain and (host == domain or host.endswith("." + domain)):
             return True
     return False
+
+
+# A host as a handle names it: a name (IDN letters allowed) or a bracketed IPv6 address,
+# and an optional port.
+_HOST_AND_PORT = re.compile(r"(\[[0-9a-f:.]+\]|[\w.-]+)(:[0-9]{1,5})?")
+
+
+def is_host_and_port(text: str) -> bool:
+    """``text`` is ``host`` or ``host:port`` that a URL can carry (a handle's server part);
+    no fragment, query, path, whitespace or bad port."""
+    if not _HOST_AND_PORT.fullmatch(text.lower()):
+        return False
+    try:
+        parts = urlsplit(f"//{text}")
+        # .port raises on a port out of range.
+        return bool(parts.hostname) and (parts.port is None or parts.port >= 0)
+    except ValueError:
+        return False
 
 
 def hostname_of(url: str) -> str:

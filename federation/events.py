@@ -28,7 +28,6 @@ from html import escape
 from typing import Any
 
 from federation.activities import (
-    PARLEY_CONTEXT_TERMS,
     RemoteRoom,
     RoomAnnouncement,
     RoomState,
@@ -37,6 +36,7 @@ from federation.activities import (
     room_from_note,
 )
 from federation.actors import AS_CONTEXT, AS_PUBLIC, require_url, same_origin
+from federation.context import PARLEY_CONTEXT_TERMS
 from federation.errors import ActivityParseError
 from federation.sanitize import clean_html
 

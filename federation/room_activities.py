@@ -16,11 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from federation.actors import AS_CONTEXT, require_url
+from federation.actors import require_url
+from federation.context import ROOM_ACTIVITY_CONTEXT
 from federation.errors import ActivityParseError
 
-PARLEY_NS = "https://w3id.org/parley#"
-ROOM_ACTIVITY_CONTEXT: list[Any] = [AS_CONTEXT, {"parley": PARLEY_NS}]
 PREFIX = "parley:"
 MAX_MEMBER = 320
 MAX_TEXT_ARGUMENT = 2048

@@ -67,10 +67,14 @@ def validate_username(username: Any) -> str:
 
 
 def validate_password(password: Any) -> str:
+    return validate_password_field("password", password)
+
+
+def validate_password_field(field: str, password: Any) -> str:
     if not isinstance(password, str):
-        raise InvalidInput("password", "must be a string")
+        raise InvalidInput(field, "must be a string")
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput("password", f"must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
+        raise InvalidInput(field, f"must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
     return password
 
 

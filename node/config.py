@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
 
+MAX_NODE_DESCRIPTION = 500
+
 Registration = Literal["open", "approval", "closed"]
 WebRtcFanout = Literal["batched", "aiortc"]
 EventLoop = Literal["asyncio", "uvloop"]
@@ -46,6 +48,9 @@ class NodeSettings:
     # less CPU per Ogg listener than asyncio + h11, and no worse for WebRTC (bench/RESULTS.md).
     event_loop: EventLoop = "uvloop"
     http_parser: HttpParser = "httptools"
+    # What this node is, in a sentence or two: shown to logged-out visitors on the home
+    # page and in link previews. Optional (node.web.about reads it).
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,8 @@ def _validate(config: Config) -> None:
         usable = False
     if not usable:
         raise ConfigError("node.base_url", "must be an http(s) origin like https://example.org")
+    if len(config.node.description) > MAX_NODE_DESCRIPTION:
+        raise ConfigError("node.description", f"at most {MAX_NODE_DESCRIPTION} characters")
     if not 0 <= config.node.port <= 65535:
         raise ConfigError("node.port", "must be between 0 and 65535")
     media = config.media
@@ -252,7 +259,23 @@ def parse_config(raw: dict[str, Any]) -> Config:
         sections[name] = _section(name, _SECTIONS[name], value)
     config = Config(**sections)
     _validate(config)
-    return config
+    node = dataclasses.replace(config.node, base_url=canonical_origin(config.node.base_url))
+    return dataclasses.replace(config, node=node)
+
+
+def canonical_origin(url: str) -> str:
+    """``scheme://host[:port]`` as every URL and handle of the node writes it: scheme and
+    host lower-cased, no trailing slash, the port only when it is not the scheme's
+    default (``https://Rooms.Example:443/`` is ``https://rooms.example``), so that
+    ``alice@host`` in a handle and the host of a signing key compare equal."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
 
 
 def load_config(path: str | Path) -> Config:

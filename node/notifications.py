@@ -10,7 +10,9 @@ Kinds today: a room you asked to be reminded of started (here, or on another ser
 told us: its Event or its Note went live), someone you follow went live (local follows
 never go over the network, so followers here are told directly; followers of people
 elsewhere through the announcement we receive), you were invited to speak, you got a
-follower.
+follower (from another server by its ``Follow``; from this node by
+node.fediverse.local_follows), your report was handled (``report_handled``: the adapter
+the moderation side calls when a moderator resolves a report).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ KINDS: dict[str, Kind] = {
         Kind("followed_live", "{host} is live: {title}"),
         Kind("invited", "{host} invited you to speak in {title}"),
         Kind("new_follower", "{follower} follows you"),
+        Kind("report_handled", "Your report #{report} was handled: thank you", link=None),
     )
 }
 
@@ -181,16 +184,34 @@ class Notifier:
         )
 
     async def followed(self, local_actor: str, follower: str) -> None:
+        """``follower`` follows our ``local_actor`` (a Follow from another server, or a
+        follow between two accounts here)."""
         prefix = f"{self.base_url}/users/"
         if not local_actor.startswith(prefix):
             return
         found = self._usernames([local_actor[len(prefix) :]])
-        for account_id in found.values():
+        if follower.startswith(prefix):
+            name = follower[len(prefix) :]
+            handle, page = f"{name}@{urlsplit(self.base_url).netloc}", f"/@{quote(name)}"
+        else:
             name = self.store.display_name(follower)
             handle = f"{name}@{urlsplit(follower).netloc}"
+            page = f"/@{quote(handle, safe='@:')}"
+        for account_id in found.values():
             self.notify(
                 account_id,
                 "new_follower",
-                {"follower": handle, "actor": follower, "url": follower},
+                {"follower": handle, "actor": follower, "url": f"{self.base_url}{page}"},
                 dedupe=f"follower {follower}",
             )
+
+    # -- moderation -----------------------------------------------------------------------
+
+    def report_handled(self, account_id: int, report_id: int) -> None:
+        """A moderator resolved ``report_id``, which ``account_id`` filed. The moderation
+        side (the admin work: reports) calls this through its notifier Protocol
+        ``report_handled(account_id, report_id)``; until that lands on main nothing here
+        calls it but the tests."""
+        self.notify(
+            account_id, "report_handled", {"report": report_id}, dedupe=f"report {report_id}"
+        )

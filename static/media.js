@@ -7,6 +7,7 @@
 
 import { ApiError } from './api.js';
 import { HlsSession } from './hls-player.js';
+import { Playback } from './playback.js';
 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 const FFT_SIZE = 8192;
@@ -28,6 +29,58 @@ export function setVoiceProcessing(on) {
     localStorage.setItem(VOICE_PROCESSING_KEY, on ? 'on' : 'off');
   } catch {
     // Private mode without storage: the toggle still applies to this page.
+  }
+}
+
+// The microphone people picked in the room's microphone check (mic-check.js).
+export const MIC_DEVICE_KEY = 'parley.micDevice';
+
+export function chosenMicDevice() {
+  try {
+    return localStorage.getItem(MIC_DEVICE_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+export function chooseMicDevice(deviceId) {
+  try {
+    if (deviceId) localStorage.setItem(MIC_DEVICE_KEY, deviceId);
+    else localStorage.removeItem(MIC_DEVICE_KEY);
+  } catch {
+    // Private mode without storage: the choice holds for this page.
+  }
+}
+
+/** The microphone, with the chosen device and voice-processing setting. */
+export async function openMicrophone() {
+  const processing = voiceProcessingEnabled();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error('This browser cannot use a microphone here (it needs HTTPS).');
+  }
+  const device = chosenMicDevice();
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      audio: {
+        // `ideal`: a device that was unplugged falls back to the default one.
+        ...(device ? { deviceId: { ideal: device } } : {}),
+        echoCancellation: processing,
+        noiseSuppression: processing,
+        autoGainControl: processing,
+      },
+      video: false,
+    });
+  } catch (err) {
+    if (err && err.name === 'NotAllowedError') {
+      throw new DOMException(
+        'Microphone access was refused. Allow it in the browser to speak.',
+        'NotAllowedError',
+      );
+    }
+    if (err && err.name === 'NotFoundError') {
+      throw new Error('No microphone was found.');
+    }
+    throw err;
   }
 }
 
@@ -67,13 +120,14 @@ async function errorFromResponse(response) {
  * `kind` is "whep" (listen) or "whip" (speak; pass `track`).
  */
 class HttpSession {
-  constructor({ kind, url, iceServers, track = null, onStream, onFailed }) {
+  constructor({ kind, url, iceServers, track = null, onStream, onFailed, onConnection }) {
     this.kind = kind;
     this.url = url;
     this.iceServers = iceServers || [];
     this.track = track;
     this.onStream = onStream;
     this.onFailed = onFailed;
+    this.onConnection = onConnection;
     this.pc = null;
     this.sender = null;
     this.location = null;
@@ -94,6 +148,7 @@ class HttpSession {
     pc.addEventListener('connectionstatechange', () => {
       if (this.closed) return;
       if (pc.connectionState === 'failed' && this.onFailed) this.onFailed(this);
+      else if (this.onConnection) this.onConnection(pc.connectionState);
     });
     if (this.kind === 'whip') {
       const transceiver = pc.addTransceiver(this.track, { direction: 'sendrecv' });
@@ -157,11 +212,14 @@ class HttpSession {
 /**
  * What the user hears: one <audio> element plus an AnalyserNode fed from the same
  * MediaStream. Chromium only delivers WebRTC audio into WebAudio when the stream is
- * also attached to a media element, so the element is always attached.
+ * also attached to a media element, so the element is always attached. Whether sound
+ * really plays (autoplay may be refused) is `playback.state` (playback.js).
  */
 export class AudioOutput {
-  constructor(audioElement) {
+  constructor(audioElement, { onPlayback } = {}) {
     this.audio = audioElement;
+    this.playback = new Playback({ onChange: onPlayback });
+    this.playback.addElement(audioElement);
     this.context = null;
     this.analyser = null;
     this.source = null;
@@ -178,13 +236,18 @@ export class AudioOutput {
     this.analyser = this.context.createAnalyser();
     this.analyser.fftSize = FFT_SIZE;
     this.analyser.smoothingTimeConstant = 0.5;
+    this.playback.addContext(this.context);
   }
 
   /** Play `stream` (or nothing when null). Returns false if autoplay was refused. */
   async attach(stream) {
     if (stream === this.stream) return true;
     this.stream = stream;
-    this.element = null;
+    if (this.element) {
+      // An HLS session's element: it plays no more, so it holds nothing back either.
+      this.playback.remove(this.element);
+      this.element = null;
+    }
     if (this.source) {
       try {
         this.source.disconnect();
@@ -194,18 +257,20 @@ export class AudioOutput {
       this.source = null;
     }
     this.audio.srcObject = stream;
+    this.playback.update();
     if (!stream) return true;
     this.ensureContext();
     // The analyser is not connected to the destination: the <audio> element plays the
     // sound, WebAudio only measures it (no double playback).
     this.source = this.context.createMediaStreamSource(stream);
     this.source.connect(this.analyser);
-    return this.resume();
+    return (await this.playback.start()) !== 'blocked';
   }
 
   /**
    * Play a media element (an HLS session's) instead of a stream: through WebAudio, to
-   * the speakers and the analyser. Returns false if autoplay was refused.
+   * the speakers and the analyser. Registered with `playback` like the <audio> element,
+   * so the same honesty rules apply. Returns false if autoplay was refused.
    */
   async attachElement(element) {
     await this.attach(null);
@@ -215,28 +280,13 @@ export class AudioOutput {
     this.source = this.context.createMediaElementSource(element);
     this.source.connect(this.analyser);
     this.source.connect(this.context.destination);
-    return this.resume();
+    this.playback.addElement(element);
+    return (await this.playback.start()) !== 'blocked';
   }
 
-  /** Start playback; call again from a click handler if the browser blocked autoplay. */
+  /** Start playback from a click handler (a user gesture) when the browser blocked it. */
   async resume() {
-    let ok = true;
-    if (this.context && this.context.state === 'suspended') {
-      try {
-        await this.context.resume();
-      } catch {
-        ok = false;
-      }
-    }
-    const playing = this.element || (this.audio.srcObject ? this.audio : null);
-    if (playing) {
-      try {
-        await playing.play();
-      } catch {
-        ok = false;
-      }
-    }
-    return ok && (!this.context || this.context.state === 'running');
+    return (await this.playback.unlock()) !== 'blocked';
   }
 
   /** Hz of the loudest FFT bin, or null when silent or nothing is playing. */
@@ -279,6 +329,7 @@ export class AudioOutput {
 
   close() {
     this.attach(null);
+    this.playback.dispose();
     if (this.context) {
       this.context.close().catch(() => {});
       this.context = null;
@@ -292,11 +343,13 @@ export class AudioOutput {
  * "speak". It keeps at most one session running and plays its stream on `output`.
  */
 export class RoomAudio {
-  constructor({ output, iceServers, onError, onStatus }) {
+  constructor({ output, iceServers, onError, onStatus, onMicStream }) {
     this.output = output;
     this.iceServers = iceServers;
     this.onError = onError || (() => {});
     this.onStatus = onStatus || (() => {});
+    // The microphone stream while speaking (null otherwise), for the level meter.
+    this.onMicStream = onMicStream || (() => {});
     this.mode = 'off';
     this.urls = { whep: null, whip: null, hls: null };
     // How a listener hears the room: WebRTC unless the node sent us to HLS.
@@ -349,6 +402,7 @@ export class RoomAudio {
     if (this.micStream) {
       for (const track of this.micStream.getTracks()) track.stop();
       this.micStream = null;
+      this.onMicStream(null);
     }
   }
 
@@ -367,7 +421,10 @@ export class RoomAudio {
     try {
       let session;
       if (this.mode === 'speak') {
-        if (!this.micStream) this.micStream = await this.openMic();
+        if (!this.micStream) {
+          this.micStream = await this.openMic();
+          this.onMicStream(this.micStream);
+        }
         if (generation !== this.generation) return;
         this.setMuted(this.muted);
         session = new HttpSession({
@@ -377,6 +434,7 @@ export class RoomAudio {
           track: this.micStream.getAudioTracks()[0],
           onStream: (stream) => this.play(stream, generation),
           onFailed: () => this.scheduleRetry(generation),
+          onConnection: (state) => this.connectionChanged(state, generation),
         });
       } else if (this.viaHls) {
         session = new HlsSession({
@@ -391,15 +449,19 @@ export class RoomAudio {
           iceServers: this.iceServers,
           onStream: (stream) => this.play(stream, generation),
           onFailed: () => this.scheduleRetry(generation),
+          onConnection: (state) => this.connectionChanged(state, generation),
         });
       }
       this.session = session;
-      const started = await session.start();
+      await session.start();
       if (generation !== this.generation) return;
       this.transport = this.mode === 'speak' ? 'webrtc' : this.viaHls ? 'hls' : 'webrtc';
       this.retryDelay = 1000;
-      if (started === false) this.setStatus('blocked');
-      else this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+      // "listening"/"speaking" only once media flows (ICE and DTLS done), not at the answer;
+      // over HLS once hls.js has the element. Whether the browser lets it sound is the
+      // output's playback state (playback.js), not ours.
+      if (session.pc) this.connectionChanged(session.pc.connectionState, generation);
+      else this.setStatus('listening');
     } catch (err) {
       if (generation !== this.generation) return;
       if (err && err.message === 'cancelled') return;
@@ -418,6 +480,13 @@ export class RoomAudio {
     }
   }
 
+  /** The peer connection's state: connected means audio can flow; disconnected is a gap. */
+  connectionChanged(state, generation) {
+    if (generation !== this.generation || this.mode === 'off') return;
+    if (state === 'connected') this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+    else if (state === 'disconnected' && this.status !== 'connecting') this.setStatus('reconnecting');
+  }
+
   scheduleRetry(generation) {
     if (generation !== this.generation || this.mode === 'off') return;
     clearTimeout(this.retryTimer);
@@ -431,39 +500,15 @@ export class RoomAudio {
 
   async play(stream, generation) {
     if (generation !== this.generation) return;
-    const ok = await this.output.attach(stream);
-    if (!ok) this.setStatus('blocked');
+    // Whether the browser lets it sound is the output's playback state, not ours.
+    await this.output.attach(stream);
   }
 
   async openMic() {
-    const processing = voiceProcessingEnabled();
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      throw new Error('This browser cannot use a microphone here (it needs HTTPS).');
-    }
-    try {
-      return await navigator.mediaDevices.getUserMedia({
-        audio: {
-          echoCancellation: processing,
-          noiseSuppression: processing,
-          autoGainControl: processing,
-        },
-        video: false,
-      });
-    } catch (err) {
-      if (err && err.name === 'NotAllowedError') {
-        throw new DOMException(
-          'Microphone access was refused. Allow it in the browser to speak.',
-          'NotAllowedError',
-        );
-      }
-      if (err && err.name === 'NotFoundError') {
-        throw new Error('No microphone was found.');
-      }
-      throw err;
-    }
+    return openMicrophone();
   }
 
-  /** Voice processing changed: swap in a new mic track without renegotiating. */
+  /** Voice processing or the device changed: swap in a new mic track, no renegotiation. */
   async reopenMic() {
     if (this.mode !== 'speak' || !this.micStream) return;
     const fresh = await this.openMic();
@@ -474,6 +519,7 @@ export class RoomAudio {
       await this.session.sender.replaceTrack(fresh.getAudioTracks()[0]);
     }
     for (const track of old.getTracks()) track.stop();
+    this.onMicStream(fresh);
   }
 
   /** Seconds behind the room: HLS from hls.js, WebRTC from the last stats() reading. */

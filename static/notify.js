@@ -1,7 +1,7 @@
 // Notifications: the bell in the navigation (its unread count, live over a small
 // WebSocket while a page is open) and the notifications page.
 
-import { h, announce, showError } from './app.js';
+import { announce, h, showError } from './ui.js';
 import { api, get, post } from './api.js';
 
 let socket = null;
@@ -64,11 +64,17 @@ export async function renderNotifications(main, { setTitle }) {
   main.append(h('div.page-head', {}, h('h1', {}, 'Notifications'), markAll), list);
 
   function item(n) {
-    const when = new Date(n.created_at * 1000).toLocaleString();
-    const text = n.url
-      ? h('a', { href: new URL(n.url, location.href).origin === location.origin ? new URL(n.url).pathname + new URL(n.url).search : n.url, 'data-link': true }, n.text)
-      : h('span', {}, n.text);
-    return h(`li.notification${n.read ? '' : '.unread'}`, { dataset: { kind: n.kind } }, text, h('small.muted.block', {}, when));
+    const moment = new Date(n.created_at * 1000);
+    let text = h('span', {}, n.text);
+    if (n.url) {
+      const target = new URL(n.url, location.href);
+      // Our own pages open in the client; anything else (a remote actor) leaves.
+      text = target.origin === location.origin
+        ? h('a', { href: target.pathname + target.search, 'data-link': true }, n.text)
+        : h('a', { href: target.href, rel: 'noopener' }, n.text);
+    }
+    const when = h('time.notification-time', { datetime: moment.toISOString() }, moment.toLocaleString());
+    return h(`li.notification${n.read ? '' : '.unread'}`, { dataset: { kind: n.kind } }, text, when);
   }
 
   async function load() {

@@ -1,30 +1,27 @@
-// Stream keys for OBS and other WHIP encoders, on your own profile page.
+// Stream keys for OBS and other WHIP encoders: the "publish-key" section of the settings
+// page (settings.js).
 //
 // A stream key can only publish audio (WHIP), as one account and optionally in one room;
-// the server shows it once and keeps only its hash. Gets the page helpers (h, field,
-// submitting, announce...) through the same context object as profile.js.
+// the server shows it once and keeps only its hash.
 
 import { del, get, post } from './api.js';
+import { field, submitting } from './forms.js';
+import { announce, h, showError } from './ui.js';
+
+const MAX_LABEL = 64;
 
 function when(seconds) {
   return seconds ? new Date(seconds * 1000).toLocaleString() : 'never';
 }
 
-/** The "Stream keys (OBS)" card. `rooms` are the account's rooms (to scope a key). */
-export function publishKeyPanel(ctx, rooms) {
-  const { h, field, submitting, announce, showError } = ctx;
-  const uid = Math.random().toString(36).slice(2, 8);
-  const label = h('input', { name: 'label', maxlength: '64', placeholder: 'OBS on my laptop' });
-  const room = h(
-    'select',
-    { name: 'room' },
-    h('option', { value: '' }, 'Any room I speak in'),
-    ...rooms
-      .filter((r) => r.state !== 'ended')
-      .map((r) => h('option', { value: r.id }, r.title)),
-  );
+/** The "Stream keys (OBS)" card: create (for any room or one of yours), copy, revoke. */
+export function publishKeySection(ctx) {
+  let rooms = [];
+  const label = h('input', { name: 'label', placeholder: 'OBS on my laptop' });
+  const anyRoom = h('option', { value: '' }, 'Any room I speak in');
+  const room = h('select', { name: 'room' }, anyRoom);
   const shown = h('div.stream-key-shown', { hidden: true, role: 'status' });
-  const list = h('ul.people-list.stream-keys', { 'aria-labelledby': `keys-title-${uid}` });
+  const list = h('ul.people-list.stream-keys', { 'aria-labelledby': 'keys-h' });
   const empty = h('p.muted.empty-note', {}, 'No stream keys yet.');
 
   function showKey(key) {
@@ -111,10 +108,27 @@ export function publishKeyPanel(ctx, rooms) {
     }
   }
 
+  async function load() {
+    // Your rooms that have not ended, to scope a key to one of them.
+    try {
+      const data = await get(`/api/v1/accounts/${encodeURIComponent(ctx.me.username)}/rooms`);
+      rooms = (data && data.rooms) || [];
+    } catch (err) {
+      showError(err);
+    }
+    room.replaceChildren(
+      anyRoom,
+      ...rooms
+        .filter((r) => r.state !== 'ended')
+        .map((r) => h('option', { value: r.id }, r.title)),
+    );
+    await refresh();
+  }
+
   const form = h(
     'form.form.stream-key-form',
     {
-      'aria-labelledby': `keys-title-${uid}`,
+      'aria-labelledby': 'keys-h',
       onsubmit: (event) => {
         event.preventDefault();
         submitting(form, async () => {
@@ -122,21 +136,23 @@ export function publishKeyPanel(ctx, rooms) {
           if (room.value) body.room = room.value;
           const created = await post('/api/v1/publish-keys', body);
           label.value = '';
+          label.dispatchEvent(new Event('input'));
           showKey(created.key);
           announce('Stream key created.');
           await refresh();
         });
       },
     },
-    field('Name', label),
+    field('Name', label, null, { limit: MAX_LABEL }),
     field('Room', room),
     h('button.button.primary', { type: 'submit' }, 'Create stream key'),
   );
 
-  const element = h(
-    'section.card.stream-keys-panel',
-    { 'aria-labelledby': `keys-title-${uid}` },
-    h('h2.panel-title', { id: `keys-title-${uid}` }, 'Stream keys (OBS)'),
+  load();
+  return h(
+    'section.card.settings-section.stream-keys-panel',
+    { 'aria-labelledby': 'keys-h' },
+    h('h2', { id: 'keys-h' }, 'Stream keys (OBS)'),
     h(
       'p.hint',
       {},
@@ -149,6 +165,4 @@ export function publishKeyPanel(ctx, rooms) {
     empty,
     list,
   );
-  refresh();
-  return { element };
 }

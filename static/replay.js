@@ -3,10 +3,10 @@
 // "Delete recording" for the host. Playback follows the page's own rules: the play
 // button is the browser's, so nothing claims to be playing while it is not.
 
-import { h, announce, navigate, showError } from './app.js';
+import { announce, h, showError } from './ui.js';
 import { del, get, roomPath } from './api.js';
 
-export async function renderReplay(main, roomId, { setTitle, me }) {
+export async function renderReplay(main, roomId, { setTitle, me, navigate }) {
   const room = await get(roomPath(roomId));
   setTitle(`Replay: ${room.title}`);
   let info = null;

@@ -10,19 +10,14 @@
 //   extras.update(room); extras.handle(msg) -> true if it took the message;
 //   extras.leaveAsHost() -> true if it handled "Leave room" for the host.
 
-import { h, announce, showError } from './app.js';
+import { announce, formatWhen, h, showError } from './ui.js';
+
+export { formatWhen };
 import { ApiError, api, post, roomPath, del } from './api.js';
 
 export const REACTIONS = ['👏', '❤️', '😂', '🔥', '💯', '🙌'];
 const FLOAT_MS = 2400;
 const MAX_FLOATING = 30;
-
-export function formatWhen(seconds) {
-  return new Intl.DateTimeFormat(undefined, {
-    weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
-    timeZoneName: 'short',
-  }).format(new Date(seconds * 1000));
-}
 
 function formatDuration(seconds) {
   const s = Math.round(seconds);

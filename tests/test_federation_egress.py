@@ -8,11 +8,19 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from federation.client import FederationClient
-from federation.egress import AddressPolicy, parse_allow_entry, resolve_destination
+from federation.egress import (
+    AddressPolicy,
+    is_host_and_port,
+    parse_allow_entry,
+    resolve_destination,
+)
 from federation.errors import BlockedDomain, PrivateAddress, RemoteFetchError
 from federation.keys import generate_keypair
+from federation.signatures import sign_request
 from tests.hostile import HostileServer, json_answer, redirect
 
 PUBLIC = "93.184.215.14"
@@ -133,3 +141,36 @@ def test_allowlist_entries_and_plain_http() -> None:
     assert policy.plain_http_allowed("127.0.0.1:8080")
     assert not policy.plain_http_allowed("example.org")
     assert AddressPolicy(allow_private=True).plain_http_allowed("example.org")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("example.org", True),
+        ("Example.ORG:8443", True),
+        ("bücher.example", True),
+        ("127.0.0.1:8080", True),
+        ("[::1]:8080", True),
+        ("", False),
+        ("#$%^&*()`~", False),
+        ("example.org#x", False),
+        ("example.org/x", False),
+        ("ho st.example", False),
+        ("[::1", False),
+        ("example.org:99999", False),
+        ("example.org:port", False),
+        (":80", False),
+    ],
+)
+def test_is_host_and_port(text: str, expected: bool) -> None:
+    assert is_host_and_port(text) is expected
+
+
+KEY = generate_keypair()
+
+
+@given(st.text(max_size=60))
+def test_a_host_that_passes_makes_a_url_the_signer_takes(text: str) -> None:
+    if is_host_and_port(text):
+        url = f"https://{text}/.well-known/webfinger?resource=acct:a@{text}"
+        sign_request("GET", url, {}, None, "https://a.example/actor#key", KEY.private_pem)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from federation.context import ROOM_ACTIVITY_CONTEXT
 from federation.errors import ActivityParseError
 from federation.room_activities import (
-    ROOM_ACTIVITY_CONTEXT,
     RoomActivity,
     build_room_activity,
     parse_room_activity,

@@ -382,7 +382,7 @@ def test_remote_join_sends_a_visitor_to_their_own_node(
     ]
     for response, status in errors:
         assert response.status_code == status, response.text
-        assert set(response.json()) == {"error", "detail"}
+        assert set(response.json()) - {"field"} == {"error", "detail"}
 
 
 def test_a_listed_room_this_node_relays_has_links_to_its_copy(

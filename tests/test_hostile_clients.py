@@ -244,9 +244,9 @@ async def test_a_publish_key_publishes_and_does_nothing_else(
 def test_lookups_for_users_are_rate_limited_per_account_and_address(
     node_factory: NodeFactory, api_factory: ApiFactory, hostile_servers: Callable
 ) -> None:
-    """Follows, remote-join and remote-rooms make the node fetch from outside; each
-    account and each client address gets [federation] fetch_rate_per_minute of them.
-    (A trusted proxy lets the test speak from several client addresses.)"""
+    """Follows, remote-join, remote-rooms and search by handle make the node fetch from
+    outside; each account and each client address gets [federation] fetch_rate_per_minute
+    of them. (A trusted proxy lets the test speak from several client addresses.)"""
     remote = hostile_servers()
     node = node_factory(
         node={"trusted_proxies": ["127.0.0.1"]}, federation={"fetch_rate_per_minute": 3}
@@ -278,6 +278,12 @@ def test_lookups_for_users_are_rate_limited_per_account_and_address(
         headers={"X-Forwarded-For": "203.0.113.1"},
     )
     assert joined.status_code == 429
+    # A search by handle looks the person up: the same window (local results still come).
+    searched = api.http.get(
+        "/api/v1/search", params={"q": handle}, headers={"X-Forwarded-For": "203.0.113.1"}
+    )
+    assert searched.status_code == 200, searched.text
+    assert searched.json()["lookup"]["error"] == "rate_limited", searched.json()
     mirrored = api.request(
         "POST",
         "/api/v1/remote-rooms",
@@ -288,3 +294,32 @@ def test_lookups_for_users_are_rate_limited_per_account_and_address(
     assert mirrored.status_code == 429
     # Another account from another address is not affected.
     assert follow(bob, "203.0.113.4").status_code != 429
+
+
+# Handles whose host is no host: the look-up must not even be tried (the signer refused
+# the URL built from such a host, an uncaught error: a 500, found by schemathesis on search).
+BAD_HOST_HANDLES = [
+    ",./;'[]\\-=<>?:\"{}|_+!@#$%^&*()`~",
+    "alice@#fragment",
+    "alice@?query",
+    "alice@ho st.example",
+    "alice@[::1",
+    "alice@example.org:99999",
+    "alice@example.org:port",
+]
+
+
+@pytest.mark.parametrize("text", BAD_HOST_HANDLES)
+def test_a_handle_without_a_usable_host_is_a_422_not_a_500(
+    node: NodeProcess, api: Api, text: str
+) -> None:
+    token = api.signup()
+    room = api.create_room(token)
+    follow = api.request("POST", "/api/v1/follows", token, json={"handle": text})
+    assert follow.status_code == 422, follow.text
+    assert follow.json()["field"] == "handle"
+    join = api.http.get("/api/v1/remote-join", params={"handle": text, "room": room["id"]})
+    assert join.status_code == 422, join.text
+    found = api.http.get("/api/v1/search", params={"q": text})
+    assert found.status_code == 200, found.text
+    assert found.json()["lookup"]["error"] == "invalid_input", found.json()

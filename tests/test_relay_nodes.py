@@ -571,7 +571,7 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
     provoke deterministically between processes)."""
     from types import SimpleNamespace
 
-    from federation.relay import SequenceFilter, SuccessionEntry
+    from federation.relay import CloseCode, SequenceFilter, SuccessionEntry
     from node.onair.events import RoomEvents
     from node.relaying.counters import RelayCounters
     from node.relaying.hub import SUBSCRIBER_QUEUE, RelayHub, RelaySubscriber
@@ -604,6 +604,7 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
         fast.queue.get_nowait()  # the fast one keeps up
     assert hub.subscribers == [fast]
     assert slow.closed and counters.slow_dropped == 1
+    assert slow.close_code == CloseCode.TOO_SLOW
     # What is left for the fast one: the new snapshot (the succession list changed).
     left = [fast.queue.get_nowait() for _ in range(fast.queue.qsize())]
     assert len(left) <= 1

@@ -218,3 +218,38 @@ def test_a_node_refuses_to_start_on_a_newer_database(tmp_path: Path) -> None:
     assert "the database was upgraded by a newer Parley" in started.stderr
     assert ADD_NICKNAME.key in started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_commands_next_to_a_running_old_node_do_not_migrate_under_it(tmp_path: Path) -> None:
+    """`git pull`, then `create-user` while the node of the old code still runs: the
+    schema is not changed under that node; once it is stopped, the command migrates."""
+    from node.store.lock import DataDirLock
+
+    config = _config(tmp_path)
+    db = open_database(tmp_path / "data", upgrade=False)
+    migrate(db, MIGRATIONS[:1])
+    db.close()
+
+    def create_user(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "node", "--config", str(config), "create-user", name],
+            cwd=ROOT,
+            input="correct horse battery\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    with DataDirLock(tmp_path / "data", "node of release 0.1"):
+        refused = create_user("early")
+        assert refused.returncode == 1
+        assert "restart the node with this code first" in refused.stderr
+        db = open_database(tmp_path / "data", upgrade=False)
+        assert status(db).version == 1
+        db.close()
+    done = create_user("later")
+    assert done.returncode == 0, done.stderr
+    db = open_database(tmp_path / "data", upgrade=False)
+    assert status(db).version == len(MIGRATIONS)
+    assert db.execute("select username from accounts").fetchall() == [("later",)]
+    db.close()

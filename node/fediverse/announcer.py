@@ -122,6 +122,7 @@ class RoomAnnouncer:
             host=urls.id,
             listen_url=None if ended else room_urls.get("listen_url"),
             whep_url=None if ended else room_urls.get("whep_url"),
+            relay_url=None if ended else room_urls.get("relay_url"),
             speakers=() if ended else self._speakers(room),
         )
         return build_room_note(

@@ -22,7 +22,7 @@ from federation.activities import build_follow, build_undo
 from federation.actors import ActorUrls, RemoteActor, parse_acct, parse_webfinger
 from federation.client import ActorResolver, FederationClient, domain_is_blocked
 from federation.delivery import DeliveryWorker
-from federation.egress import AddressPolicy, hostname_of
+from federation.egress import AddressPolicy, hostname_of, is_host_and_port
 from federation.errors import (
     ActivityParseError,
     BlockedDomain,
@@ -39,6 +39,7 @@ from node.config import Config
 from node.errors import Forbidden, InvalidInput, NotFound
 from node.fediverse.announcer import RoomAnnouncer
 from node.fediverse.comments import RoomCommentService
+from node.fediverse.local_follows import LocalFollows
 from node.fediverse.reminders import ReminderService
 from node.fediverse.replays import ReplayPublisher
 from node.fediverse.schedule import ScheduleAnnouncer
@@ -104,6 +105,9 @@ class Fediverse:
         self.outbox = SqliteOutbox(db)
         self.actors = NodeActors(db, accounts, config)
         self.accounts = accounts
+        self.local_follows = LocalFollows(
+            self.follows, accounts, self.base_url, on_followed=notifier.followed
+        )
         self.site: FederationSite | None = None
         self.publisher: OutboxPublisher | None = None
         self.client: FederationClient | None = None
@@ -168,6 +172,7 @@ class Fediverse:
             self.deliveries,
             self.outbox,
             blocked_domains=self.blocked_domains,
+            is_local_actor=self.local_follows.is_local_actor,
         )
         context = InboxContext(
             follows=self.follows,
@@ -374,6 +379,8 @@ class Fediverse:
                 user, host = parse_acct(text)
             except ActivityParseError:
                 raise InvalidInput("handle", "must be a handle like alice@example.org") from None
+            if not is_host_and_port(host):
+                raise InvalidInput("handle", "must be a handle like alice@example.org")
             if domain_is_blocked(hostname_of(f"//{host}") or host, self.blocked_domains):
                 raise BlockedDomain(host)
             return await resolver.actor(await self._webfinger(user, host), refresh=True)

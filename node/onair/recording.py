@@ -3,10 +3,13 @@
 The host decides before the room goes live (``Room.recording``); from going live to the
 end, the node that created the room writes every packet of ``OnAir.program`` (the packets
 every listener gets, whichever node mixes them: the recording goes on across a move or a
-failover of the mixer) into ``recordings/room-{id}.ogg`` under the data dir, through
-``open_file`` (the one place that touches the disk: a file written under a temporary
-name and put in place when complete). At the end the file's size and length are stored
-(node.store.recordings) and ``on_recorded`` publishes the replay (node.fediverse).
+failover of the mixer) into ``recordings/room-{id}.ogg`` under the data dir, through the
+node's ``DataFiles`` (node.store.files: the data dir's ``recordings`` file area, which
+``backup --with-files`` carries; a file written under a temporary name and put in place
+when complete). A full disk stops the recording, never the room: the temporary file is
+removed and the admin told (``GET /api/v1/admin/storage``). At the end the file's size and
+length are stored (node.store.recordings) and ``on_recorded`` publishes the replay
+(node.fediverse).
 
 Storage: the program is Opus at a nominal 32 kbit/s, variable: about 9 MB an hour of
 speech, 23 MB of a continuous loud tone (bench/bench_recording.py, bench/RESULTS.md).
@@ -17,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from node.errors import InsufficientStorage
 from node.media.errors import StreamClosed
 from node.media.oggfile import OggOpusWriter
 from node.media.packets import PacketReader
@@ -37,6 +40,10 @@ AREA = "recordings"
 """The data dir's file area for recordings (backed up with ``--with-files``)."""
 
 
+_WRITE_FAILED = (OSError, InsufficientStorage)
+"""What a write of the recording may raise (InsufficientStorage: the disk is full)."""
+
+
 class GrowingFile(Protocol):
     def write(self, data: bytes) -> None: ...
 
@@ -45,34 +52,14 @@ class GrowingFile(Protocol):
     def abort(self) -> None: ...
 
 
-class _PartialFile:
-    """Written as ``.partial-…`` beside its place, renamed into place when finished."""
+class RecordingFiles(Protocol):
+    """Where recordings are kept: node.store.files.DataFiles."""
 
-    def __init__(self, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.path = final
-        self._temp = final.with_name(f".partial-{secrets.token_hex(4)}-{final.name}")
-        self._handle = open(self._temp, "xb")  # noqa: SIM115 - closed by finish/abort
+    def growing(self, directory: str, name: str) -> GrowingFile: ...
 
-    def write(self, data: bytes) -> None:
-        self._handle.write(data)
+    def path(self, directory: str, name: str) -> Path: ...
 
-    def finish(self) -> Path:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self._temp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._handle.close()
-        self._temp.unlink(missing_ok=True)
-
-
-def open_file(data_dir: Path, name: str) -> GrowingFile:
-    """The one function recordings write through."""
-    return _PartialFile(data_dir / AREA / name)
+    def delete(self, directory: str, name: str) -> None: ...
 
 
 def file_name(room_id: str) -> str:
@@ -102,7 +89,7 @@ class Recorder:
             try:
                 self.out.write(data)
                 self.bytes += len(data)
-            except OSError as exc:
+            except _WRITE_FAILED as exc:
                 # A full disk stops the recording, never the room.
                 log.error("recording of room %s stopped: %s", self.on_air.room.id, exc)
                 self.failed = True
@@ -125,7 +112,7 @@ class Recorder:
             return None
         try:
             path = self.out.finish()
-        except OSError as exc:
+        except _WRITE_FAILED as exc:
             log.error("recording of room %s lost: %s", self.on_air.room.id, exc)
             self.out.abort()
             return None
@@ -137,13 +124,13 @@ class Recordings:
 
     def __init__(
         self,
-        data_dir: Path,
+        files: RecordingFiles,
         store: RecordingStore,
         *,
         own_room: Callable[[str], bool],
         on_recorded: Callable[[Room, RecordingRow], None],
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.files = files
         self.store = store
         self._own_room = own_room
         self._on_recorded = on_recorded
@@ -159,8 +146,12 @@ class Recordings:
             if event["type"] != "room":
                 return
             if room.state is RoomState.LIVE and room.recording and room.id not in self.recorders:
-                name = file_name(room.id)
-                self.recorders[room.id] = Recorder(on_air, open_file(self.data_dir, name))
+                try:
+                    out = self.files.growing(AREA, file_name(room.id))
+                except _WRITE_FAILED as exc:
+                    log.error("room %s is not recorded: %s", room.id, exc)
+                    return
+                self.recorders[room.id] = Recorder(on_air, out)
             elif room.state is RoomState.ENDED and room.id in self.recorders:
                 task = asyncio.get_running_loop().create_task(self._finish(room))
                 self._tasks.add(task)
@@ -181,13 +172,13 @@ class Recordings:
             self._on_recorded(room, row)
 
     def path(self, row: RecordingRow) -> Path:
-        return self.data_dir / AREA / row.file
+        return self.files.path(AREA, row.file)
 
     def delete(self, room_id: str) -> RecordingRow | None:
         row = self.store.get(room_id)
         if row is None:
             return None
-        self.path(row).unlink(missing_ok=True)
+        self.files.delete(AREA, row.file)
         self.store.delete(room_id)
         return row
 

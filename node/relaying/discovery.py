@@ -12,6 +12,8 @@ from urllib.parse import quote, urlsplit
 from federation.actors import parse_acct
 from federation.client import FederationClient
 from federation.errors import ActivityParseError, BlockedDomain, FederationError
+from federation.relay import RELAY_PATH, WS_SCHEMES, is_url
+from federation.relay_subscription import other_form
 from node.errors import Forbidden, InvalidInput, NotFound
 from node.relaying.names import netloc
 from node.rooms import RoomState
@@ -30,6 +32,17 @@ def room_url_parts(url: str) -> tuple[str, str]:
     if not usable:
         raise InvalidInput("url", "must be a room URL like https://node/rooms/ID")
     return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def relay_url_of(doc: dict[str, Any]) -> str:
+    """The relay endpoint of a room JSON: its ``relay_url``, which must be on the node that
+    serves the room (same host and port, ws for http, wss for https); a node that does not
+    give one (an older Parley) serves the default path."""
+    base = str(doc["url"]).split("/rooms/")[0]
+    given = doc.get("relay_url")
+    if is_url(given, WS_SCHEMES) and other_form(str(given)).startswith(base + "/"):
+        return str(given)
+    return other_form(base) + RELAY_PATH.format(room_id=quote(str(doc["id"]), safe=""))
 
 
 class RoomFinder:

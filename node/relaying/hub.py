@@ -22,8 +22,10 @@ import av
 
 from federation.relay import (
     DOWNSTREAM_TYPES,
+    MAX_PRESENCE,
     UPSTREAM_TYPES,
     AudioFrame,
+    CloseCode,
     FrameKind,
     RelayFrameError,
     SequenceFilter,
@@ -59,12 +61,20 @@ class RelaySubscriber(Mailbox[bytes | str]):
     def __init__(self, host: str, entry: SuccessionEntry | None) -> None:
         super().__init__(maxsize=SUBSCRIBER_QUEUE)
         self.host = host
-        """Authenticated host (netloc of the signing key id); its users may speak up."""
+        """Authenticated ``host[:port]`` of the signing instance actor; its users may
+        speak up."""
         self.entry = entry
         self.listeners = 0
         self.presence: set[str] = set()
         self.relays: list[SuccessionEntry] = []
         """The relay's own relays, and theirs (its ``relays`` reports)."""
+        self.close_code: int = CloseCode.GOING_AWAY
+        """Why its connection ends (the first reason given wins)."""
+
+    def close(self, code: int = CloseCode.GOING_AWAY) -> None:
+        if not self.closed:
+            self.close_code = code
+        super().close()
 
 
 @dataclass(eq=False)
@@ -122,7 +132,7 @@ class RelayHub:
         for old in [s for s in self.subscribers if s.host == subscriber.host]:
             # A node reconnecting replaces its old connection: one upstream per node.
             self.remove(old)
-            old.close()
+            old.close(CloseCode.REPLACED)
         self.subscribers.append(subscriber)
         self.broadcast_snapshot()
         self._ensure_tasks()
@@ -144,7 +154,7 @@ class RelayHub:
         text = serialize_control(message)
         for subscriber in list(self.subscribers):
             subscriber.send(text)
-            subscriber.close()
+            subscriber.close(CloseCode.HANDED_OVER)
         self.subscribers.clear()
         self.drop_remote_speakers()
 
@@ -204,13 +214,13 @@ class RelayHub:
             if member["role"] == Role.LISTENER and member["username"] in self.remote_speakers:
                 self._drop_speaker(member["username"])
         elif kind == "room" and self.on_air.room.state is RoomState.ENDED:
-            self.close()
+            self.close(CloseCode.ROOM_ENDED)
 
     def _send(self, subscriber: RelaySubscriber, message: bytes | str) -> None:
         if not subscriber.send(message) and not subscriber.closed:
             logger.info("dropping relay %s of room %s: too slow", subscriber.host, self.room_id)
             self.counters.slow_dropped += 1
-            subscriber.close()
+            subscriber.close(CloseCode.TOO_SLOW)
             self.remove(subscriber)
 
     # -- messages from a subscriber ---------------------------------------------------
@@ -233,8 +243,11 @@ class RelayHub:
                 )
             self._count_listeners()
         elif kind == "presence":
+            # The whole set each time: whoever is not in it any more has left.
             handles = {
-                h for h in message["users"][:1000] if h.lower().endswith(f"@{subscriber.host}")
+                h
+                for h in message["users"][:MAX_PRESENCE]
+                if h.rpartition("@")[2].lower() == subscriber.host and h.rpartition("@")[0]
             }
             self._set_presence(subscriber, handles)
         elif kind == "relays":
@@ -362,10 +375,11 @@ class RelayHub:
                 if now - remote.last_at > REMOTE_SPEAKER_IDLE_S:
                     self._drop_speaker(name)
 
-    def close(self) -> None:
+    def close(self, code: int = CloseCode.GOING_AWAY) -> None:
+        """Let every relay go with ``code`` (the room ended, or this node stops)."""
         self._unsubscribe()
         for subscriber in list(self.subscribers):
-            subscriber.close()
+            subscriber.close(code)
         self.subscribers.clear()
         for name in list(self.remote_speakers):
             self._drop_speaker(name)

@@ -31,7 +31,7 @@ from node.onair.events import Event
 from node.onair.on_air import OnAir
 from node.onair.stage import Stage, ws_url
 from node.relaying.counters import RelayCounters
-from node.relaying.discovery import RoomFinder, room_url_parts
+from node.relaying.discovery import RoomFinder, relay_url_of, room_url_parts
 from node.relaying.hub import RelayHub, RelaySubscriber
 from node.relaying.mirror import Upstream
 from node.relaying.names import Names, http_url, netloc
@@ -246,11 +246,7 @@ class RelayService:
             raise Conflict("the room is not live")
         base = str(doc["url"]).split("/rooms/")[0]
         room_id = new_room_id()
-        carriage = Carriage.relay_of(
-            self.stage.own_entry(room_id),
-            origin,
-            ws_url(base) + RELAY_PATH.format(room_id=doc["id"]),
-        )
+        carriage = Carriage.relay_of(self.stage.own_entry(room_id), origin, relay_url_of(doc))
         on_air = self._carry(doc, netloc(base), carriage, room_id=room_id)
         # Return once the first snapshot arrived (or soon anyway: the client watches).
         with contextlib.suppress(TimeoutError):
@@ -394,35 +390,34 @@ class RelayService:
     # -- stats and the end ------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
+        """``relay`` of ``GET /api/v1/node/stats``: every key for every room on air here
+        (docs/API.md), whether this node acts as its origin or relays it."""
         rooms: dict[str, Any] = {}
         upstreams = 0
         for room_id, on_air in self.stage.rooms_on_air.items():
-            entry: dict[str, Any] = {}
             hub = self.hubs.get(room_id)
-            if hub is not None and hub.on_air is on_air:
-                entry["subscribers"] = len(hub.subscribers)
-                entry["remote_speakers"] = sorted(hub.remote_speakers)
+            if hub is not None and hub.on_air is not on_air:
+                hub = None
             carrier = self.carriers.get(room_id)
             carriage = on_air.carriage
-            if carrier is not None and (carriage.remote or carriage.origin != self._own(room_id)):
-                connected = carrier.connected.is_set()
-                entry["upstream"] = carriage.upstream if connected else None
-                entry["upstream_connects"] = carrier.upstream_connects
-                entry["epoch"] = carriage.epoch
-                entry["promoted"] = carriage.acting
-                entry["carriage"] = carriage.state.value
-                upstreams += int(connected)
-            if entry:
-                rooms[room_id] = entry
+            connected = bool(carrier and carrier.connected.is_set() and not carriage.acting)
+            upstreams += int(connected)
+            rooms[room_id] = {
+                "subscribers": len(hub.subscribers) if hub else 0,
+                "remote_speakers": sorted(hub.remote_speakers) if hub else [],
+                "upstream": carriage.upstream if connected else None,
+                "upstream_connects": carrier.upstream_connects if carrier else 0,
+                "acting_origin": carriage.acting_origin,
+                "epoch": carriage.epoch,
+                "promoted": carriage.to_json()["promoted"],
+                "carriage": carriage.state.value,
+            }
         return {
             "subscribers": sum(len(h.subscribers) for h in self.hubs.values()),
             "upstreams": upstreams,
             "rooms": rooms,
             **self.counters.to_json(),
         }
-
-    def _own(self, room_id: str) -> str:
-        return f"{self.base_url}/rooms/{room_id}"
 
     async def close(self) -> None:
         for task in list(self._recoveries):

@@ -17,12 +17,14 @@ import logging
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from federation.relay import (
     DOWNSTREAM_TYPES,
+    AfterClose,
     RelayFrameError,
     SuccessionEntry,
+    after_close,
     parse_control,
     serialize_control,
 )
@@ -31,6 +33,7 @@ from node.onair.on_air import OnAir
 from node.relaying.context import RelayContext
 from node.relaying.mirror import Upstream, abort, entries_of, send_quietly
 from node.relaying.names import netloc
+from node.rooms import RoomState
 from node.succession import PROMOTE, CarryState
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ class Carrier:
         self._silent = False
         """The last upstream went silent (frozen, or a cut link), rather than closed."""
         self._unattached_since: float | None = None
+        self._after = AfterClose.RECONNECT
+        """What the last upstream's close asked for (federation.relay.after_close)."""
 
     @property
     def room_id(self) -> str:
@@ -114,6 +119,10 @@ class Carrier:
                 continue
             if self.carriage.state is CarryState.RECONNECTING and self.carriage.upstream != tried:
                 continue  # a handover named the node to follow now
+            if self._after is AfterClose.RESUBSCRIBE:
+                # A stale connection of ours was replaced: the node is there; no walk.
+                await asyncio.sleep(RETRY_WALK_S)
+                continue
             plan = self.carriage.upstream_lost(silent=self._silent or not followed)
             for step in plan:
                 if step is PROMOTE:
@@ -135,6 +144,7 @@ class Carrier:
         """Attach to ``url`` and carry its stream until it ends; True if it delivered a
         snapshot we accepted."""
         upstream = self._upstream()
+        self._after = AfterClose.RECONNECT
         if upstream is None:
             return False
         try:
@@ -162,13 +172,23 @@ class Carrier:
             logger.info("upstream %s of room %s silent; aborting", url, self.room_id)
             self._silent = True
         except (WebSocketException, OSError) as exc:
-            logger.info("upstream %s of room %s lost: %r", url, self.room_id, exc)
+            code = exc.rcvd.code if isinstance(exc, ConnectionClosed) and exc.rcvd else None
+            logger.info("upstream %s of room %s closed (%s): %r", url, self.room_id, code, exc)
+            self._closed(code)
         finally:
             reporter.cancel()
             upstream.link = None
             self.connected.clear()
             abort(link)
         return good
+
+    def _closed(self, code: int | None) -> None:
+        """The upstream closed with ``code``: what FEDERATION.md's table of close codes
+        says to do (a handover was acted on before its close arrived)."""
+        self._after = after_close(code)
+        if self._after is AfterClose.END and self.on_air.room.state is not RoomState.ENDED:
+            logger.info("room %s ended upstream", self.room_id)
+            self.on_air.room.end(None)
 
     async def _report(self, link: ClientConnection, upstream: Upstream) -> None:
         """Our listener count, our users' presence and our relays up when they change,

@@ -24,9 +24,11 @@ from node.accounts import (
     text_field,
     token_hash,
     validate_password,
+    validate_password_field,
     validate_username,
 )
 from node.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from node.store.text_search import contains_pattern
 
 
 class AccountDirectory:
@@ -48,7 +50,7 @@ class AccountDirectory:
         password = validate_password(password)
         display_name = text_field("display_name", display_name or "", MAX_DISPLAY_NAME)
         if self._find_row(username) is not None:
-            raise Conflict(f"the username {username} is taken")
+            raise Conflict(f"the username {username} is taken", field="username")
         keys = generate_keypair()
         table = self._db.table("accounts")
         table.insert(
@@ -120,6 +122,32 @@ class AccountDirectory:
             self._db.table("accounts").update(account.id, values)
         return self.get_by_id(account.id)
 
+    def change_password(self, account: Account, current: Any, new: Any) -> None:
+        """Replace the password after checking the current one (a stolen session alone
+        must not be enough to lock the owner out)."""
+        if not isinstance(current, str) or not current:
+            raise InvalidInput("current_password", "enter your current password")
+        new = validate_password_field("new_password", new)
+        row = self._db.table("accounts").get(account.id)
+        if not check_password(row["password_hash"], current):
+            raise InvalidInput("current_password", "is not your current password")
+        self._db.table("accounts").update(account.id, {"password_hash": hash_password(new)})
+
+    def search(self, text: str, limit: int = 20) -> list[Account]:
+        """Active accounts whose username or display name contains ``text`` (any case),
+        exact and prefix matches of the username first."""
+        needle = text.strip().lower().lstrip("@")
+        if not needle:
+            return []
+        pattern = contains_pattern(needle)
+        rows = self._db.query(
+            "select * from accounts where status = 'active' and (username like :p escape '\\' "
+            "or lower(display_name) like :p escape '\\') order by (username = :n) desc, "
+            "(username like :start escape '\\') desc, username limit :limit",
+            {"p": pattern, "n": needle, "start": pattern[1:], "limit": limit},
+        )
+        return [Account.from_row(row) for row in rows]
+
     def approve(self, username: str) -> Account:
         account = self.get(username)
         self._db.table("accounts").update(account.id, {"status": "active"})
@@ -170,6 +198,13 @@ class AccountDirectory:
                 "account_id = ?", [account.id], order_by="created_at"
             )
         ]
+
+    def revoke_other_sessions(self, account: Account, keep: str | None) -> int:
+        """Sign out everywhere but session ``keep``; the number of sessions revoked."""
+        cursor = self._db.execute(
+            "delete from sessions where account_id = ? and id is not ?", [account.id, keep]
+        )
+        return int(cursor.rowcount)
 
     def revoke_session(self, account: Account, session_id: str) -> None:
         rows = list(

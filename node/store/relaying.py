@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from federation.relay import SuccessionEntry
+from node.store.health import kept_in_memory
 
 
 def _entries(text: str) -> list[SuccessionEntry]:
@@ -43,6 +44,10 @@ class RelayRooms:
         self._db = db
 
     def save_mirror(self, row: CarriedRoomRow) -> None:
+        with kept_in_memory(f"carried room {row.id}"):
+            self._save_mirror(row)
+
+    def _save_mirror(self, row: CarriedRoomRow) -> None:
         self._db.execute(
             "insert into relay_rooms (id, origin, upstream, epoch, succession, room, promoted, "
             "updated_at) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do update set "
@@ -83,18 +88,21 @@ class RelayRooms:
         return found
 
     def forget_mirror(self, room_id: str) -> None:
-        self._db.execute("delete from relay_rooms where id = ?", [room_id])
+        with kept_in_memory(f"carried room {room_id}"):
+            self._db.execute("delete from relay_rooms where id = ?", [room_id])
 
     def save_origin(self, room_id: str, epoch: int, succession: list[SuccessionEntry]) -> None:
-        self._db.execute(
-            "insert into relay_origin_rooms (id, epoch, succession, updated_at) "
-            "values (?, ?, ?, ?) on conflict (id) do update set epoch = excluded.epoch, "
-            "succession = excluded.succession, updated_at = excluded.updated_at",
-            [room_id, epoch, _text(succession), time.time()],
-        )
+        with kept_in_memory(f"succession list of room {room_id}"):
+            self._db.execute(
+                "insert into relay_origin_rooms (id, epoch, succession, updated_at) "
+                "values (?, ?, ?, ?) on conflict (id) do update set epoch = excluded.epoch, "
+                "succession = excluded.succession, updated_at = excluded.updated_at",
+                [room_id, epoch, _text(succession), time.time()],
+            )
 
     def forget_origin(self, room_id: str) -> None:
-        self._db.execute("delete from relay_origin_rooms where id = ?", [room_id])
+        with kept_in_memory(f"succession list of room {room_id}"):
+            self._db.execute("delete from relay_origin_rooms where id = ?", [room_id])
 
     def origins_to_recover(self, own_node: str) -> dict[str, tuple[int, list[SuccessionEntry]]]:
         """Our rooms left live by the previous run that had relays: room id -> (epoch,

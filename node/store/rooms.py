@@ -12,6 +12,8 @@ from typing import Any
 import sqlite_utils
 
 from node.rooms import Room, RoomState, Visibility
+from node.store.health import kept_in_memory
+from node.store.text_search import contains_pattern
 
 
 class RoomStore:
@@ -38,6 +40,11 @@ class RoomStore:
         )
 
     def save(self, room: Room) -> None:
+        """A room's changed state; with the disk full, the room on air goes on unsaved."""
+        with kept_in_memory(f"room {room.id}"):
+            self._save(room)
+
+    def _save(self, room: Room) -> None:
         self._db.table("rooms").update(
             room.id,
             {
@@ -69,10 +76,11 @@ class RoomStore:
         )
 
     def save_block(self, room_id: str, account_id: int) -> None:
-        self._db.table("room_blocks").insert(
-            {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
-            replace=True,
-        )
+        with kept_in_memory(f"a block in room {room_id}"):
+            self._db.table("room_blocks").insert(
+                {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
+                replace=True,
+            )
 
     def rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         sql = (
@@ -81,6 +89,18 @@ class RoomStore:
             "join accounts on accounts.id = rooms.host_id where " + where
         )
         return [dict(r) for r in self._db.query(sql, params)]
+
+    def public_ids_titled(self, text: str, limit: int) -> list[str]:
+        """Public rooms whose title contains ``text`` (any case): live first, then
+        scheduled, then ended, newest first."""
+        rows = self._db.query(
+            "select id from rooms where visibility = 'public' "
+            "and lower(title) like ? escape '\\' "
+            "order by case state when 'live' then 0 when 'scheduled' then 1 else 2 end, "
+            "created_at desc limit ?",
+            [contains_pattern(text.lower()), limit],
+        )
+        return [str(row["id"]) for row in rows]
 
     def blocked_usernames(self, room_id: str) -> set[str]:
         sql = (

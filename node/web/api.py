@@ -20,6 +20,7 @@ from node.room_actions import action_named
 from node.rooms import RoomState, validate_description, validate_title, validate_visibility
 from node.schedule import parse_starts_at
 from node.store.accounts import AccountDirectory
+from node.web.about import node_about
 from node.web.auth import (
     clear_session_cookie,
     optional_account,
@@ -165,6 +166,7 @@ async def node_config(request: Request) -> Response:
             "registration": config.accounts.registration,
             "max_speakers": config.media.max_speakers,
             "ice_servers": request.app.state.browser_ice_servers,
+            "node": node_about(request.app.state).to_json(),
         }
     )
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -32,7 +32,9 @@ from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.rooms import Room, RoomState
 from node.store.accounts import AccountDirectory
-from node.store.database import open_database
+from node.store.database import close_database, open_database
+from node.store.files import DataFiles
+from node.store.health import StorageHealth
 from node.store.notifications import NotificationStore
 from node.store.publish_keys import PublishKeys
 from node.store.recordings import RecordingStore
@@ -45,8 +47,11 @@ from node.web import (
     follows,
     hls,
     notifications,
+    pages,
     publish_keys,
     replay,
+    search,
+    settings,
     signaling,
     social,
 )
@@ -79,6 +84,10 @@ async def _parley_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.5)))}
+    if exc.field is not None:
+        # Clients show the error next to the field that caused it.
+        body = {"error": exc.code, "detail": exc.detail, "field": exc.field}
+        return JSONResponse(body, exc.status, headers=headers)
     return _error_response(exc.status, exc.code, exc.detail, headers)
 
 
@@ -87,6 +96,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and pages.wants_html(request):
+        return pages.not_found(request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return _error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
@@ -107,7 +118,9 @@ def create_app(config: Config) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = open_database(config.data_path)
+        # `python -m node` has checked and migrated it before serving.
+        storage = StorageHealth(config.data_path)
+        db = open_database(config.data_path, health=storage)
         ice = IceSettings(
             ice_servers=config.media.ice_servers,
             host_addresses=config.media.host_addresses,
@@ -166,8 +179,10 @@ def create_app(config: Config) -> Starlette:
                 **replay.recording_urls(base_url, room_id),
             },
         )
+        # Features that keep files (recordings, avatars) write through this.
+        data_files = DataFiles(config.data_path, storage)
         recordings = Recordings(
-            config.data_path,
+            data_files,
             recording_store,
             own_room=stage.store.exists,
             on_recorded=fediverse.replays.recorded,
@@ -190,6 +205,8 @@ def create_app(config: Config) -> Starlette:
         stage.load_unfinished(keep={*recovering, *relay.mirrored_rooms()})
         stage.recovering.update(recovering)
         app.state.config = config
+        app.state.storage = storage
+        app.state.data_files = data_files
         app.state.host = urlsplit(base_url).netloc
         app.state.accounts = accounts
         app.state.stage = stage
@@ -199,6 +216,7 @@ def create_app(config: Config) -> Starlette:
         app.state.publish_keys = PublishKeys(db, accounts)
         app.state.browser_ice_servers = browser_ice_servers(config.media.ice_servers)
         app.state.fediverse = fediverse
+        app.state.local_follows = fediverse.local_follows
         await fediverse.start(room_actions=relay)
         relay.restore()
         relay.recover_origins(recovering)
@@ -210,10 +228,7 @@ def create_app(config: Config) -> Starlette:
             await relay.close()
             await stage.close()
             await app.state.hls.close()
-            db.close()
-
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+            close_database(db)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(base_url))
@@ -227,21 +242,15 @@ def create_app(config: Config) -> Starlette:
         *notifications.routes,
         *signaling.routes,
         *hls.routes,
+        *search.routes,
+        *settings.routes,
         Route("/api/v1/openapi.json", openapi),
         *build_routes(_federation_site),
         *follows.routes,
-        Route("/", index),
-        Route("/login", index),
-        Route("/signup", index),
-        Route("/new", index),
-        Route("/rooms/remote", index),
-        Route("/rooms/{room_id}/replay", index),
-        Route("/notifications", index),
-        Route("/rooms/{room_id}", index),
-        Route("/@{username}", index),
+        *pages.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -250,3 +259,5 @@ def create_app(config: Config) -> Starlette:
             Exception: _server_error,
         },
     )
+    app.state.page_shell = pages.PageShell(STATIC_DIR / "index.html", base_url)
+    return app

@@ -4,10 +4,10 @@ The client's address is the socket's peer, or what a ``[node] trusted_proxies`` 
 says in X-Forwarded-For (uvicorn's proxy-headers middleware applies that setting before
 a request reaches the app, see ``node.__main__``); every rate limit keys on it.
 
-A follow, a "join from your server" look-up and opening a remote room each cost the node
-outgoing requests (WebFinger, actor, room JSON, a relay connection) on someone's behalf,
-so they are limited per account and per client address:
-``[federation] fetch_rate_per_minute``.
+A follow, a "join from your server" look-up, a search by a handle of another server and
+opening a remote room each cost the node outgoing requests (WebFinger, actor, room JSON,
+a relay connection) on someone's behalf, so they are limited per account and per client
+address: ``[federation] fetch_rate_per_minute``.
 """
 
 from __future__ import annotations

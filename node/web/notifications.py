@@ -77,7 +77,7 @@ async def notification_socket(websocket: WebSocket) -> None:
     listener = hub.listen(account.id)
     await websocket.accept()
     listener.send({"type": "hello", "unread": _store(websocket).unread(account.id)})
-    sender = asyncio.create_task(_send_mailbox(websocket, listener, close_code=4001))
+    sender = asyncio.create_task(_send_mailbox(websocket, listener, close_code=lambda: 4001))
     try:
         while True:
             receive = asyncio.create_task(websocket.receive_text())

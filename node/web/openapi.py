@@ -10,7 +10,11 @@ SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error", "detail"],
-        "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+        "properties": {
+            "error": {"type": "string"},
+            "detail": {"type": "string"},
+            "field": {"type": "string", "description": "the request field at fault, if one is"},
+        },
     },
     "Credentials": {
         "type": "object",
@@ -50,6 +54,14 @@ SCHEMAS: dict[str, Any] = {
             "invited": {"type": "boolean"},
             "connected": {"type": "boolean"},
             "publishing": {"type": "boolean"},
+        },
+    },
+    "PasswordChange": {
+        "type": "object",
+        "required": ["current_password", "new_password"],
+        "properties": {
+            "current_password": {"type": "string"},
+            "new_password": {"type": "string", "minLength": 8, "maxLength": 256},
         },
     },
     "ProfileChanges": {
@@ -181,6 +193,7 @@ SCHEMAS: dict[str, Any] = {
             "whep_url": {"type": "string", "format": "uri"},
             "listen_url": {"type": "string", "format": "uri"},
             "ws_url": {"type": "string", "format": "uri"},
+            "relay_url": {"type": "string", "format": "uri"},
             "created_at": {"type": "number"},
             "started_at": {"type": ["number", "null"]},
             "ended_at": {"type": ["number", "null"]},
@@ -209,7 +222,9 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("delete", "/api/v1/sessions/{session_id}", "Revoke a session ('current' logs out)", True, None, 204, None),
     ("get", "/api/v1/me", "Your account", True, None, 200, "Account"),
     ("patch", "/api/v1/me", "Edit display name and bio", True, "ProfileChanges", 200, "Account"),
+    ("post", "/api/v1/me/password", "Change your password; signs out your other sessions", True, "PasswordChange", 200, {}),
     ("get", "/api/v1/admin/accounts/pending", "Sign-ups waiting (admins)", True, None, 200, {}),
+    ("get", "/api/v1/admin/storage", "Free space, writes refused for want of it (admins)", True, None, 200, {}),
     ("post", "/api/v1/admin/accounts/{username}/approve", "Approve a sign-up (admins)", True, None, 200, "Account"),
     ("get", "/api/v1/publish-keys", "Your publish keys (without the keys)", True, None, 200, {}),
     ("post", "/api/v1/publish-keys", "A publish key for OBS: WHIP only, optionally one room", True, "NewPublishKey", 201, "PublishKey"),
@@ -217,7 +232,7 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("get", "/api/v1/follows", "Whom you follow on other servers", True, None, 200, {}),
     ("post", "/api/v1/follows", "Follow someone on another server {handle}", True, "Handle", 201, "Follow"),
     ("delete", "/api/v1/follows", "Unfollow (?handle=)", True, None, 200, "Follow"),
-    ("get", "/api/v1/rooms", "Live public rooms", False, None, 200, {}),
+    ("get", "/api/v1/rooms", "Live public rooms (?state=scheduled: upcoming ones)", False, None, 200, {}),
     ("post", "/api/v1/rooms", "Create a room", True, "NewRoom", 201, "Room"),
     ("post", "/api/v1/remote-rooms", "This node's copy of a room of another node {url} or {handle}", True, "RemoteRoomRequest", 201, "Room"),
     ("get", "/api/v1/rooms/{room_id}", "A room", False, None, 200, "Room"),
@@ -236,6 +251,9 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("delete", "/api/v1/rooms/{room_id}/whip/{session_id}", "End a WHIP session", True, None, 200, None),
     ("delete", "/api/v1/rooms/{room_id}/whep/{session_id}", "End a WHEP session", False, None, 200, None),
     ("get", "/api/v1/rooms/{room_id}/listen.ogg", "Program as an Ogg/Opus stream", False, None, 200, None),
+    ("get", "/api/v1/search", "Search people (name, handle; remote by WebFinger) and rooms (title) ?q=", False, None, 200, {}),
+    ("post", "/api/v1/me/password", "Change your password {current_password, new_password}; signs out your other sessions", True, None, 200, {}),
+    ("get", "/api/v1/search", "Search people (name, handle; remote by WebFinger) and rooms (title) ?q=", False, None, 200, {}),
     ("get", "/api/v1/remote-join", "Where a visitor joins a room from their own server (?handle=&room=)", False, None, 200, {}),
     ("post", "/api/v1/rooms/{room_id}/reactions", "React {emoji} (rate-limited per person: 429)", True, "Reaction", 200, {}),
     ("get", "/api/v1/rooms/{room_id}/comments", "Comments (replies to the room's posts), newest first (?limit=&before=)", False, None, 200, {}),
@@ -260,6 +278,7 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
 # Query parameters, by (method, path).
 _QUERY: dict[tuple[str, str], list[str]] = {
     ("delete", "/api/v1/follows"): ["handle"],
+    ("get", "/api/v1/search"): ["q"],
     ("get", "/api/v1/remote-join"): ["handle", "room"],
     ("delete", "/api/v1/reminders"): ["room"],
 }

@@ -1,6 +1,6 @@
 """Stream keys for OBS in the web client, in a real Chromium.
 
-Alice creates a key for her room on her profile page, copies it from the page, an
+Alice creates a key for her room on her settings page, copies it from the page, an
 encoder (aiortc, as OBS would over WHIP) publishes with it, she revokes it in the page,
 and the same key is refused.
 """
@@ -39,7 +39,7 @@ def _publish(url: str, key: str) -> int:
 
 
 @pytest.mark.e2e
-def test_stream_keys_on_the_profile_page(
+def test_stream_keys_on_the_settings_page(
     node: NodeProcess, api_factory: Callable[[NodeProcess], Api], playwright_instance: Playwright
 ) -> None:
     api = api_factory(node)
@@ -57,8 +57,8 @@ def test_stream_keys_on_the_profile_page(
         api.http.cookies.clear()
         room = api.live_room(token, "OBS show")
 
-        page.get_by_role("link", name="Your profile (@alice)").click()
-        expect(page).to_have_url(re.compile(r"/@alice$"))
+        page.get_by_role("link", name="Settings").click()
+        expect(page).to_have_url(re.compile(r"/settings$"))
         card = page.get_by_role("region", name="Stream keys (OBS)")
         expect(card).to_be_visible()
         card.get_by_label("Name").fill("OBS laptop")

@@ -107,7 +107,15 @@ def test_reactions_comments_upcoming_summary_and_replay_in_chromium(
         # The home page lists the scheduled room under "Upcoming", in the viewer's time.
         home = listener.context.new_page()
         home.goto("/")
-        expect(home.locator(".upcoming", has_text="Friday fediverse hour")).to_be_visible()
+        upcoming = home.get_by_role("region", name="Upcoming")
+        card = upcoming.locator(".room-card", has_text="Friday fediverse hour")
+        # The start in the viewer's own time zone (the browser's: its zone name shown).
+        expect(card.locator(".when-badge")).to_contain_text(
+            home.evaluate(
+                "() => new Intl.DateTimeFormat(undefined, {timeZoneName: 'short'})"
+                ".formatToParts(new Date()).find((p) => p.type === 'timeZoneName').value"
+            )
+        )
         home.screenshot(path=str(ARTIFACTS / "rooms-upcoming.png"), full_page=True)
         home.close()
 
