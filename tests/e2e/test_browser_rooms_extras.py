@@ -19,6 +19,7 @@ from playwright.sync_api import Playwright, expect
 
 from tests.conftest import ROOT, Api, NodeProcess
 from tests.e2e.browser import ARTIFACTS, hears, launch, new_context, sign_up
+from tests.e2e.test_browser_pages import capture
 
 UI_MS = 20_000
 
@@ -103,6 +104,8 @@ def test_reactions_comments_upcoming_summary_and_replay_in_chromium(
             bob.get_by_role("button", name=f"React {emoji}").click()
         expect(listener.locator(".floating-reaction").first).to_be_attached(timeout=UI_MS)
         listener.screenshot(path=str(ARTIFACTS / "rooms-reactions-comments.png"), full_page=True)
+        comment = listener.locator(".comment", has_text="Greetings from node B")
+        capture(listener, "room-reactions-comments", lambda: expect(comment).to_be_visible())
 
         # The home page lists the scheduled room under "Upcoming", in the viewer's time.
         home = listener.context.new_page()
@@ -117,6 +120,7 @@ def test_reactions_comments_upcoming_summary_and_replay_in_chromium(
             )
         )
         home.screenshot(path=str(ARTIFACTS / "rooms-upcoming.png"), full_page=True)
+        capture(home, "home-upcoming", lambda: expect(card).to_be_visible())
         home.close()
 
         time.sleep(3)  # a few seconds more of recording (a length under test, not a wait)
@@ -132,6 +136,7 @@ def test_reactions_comments_upcoming_summary_and_replay_in_chromium(
         listener.reload()
         expect(listener.get_by_role("link", name="Play the replay")).to_be_visible(timeout=UI_MS)
         listener.screenshot(path=str(ARTIFACTS / "rooms-summary.png"), full_page=True)
+        capture(listener, "room-summary", lambda: expect(summary).to_be_visible())
 
         # The replay page plays after a click (no autoplay flag) and seeks (HTTP Range).
         page = new_context(
@@ -156,6 +161,7 @@ def test_reactions_comments_upcoming_summary_and_replay_in_chromium(
             "() => document.querySelector('audio.replay-audio').currentTime >= 4", timeout=UI_MS
         )
         page.screenshot(path=str(ARTIFACTS / "rooms-replay.png"), full_page=True)
+        capture(page, "replay", lambda: expect(audio).to_be_visible())
     finally:
         speaker.send_signal(signal.SIGKILL)
         speaker.wait(timeout=10)
