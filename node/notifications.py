@@ -1,6 +1,7 @@
 """Our users' notifications: what happened, stored (node.store.notifications), listed by the
-API and pushed live to the pages they have open (``NotificationHub``: one small
-WebSocket per signed-in page, node/web/notifications.py).
+API and pushed live to the pages they have open (``NotificationHub``): over the room's
+WebSocket on a room page (``attach``: the socket the page has anyway), else over one small
+WebSocket per signed-in page (node/web/notifications.py).
 
 Adding a kind is one line in ``KINDS``: its name, the text shown (a format string over
 the notification's data) and the data key that holds where it leads. Whoever notifies
@@ -78,6 +79,22 @@ class Listener(Mailbox[dict[str, Any]]):
 class NotificationHub:
     def __init__(self) -> None:
         self._listeners: dict[int, set[Listener]] = {}
+        self._attached: dict[int, set[Mailbox[Any]]] = {}
+
+    def attach(self, account_id: int, mailbox: Mailbox[Any]) -> Callable[[], None]:
+        """Push ``account_id``'s notifications into a socket that exists anyway (a room
+        page's WebSocket); returns what detaches it. A full mailbox just misses one: the
+        socket is the room's to drop, not ours."""
+        self._attached.setdefault(account_id, set()).add(mailbox)
+
+        def detach() -> None:
+            found = self._attached.get(account_id)
+            if found is not None:
+                found.discard(mailbox)
+                if not found:
+                    del self._attached[account_id]
+
+        return detach
 
     def listen(self, account_id: int) -> Listener:
         listener = Listener(account_id)
@@ -96,6 +113,8 @@ class NotificationHub:
             if not listener.send(message):
                 self.forget(listener)
                 listener.close()
+        for mailbox in list(self._attached.get(account_id, ())):
+            mailbox.send(message)
 
 
 class Notifier:

@@ -1,11 +1,14 @@
-// Notifications: the bell in the navigation (its unread count, live over a small
-// WebSocket while a page is open) and the notifications page.
+// Notifications: the bell in the navigation (its unread count, live while a page is open)
+// and the notifications page. They arrive over the room's WebSocket on a room page (room.js
+// hands them here: roomSocketCarries / roomSocketGone), else over a small WebSocket of
+// their own (/api/v1/notifications/ws).
 
 import { announce, h, showError } from './ui.js';
 import { api, get, post } from './api.js';
 
 let socket = null;
 let unread = 0;
+let carriedByRoom = false;
 const bells = new Set();
 
 function paint() {
@@ -17,24 +20,44 @@ function paint() {
   }
 }
 
+function receive(msg) {
+  if (msg.type === 'hello' || msg.type === 'notifications') unread = msg.unread;
+  if (msg.type === 'notification') {
+    unread = msg.unread;
+    announce(msg.notification.text);
+    window.dispatchEvent(new CustomEvent('parley-notification', { detail: msg.notification }));
+  }
+  paint();
+}
+
 function connect() {
-  if (socket) return;
+  if (socket || carriedByRoom || !bells.size) return;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/notifications/ws`;
-  socket = new WebSocket(url);
-  socket.addEventListener('message', (event) => {
-    const msg = JSON.parse(event.data);
-    if (msg.type === 'hello') unread = msg.unread;
-    if (msg.type === 'notification') {
-      unread = msg.unread;
-      announce(msg.notification.text);
-      window.dispatchEvent(new CustomEvent('parley-notification', { detail: msg.notification }));
-    }
-    paint();
+  const own = new WebSocket(url);
+  socket = own;
+  own.addEventListener('message', (event) => receive(JSON.parse(event.data)));
+  own.addEventListener('close', () => {
+    if (socket === own) socket = null;
+    if (bells.size && !carriedByRoom) setTimeout(connect, 3000);
   });
-  socket.addEventListener('close', () => {
+}
+
+/** The room page's socket carries notifications now: ours is not needed. */
+export function roomSocketCarries(msg) {
+  carriedByRoom = true;
+  if (socket) {
+    const own = socket;
     socket = null;
-    if (bells.size) setTimeout(connect, 3000);
-  });
+    own.close();
+  }
+  receive(msg);
+}
+
+/** The room page's socket is gone (closed, reconnecting, or the page left). */
+export function roomSocketGone() {
+  if (!carriedByRoom) return;
+  carriedByRoom = false;
+  connect();
 }
 
 /** The bell for the navigation (signed in only). */
@@ -55,6 +78,7 @@ export function bell() {
 export function stopNotifications() {
   bells.clear();
   if (socket) socket.close();
+  socket = null;
 }
 
 export async function renderNotifications(main, { setTitle }) {

@@ -8,6 +8,7 @@
 import { ApiError, get, memberPath, post, roomPath, del } from './api.js';
 import { AudioOutput, RoomAudio, openMicrophone } from './media.js';
 import { micPanel } from './mic-check.js';
+import { roomSocketCarries, roomSocketGone } from './notify.js';
 import { mountExtras } from './room-extras.js';
 
 const SPEAKING_THRESHOLD = 0.03;
@@ -636,6 +637,10 @@ export async function mountRoom(main, roomId, ctx) {
         if (wasReconnect) announce('Reconnected.');
         return;
       }
+      if (msg.type === 'notifications' || msg.type === 'notification') {
+        roomSocketCarries(msg); // your notifications ride this socket (notify.js)
+        return;
+      }
       handleMessage(msg);
     });
     socket.addEventListener('open', () => {
@@ -648,6 +653,7 @@ export async function mountRoom(main, roomId, ctx) {
       if (ws !== socket) return;
       clearInterval(pingTimer);
       ws = null;
+      roomSocketGone();
       if (disposed || kickedMessage) return;
       // Application close codes (4000-4999) carry a reason that will not go away by
       // retrying, e.g. blocked or not found.
@@ -1197,6 +1203,7 @@ export async function mountRoom(main, roomId, ctx) {
 
   return function dispose() {
     disposed = true;
+    roomSocketGone();
     extras.dispose();
     clearTimeout(wsTimer);
     clearInterval(pingTimer);

@@ -6,11 +6,13 @@ report is resolved (``report_handled(account_id, report_id)``) notifies the repo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlite_utils
 
 from node.fediverse.local_follows import LocalFollows
+from node.mailbox import Mailbox
 from node.notifications import KINDS, NotificationHub, Notifier, render
 from node.store.accounts import AccountDirectory
 from node.store.federation import SqliteFollows
@@ -112,3 +114,22 @@ async def test_a_remote_follower_links_to_our_view_of_them(
     # A follow of someone who is not ours notifies nobody.
     await notifier.followed("https://other.example/users/alice", f"{BASE}/users/bob")
     assert notifier.store.page(accounts.get("bob").id, limit=10) == []
+
+
+def test_a_room_socket_carries_its_users_notifications(
+    notifier: Notifier, accounts: AccountDirectory, hub: NotificationHub
+) -> None:
+    """A room page's socket (a mailbox of the room) gets its user's notifications too; a
+    full one misses one and stays the room's (never closed from here); detached, nothing."""
+    alice = accounts.get("alice")
+    room_socket: Mailbox[Any] = Mailbox(maxsize=1)
+    detach = hub.attach(alice.id, room_socket)
+    notifier.report_handled(alice.id, 1)
+    notifier.report_handled(alice.id, 2)  # the mailbox is full: dropped, not closed
+    first = room_socket.queue.get_nowait()
+    assert first is not None and first["notification"]["data"] == {"report": 1}
+    assert not room_socket.closed and room_socket.queue.empty()
+    detach()
+    notifier.report_handled(alice.id, 3)
+    assert room_socket.queue.empty()
+    assert notifier.store.unread(alice.id) == 3

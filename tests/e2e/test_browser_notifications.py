@@ -4,7 +4,8 @@ alice keeps a page open while things happen to her on a real node: a follower (a
 follow: no activity crosses the network, the node tells her itself), a room she asked
 to be reminded of starts (she pressed "Remind me" on its page), someone she follows goes
 live, and she is invited to speak. The bell in the header counts each one as it arrives
-over the WebSocket, on whatever page she is (home, a room), without a reload; the
+over a WebSocket, on whatever page she is, without a reload: on a room page over the
+room's own socket (no second one stays open), elsewhere over the notifications socket; the
 notifications page lists them newest first, each leading where it happened, and "Mark
 all as read" clears the count. Screenshots at 1280x800 and 390x844 and an axe-core check
 of the notifications page go to tests/artifacts/.
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page, Playwright, expect
+from playwright.sync_api import Page, Playwright, WebSocket, expect
 
 from tests.conftest import Api, NodeProcess
 from tests.e2e.browser import launch
@@ -70,6 +71,13 @@ def test_the_bell_counts_live_and_the_page_lists_them(
     browser = launch(playwright_instance)
     try:
         page = new_page(browser, node.base_url)
+        sockets: list[WebSocket] = []
+        page.on("websocket", lambda ws: sockets.append(ws))
+
+        def open_sockets(path: str) -> list[str]:
+            page.wait_for_timeout(100)  # Playwright delivers socket events while it waits
+            return [ws.url for ws in sockets if path in ws.url and not ws.is_closed()]
+
         log_in(page, "alice")
         expect(page.get_by_role("link", name="Notifications")).to_be_visible()
         bell_says(page, 0)
@@ -82,6 +90,7 @@ def test_the_bell_counts_live_and_the_page_lists_them(
 
         # 2. A room alice asked to be reminded of, from its page, starts.
         evening = api.create_room(bob, "Bob's evening", starts_at=time.time() + 3600)
+        sockets.clear()  # those of the page before (a document that is gone)
         page.goto(f"/rooms/{evening['id']}")
         page.get_by_role("button", name="Remind me").click()
         expect(page.get_by_role("button", name="Reminder set ✓")).to_be_visible()
@@ -107,6 +116,9 @@ def test_the_bell_counts_live_and_the_page_lists_them(
         invite = api.request("POST", f"/api/v1/rooms/{evening['id']}/members/alice/invite", bob)
         assert invite.status_code == 200, invite.text
         bell_says(page, 4)
+        # On the room page they came over the room's socket: the page's own is closed.
+        until(lambda: not open_sockets("/notifications/ws"), what="one socket on a room page")
+        assert open_sockets(f"/rooms/{evening['id']}/ws")
 
         # The page lists them, newest first, each a link to where it happened.
         page.get_by_role("link", name="Notifications, 4 unread").click()
@@ -123,6 +135,7 @@ def test_the_bell_counts_live_and_the_page_lists_them(
             expect(item).to_contain_text(text)
             expect(item).to_have_class("notification unread")
         capture(page, "notifications", lambda: expect(items).to_have_count(4))
+        until(lambda: open_sockets("/notifications/ws"), what="the notifications socket again")
 
         # A fifth arrives while the list is open: it shows at the top at once.
         api.request("POST", "/api/v1/follows", carol, json={"handle": f"alice@{host}"})
