@@ -9,6 +9,8 @@ stores the instant she meant. bob (in Tokyo) sees the same start in his own time
 from __future__ import annotations
 
 import datetime as dt
+import re
+import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
@@ -19,6 +21,7 @@ from playwright.sync_api import Page, Playwright, expect
 
 from tests.conftest import Api, NodeProcess
 from tests.e2e.browser import ARTIFACTS, launch, new_context
+from tests.federation_helpers import actor_url, db_rows, follow, handle, wait_accepted
 
 NEW_YORK, TOKYO = "America/New_York", "Asia/Tokyo"
 
@@ -126,5 +129,61 @@ def test_schedule_remind_edit_start_early_and_cancel(
         cancelled = api.http.get(f"/api/v1/rooms/{other['id']}").json()
         assert cancelled["state"] == "ended" and cancelled["cancelled"] is True
         assert api.request("GET", "/api/v1/rooms?state=scheduled", alice).json()["rooms"] == []
+    finally:
+        browser.close()
+
+
+@pytest.mark.e2e
+def test_a_user_of_another_node_asks_to_be_reminded_from_home(
+    node_factory: Callable[..., NodeProcess],
+    api_factory: Callable[[NodeProcess], Api],
+    playwright_instance: Playwright,
+) -> None:
+    """bob on B follows alice on A. Her scheduled room reaches B as an Event and shows under
+    Upcoming on B's home page; bob presses "Remind me" there: B sends A an Accept{Event}
+    (A records the RSVP). When alice goes live, bob's bell on B counts it, live."""
+    a, b = node_factory(), node_factory()
+    api_a, api_b = api_factory(a), api_factory(b)
+    alice = api_a.signup("alice")
+    bob = api_b.signup("bob")
+    follow(api_b, bob, handle(a, "alice"))
+    wait_accepted(api_b, bob, actor_url(a, "alice"))
+    starts = time.time() + 7200
+    room = api_a.create_room(alice, "Across the fediverse", starts_at=starts)
+    browser = launch(playwright_instance)
+    try:
+        page = new_context(browser, b.base_url, timezone_id=TOKYO, locale="en-GB").new_page()
+        log_in(page, "bob")
+        upcoming = page.get_by_role("region", name="Upcoming")
+        card = upcoming.locator(".room-card", has_text="Across the fediverse")
+        # B lists it once the Event has arrived (the page refreshes every 15 s).
+        deadline = time.monotonic() + 60
+        while not card.count():
+            assert time.monotonic() < deadline, "the Event never reached B's home page"
+            page.reload()
+            page.wait_for_timeout(1000)
+        moment = dt.datetime.fromtimestamp(starts, dt.UTC)
+        expect(card.locator(".when-badge")).to_contain_text(shown(moment, TOKYO))
+        expect(card).to_contain_text(f"on {a.base_url.removeprefix('http://')}")
+        # Its name says which room (a visually hidden part, for screen readers).
+        card.get_by_role("button", name=re.compile(r"^Remind me\W+Across the fediverse$")).click()
+        reminded = card.get_by_role(
+            "button", name=re.compile(r"^Reminder set ✓\W+Across the fediverse$")
+        )
+        expect(reminded).to_have_attribute("aria-pressed", "true")
+        mine = api_b.request("GET", "/api/v1/reminders", bob).json()["reminders"]
+        assert [r["room"] for r in mine] == [room["url"]] and mine[0]["remote"] is True
+        deadline = time.monotonic() + 30
+        while not db_rows(a, "select actor from event_rsvps where room_id = ?", (room["id"],)):
+            assert time.monotonic() < deadline, "A never recorded bob's RSVP"
+            time.sleep(0.2)
+        page.screenshot(path=str(ARTIFACTS / "rooms-upcoming-remote.png"), full_page=True)
+
+        started = api_a.request("POST", f"/api/v1/rooms/{room['id']}/start", alice)
+        assert started.status_code == 200, started.text
+        expect(page.locator("#nav a.bell .bell-count")).to_have_text("1", timeout=30_000)
+        [note] = api_b.request("GET", "/api/v1/notifications", bob).json()["notifications"]
+        assert note["kind"] == "room_started"
+        assert note["url"].startswith(b.base_url)  # B's copy of the room
     finally:
         browser.close()
