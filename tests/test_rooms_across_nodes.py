@@ -159,9 +159,10 @@ async def test_a_user_of_b_is_reminded_when_a_scheduled_room_of_a_starts(
     starts = time.time() + 3600
     room = api_a.create_room(alice, "Tomorrow's show", starts_at=starts, recording=False)
     assert room["starts_at"] == pytest.approx(starts)
-    # B learns of it from the Event and lists it as upcoming.
+    # B learns of it from the Event and lists it as upcoming (the scheduled Note may come
+    # first: listed, its start known once the Event is in).
     upcoming = await until(
-        lambda: _upcoming(api_b, room["url"]), what="the Event on B", timeout=30
+        lambda: _upcoming_with_start(api_b, room["url"]), what="the Event on B", timeout=30
     )
     assert upcoming["starts_at"] == pytest.approx(starts, abs=1)
 
@@ -200,6 +201,11 @@ async def test_a_user_of_b_is_reminded_when_a_scheduled_room_of_a_starts(
 async def _upcoming(api: Api, url: str) -> dict[str, Any] | None:
     rows = api.http.get("/api/v1/rooms", params={"state": "scheduled"}).json()["rooms"]
     return next((r for r in rows if r.get("url") == url), None)
+
+
+async def _upcoming_with_start(api: Api, url: str) -> dict[str, Any] | None:
+    found = await _upcoming(api, url)
+    return found if found is not None and found.get("starts_at") is not None else None
 
 
 async def _rsvps(node: NodeProcess, room_id: str) -> list[Any]:

@@ -109,7 +109,11 @@ def test_every_row_and_key_is_kept_by_the_migrations(tmp_path: Path, name: str) 
     db.close()
     after = _all_rows(data / DB_FILENAME)
     new_tables = set(after) - set(before)
-    assert {t: after[t] for t in before} == before
+    for table, rows in before.items():
+        # Columns later migrations add (accounts.avatar) come last and are empty on old rows.
+        width = len(rows[0]) if rows else 0
+        assert sorted((row[:width] for row in after[table]), key=repr) == rows, table
+        assert all(v is None for row in after[table] for v in row[width:]), table
     assert all(after[t] == [] for t in new_tables)
     # The same schema as a database this code creates, table by table, index by index.
     fresh = tmp_path / "fresh"

@@ -168,9 +168,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "rooms_schedule_recording",
         (
+            # Null on rooms of before (not recorded, not cancelled): old rows stay as they
+            # were, with empty new columns at the end (tests/test_store_upgrade.py).
             "alter table rooms add column starts_at real",
-            "alter table rooms add column recording integer not null default 0",
-            "alter table rooms add column cancelled integer not null default 0",
+            "alter table rooms add column recording integer",
+            "alter table rooms add column cancelled integer",
             "alter table rooms add column summary text",
             "alter table rooms add column pinned text",
             """create table recordings (
