@@ -20,6 +20,9 @@ check-chromium:
 	@test -x /usr/bin/chromium || { \
 	  echo "installing Debian's chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@# Reactions are emoji: without a colour emoji font the screenshots show empty boxes.
+	@test -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji; }
 
 # hls.js plays rooms over HLS in the web client. Pinned (version and sha512) in
 # client/package-lock.json, which `npm ci` checks; the file is served as it ships (no build

@@ -65,6 +65,10 @@ class RemoteRoom:
     whep_url: str | None
     speakers: tuple[str, ...]
     relay_url: str | None = None
+    starts_at: float | None = None
+    """A scheduled room's start (from its Event: federation.events)."""
+    event_id: str | None = None
+    """The Event that announced it, when one did."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,17 +31,22 @@ from federation.errors import (
     RemoteFetchError,
     SignatureError,
 )
+from federation.events import RSVP_TYPES, event_room, rsvp_target
 from federation.ports import (
     DeliveryStore,
+    EventRsvps,
     FlagReceiver,
     FollowState,
     FollowStore,
     InboxStore,
     KeyStore,
+    Notices,
     RemoteActorCache,
     RoomActions,
+    RoomComments,
     RoomDirectory,
 )
+from federation.replies import engagement_kind, reply_from_note
 from federation.reports import parse_flag
 from federation.signatures import identify_signature, verify_request
 
@@ -146,6 +151,9 @@ class InboxContext:
     new_activity_id: Callable[[str], str] = field(default=_new_activity_id)
     room_actions: RoomActions | None = None
     flags: FlagReceiver | None = None
+    comments: RoomComments | None = None
+    rsvps: EventRsvps | None = None
+    notices: Notices | None = None
 
 
 Handler = Callable[[Activity, InboxContext], Awaitable[None]]
@@ -161,6 +169,8 @@ async def handle_follow(activity: Activity, ctx: InboxContext) -> None:
     await ctx.follows.add_follower(local, follower.id, activity.id, FollowState.ACCEPTED)
     accept = build_accept(ctx.new_activity_id(local), local, activity.raw)
     await ctx.deliveries.enqueue(json.dumps(accept), follower.inbox, local)
+    if ctx.notices is not None:
+        await ctx.notices.followed(local, follower.id)
 
 
 def _ref(value: object) -> str | None:
@@ -173,7 +183,17 @@ def _ref(value: object) -> str | None:
 
 async def handle_undo(activity: Activity, ctx: InboxContext) -> None:
     inner = activity.object
-    if inner is None or inner.get("type") != "Follow":
+    inner_type = inner.get("type") if inner is not None else None
+    if inner is not None and isinstance(inner_type, str) and inner_type != "Follow":
+        if _ref(inner.get("actor")) not in (None, activity.actor):
+            raise ActivityParseError("Undo of someone else's activity", "object.actor")
+        kind = engagement_kind(inner_type)
+        if kind is not None and ctx.comments is not None:
+            await ctx.comments.undo_engagement(kind, activity.actor, _ref(inner.get("object")))
+        elif inner_type in RSVP_TYPES and ctx.rsvps is not None:
+            await ctx.rsvps.cancel(activity.actor, _ref(inner.get("object")))
+        return
+    if inner is None or inner_type != "Follow":
         log.info("Undo of %s ignored", activity.object_id)
         return
     if _ref(inner.get("actor")) != activity.actor:
@@ -200,23 +220,53 @@ async def _following_pair(activity: Activity, ctx: InboxContext) -> tuple[str, s
     return pair
 
 
+async def _rsvp(activity: Activity, ctx: InboxContext) -> bool:
+    """An RSVP to one of our Events (FEP-8a8e): True when it was one."""
+    if ctx.rsvps is None:
+        return False
+    raw_object = activity.raw.get("object")
+    event_id = rsvp_target(activity.type, raw_object)
+    if event_id is None:
+        return False
+    if activity.type == "Reject":
+        await ctx.rsvps.cancel(activity.actor, event_id)
+        return isinstance(raw_object, Mapping)
+    return await ctx.rsvps.rsvp(activity.actor, event_id, activity.id)
+
+
 async def handle_accept(activity: Activity, ctx: InboxContext) -> None:
+    if activity.object_type not in (None, "Follow") or activity.type != "Accept":
+        await _rsvp(activity, ctx)
+        return
     pair = await _following_pair(activity, ctx)
     if pair is not None:
         await ctx.follows.set_following_state(pair[0], pair[1], FollowState.ACCEPTED)
+    elif activity.object is None:
+        await _rsvp(activity, ctx)
 
 
 async def handle_reject(activity: Activity, ctx: InboxContext) -> None:
+    if activity.object_type not in (None, "Follow"):
+        await _rsvp(activity, ctx)
+        return
     pair = await _following_pair(activity, ctx)
     if pair is not None:
         await ctx.follows.remove_following(pair[0], pair[1])
+    elif activity.object is None:
+        await _rsvp(activity, ctx)
 
 
 async def handle_note(activity: Activity, ctx: InboxContext) -> None:
     if activity.object is None:
         return  # a bare-IRI Create is not something Parley rooms ever send
-    room = room_from_note(activity.object)
+    if activity.object_type == "Event":
+        room = event_room(activity.object)
+    else:
+        room = room_from_note(activity.object)
     if room is None:
+        reply = reply_from_note(activity.object, activity.actor)
+        if reply is not None and ctx.comments is not None:
+            await ctx.comments.reply(reply)
         return
     if room.host != activity.actor:
         raise ActivityParseError("room hosted by someone other than the sender", "room.host")
@@ -224,6 +274,15 @@ async def handle_note(activity: Activity, ctx: InboxContext) -> None:
         await ctx.rooms.end(room.id, by=activity.actor)
     else:
         await ctx.rooms.upsert(room)
+    if ctx.notices is not None:
+        await ctx.notices.room_announced(room)
+
+
+async def handle_engagement(activity: Activity, ctx: InboxContext) -> None:
+    """A Like or an Announce (boost) of something; counted if it is one of our rooms'."""
+    kind = engagement_kind(activity.type)
+    if kind is not None and activity.object_id is not None and ctx.comments is not None:
+        await ctx.comments.engagement(kind, activity.actor, activity.object_id, activity.id)
 
 
 async def handle_delete(activity: Activity, ctx: InboxContext) -> None:
@@ -237,6 +296,8 @@ async def handle_delete(activity: Activity, ctx: InboxContext) -> None:
         # Only the announcement's own author may take it down (the directory checks the
         # room's host is the actor); a neighbour on the same server may not.
         await ctx.rooms.end_by_note(activity.object_id, by=activity.actor)
+        if ctx.comments is not None:
+            await ctx.comments.deleted(activity.object_id, by=activity.actor)
 
 
 async def handle_room_action(activity: Activity, ctx: InboxContext) -> None:
@@ -260,12 +321,20 @@ HANDLERS: Mapping[str, Handler] = {
     "Update": handle_note,
     "Delete": handle_delete,
     "Flag": handle_flag,
+    "TentativeAccept": handle_accept,
+    "Join": handle_accept,
+    "Like": handle_engagement,
+    "Announce": handle_engagement,
 }
 
 
 def handler_for(activity: Activity) -> Handler | None:
     """The handler for an activity's type, or None to ignore it (Like, Announce, ...)."""
-    if activity.type in ("Create", "Update") and activity.object_type not in (None, "Note"):
+    if activity.type in ("Create", "Update") and activity.object_type not in (
+        None,
+        "Note",
+        "Event",
+    ):
         return None
     if activity.type.startswith("parley:"):
         return handle_room_action

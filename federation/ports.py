@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from federation.activities import RemoteRoom
 from federation.actors import RemoteActor
+from federation.replies import Reply
 from federation.reports import Flag
 
 
@@ -213,6 +214,43 @@ class FlagReceiver(Protocol):
     """Files reports that other servers send (``Flag``, federation.reports)."""
 
     async def receive_flag(self, flag: Flag) -> None: ...
+
+
+class RoomComments(Protocol):
+    """Replies, likes and boosts of our rooms' public objects (federation.replies)."""
+
+    async def reply(self, reply: Reply) -> None:
+        """A reply (or an edit of one); ignored unless it answers one of our rooms."""
+        ...
+
+    async def deleted(self, object_id: str, by: str) -> None: ...
+
+    async def engagement(self, kind: str, actor: str, object_id: str, activity_id: str) -> None:
+        """``kind`` ``like`` or ``boost`` of ``object_id`` by ``actor``."""
+        ...
+
+    async def undo_engagement(self, kind: str, actor: str, object_id: str | None) -> None: ...
+
+
+class EventRsvps(Protocol):
+    """RSVPs (``Accept{Event}``) of other servers' users to our scheduled rooms."""
+
+    async def rsvp(self, actor: str, event_id: str, activity_id: str) -> bool:
+        """Record it; False when ``event_id`` is not one of our Events."""
+        ...
+
+    async def cancel(self, actor: str, event_id: str | None) -> None: ...
+
+
+class Notices(Protocol):
+    """What our users are told about the fediverse (node.notifications)."""
+
+    async def room_announced(self, room: RemoteRoom) -> None:
+        """A room of another server was announced to us or changed (it may have gone
+        live: followers and those who asked to be reminded hear of it)."""
+        ...
+
+    async def followed(self, local_actor: str, follower: str) -> None: ...
 
 
 class RoomActions(Protocol):

@@ -85,6 +85,12 @@ DOWNSTREAM_TYPES = frozenset(
         "ping",
         "handover",
         "stopped",
+        "reaction",
+        "comment",
+        "comment_hidden",
+        "pinned",
+        "engagement",
+        "host_away",
     }
 )
 """Text messages the carrying node sends to a relay (room events as on the room socket)."""
@@ -346,9 +352,12 @@ def _check_member_left(doc: dict[str, Any]) -> None:
 
 
 def _check_listeners(doc: dict[str, Any]) -> None:
-    count = doc.get("count")
-    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 31:
-        raise RelayFrameError("listeners.count must be a non-negative integer")
+    for name in ("count", "total"):
+        count = doc.get(name)
+        if name == "total" and count is None:
+            continue  # a relay of before the summary (issue 12) sends no total
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 31:
+            raise RelayFrameError(f"listeners.{name} must be a non-negative integer")
 
 
 def _check_presence(doc: dict[str, Any]) -> None:
@@ -395,6 +404,40 @@ def _check_room(doc: dict[str, Any]) -> None:
     _check_room_json(doc, "room")
 
 
+def _check_object(field_name: str, *, nullable: bool) -> Callable[[dict[str, Any]], None]:
+    """Events whose payload is one object (a comment; the pin, or null for none): its
+    fields are read by node.room_copy, which drops what does not fit."""
+
+    def check(doc: dict[str, Any]) -> None:
+        value = doc.get(field_name)
+        if not isinstance(value, dict) and not (nullable and value is None):
+            raise RelayFrameError(f"{doc['type']}.{field_name} must be an object")
+
+    return check
+
+
+def _check_reaction(doc: dict[str, Any]) -> None:
+    _string(doc, "reaction", "username")
+    _string(doc, "reaction", "emoji")
+
+
+def _check_comment_hidden(doc: dict[str, Any]) -> None:
+    _string(doc, "comment_hidden", "id")
+
+
+def _check_engagement(doc: dict[str, Any]) -> None:
+    for name in ("likes", "boosts"):
+        count = doc.get(name)
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 31:
+            raise RelayFrameError(f"engagement.{name} must be a non-negative integer")
+
+
+def _check_host_away(doc: dict[str, Any]) -> None:
+    until = doc.get("until")
+    if until is not None and (not isinstance(until, int | float) or isinstance(until, bool)):
+        raise RelayFrameError("host_away.until must be a number or null")
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "snapshot": _check_snapshot,
     "member": _check_member,
@@ -408,6 +451,12 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "presence": _check_presence,
     "relays": _check_relays,
     "ping": lambda doc: None,
+    "reaction": _check_reaction,
+    "comment": _check_object("comment", nullable=False),
+    "comment_hidden": _check_comment_hidden,
+    "pinned": _check_object("pinned", nullable=True),
+    "engagement": _check_engagement,
+    "host_away": _check_host_away,
 }
 
 

@@ -28,7 +28,8 @@ from federation.errors import ActivityParseError
 
 PREFIX = "parley:"
 MAX_MEMBER = 320
-MAX_TEXT_ARGUMENT = 64
+MAX_TEXT_ARGUMENT = 2048
+"""A comment id or a pinned link is a URL."""
 
 Argument = bool | str
 

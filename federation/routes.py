@@ -420,17 +420,29 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         return _activity_json(doc)
 
     async def published_object(request: Request, s: FederationSite) -> Response:
-        username, room_id = request.path_params["username"], request.path_params["room_id"]
+        """A room's Note, its scheduled Note and Event (``/scheduled``, ``/event``), its
+        replay (``/replay``), or a user's comment (``/comments/{id}``): as the newest
+        activity of ours carried it."""
+        username = request.path_params["username"]
+        room_id = request.path_params.get("room_id")
+        kind = request.path_params.get("kind")
         urls = s.user_urls(username)
-        if not wants_activity_json(request):
+        base = urls.shared_inbox.rsplit("/", 1)[0]
+        if room_id is not None:
+            object_id = f"{urls.id}/rooms/{room_id}" + (f"/{kind}" if kind else "")
+            page = f"{base}/rooms/{room_id}" + ("/replay" if kind == "replay" else "")
+        else:
+            object_id = f"{urls.id}/comments/{request.path_params['comment_id']}"
+            page = None
+        if not wants_activity_json(request) and page is not None:
             # A person following the Note's id from Mastodon lands on the room page.
-            base = urls.shared_inbox.rsplit("/", 1)[0]
-            return RedirectResponse(f"{base}/rooms/{room_id}", 302, headers={"Vary": "Accept"})
+            return RedirectResponse(page, 302, headers={"Vary": "Accept"})
         await _guard_fetch(s, request, required=s.authorized_fetch)
-        found = await s.outbox.latest_object(f"{urls.id}/rooms/{room_id}")
+        found = await s.outbox.latest_object(object_id)
         if found is None:
             return _error(404, "not_found", "no such object")
-        return _activity_json({"@context": NOTE_CONTEXT, **found})
+        context = found.get("@context", NOTE_CONTEXT)
+        return _activity_json({**found, "@context": context})
 
     async def parley_context(request: Request, s: FederationSite) -> Response:
         # A JSON-LD processor (or the JSON-LD playground) may fetch it from anywhere.
@@ -532,4 +544,6 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         Route("/users/{username}/followers", guarded(followers)),
         Route("/users/{username}/following", guarded(following)),
         Route("/users/{username}/rooms/{room_id}", guarded(published_object)),
+        Route("/users/{username}/rooms/{room_id}/{kind}", guarded(published_object)),
+        Route("/users/{username}/comments/{comment_id}", guarded(published_object)),
     ]

@@ -50,6 +50,17 @@ def _role(value: Any) -> Role:
     return role  # the host role: the room refuses it (Forbidden)
 
 
+def _text(name: str, limit: int, *, optional: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise InvalidInput(name, f"must be a string of at most {limit} characters")
+        return value
+
+    return check
+
+
 def _bool(name: str) -> Callable[[Any], bool]:
     def check(value: Any) -> bool:
         if not isinstance(value, bool):
@@ -57,6 +68,10 @@ def _bool(name: str) -> Callable[[Any], bool]:
         return value
 
     return check
+
+
+def _reaction_allowed(room: Room, act: Act) -> None:
+    room.check_reaction(act.actor, act.arguments["emoji"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +88,9 @@ class RoomAction:
     may arrive before their presence does)."""
     whole_body: bool = False
     """The arguments are the request body as it is (an edit of the room's fields)."""
+    precheck: Callable[[Room, Act], None] | None = None
+    """Checked on the node the user acts from before the action is sent to the room's
+    acting origin (a reaction over the sender's rate is dropped there, not sent)."""
 
     def check(self, room: Room, actor: str, target: str) -> None:
         if actor in room.blocked:
@@ -157,6 +175,49 @@ ACTIONS: tuple[RoomAction, ...] = (
         lambda room, a: room.update(a.actor, dict(a.arguments)),
         {},
         whole_body=True,
+    ),
+    RoomAction(
+        "react",
+        "parley:React",
+        Who.ANYONE,
+        lambda room, a: room.react(a.actor, a.arguments["emoji"]),
+        {"emoji": _text("emoji", 16)},
+        joins=True,
+        precheck=lambda room, a: _reaction_allowed(room, a),
+    ),
+    RoomAction(
+        "hide_comment",
+        "parley:HideComment",
+        Who.MODERATOR,
+        lambda room, a: room.hide_comment(a.actor, a.arguments["comment"]),
+        {"comment": _text("comment", 2048)},
+    ),
+    RoomAction(
+        "pin",
+        "parley:Pin",
+        Who.MODERATOR,
+        lambda room, a: room.pin(
+            a.actor, a.arguments["comment"], a.arguments["link"], a.arguments["label"] or ""
+        ),
+        {
+            "comment": _text("comment", 2048, optional=True),
+            "link": _text("link", 2048, optional=True),
+            "label": _text("label", 120, optional=True),
+        },
+    ),
+    RoomAction(
+        "hand_over",
+        "parley:HandOver",
+        Who.HOST,
+        lambda room, a: room.hand_over(a.actor, a.target),
+        {},
+    ),
+    RoomAction(
+        "take_host",
+        "parley:TakeHost",
+        Who.MODERATOR,
+        lambda room, a: room.take_host(a.actor),
+        {},
     ),
     RoomAction("start", None, Who.HOST, lambda room, a: room.start(a.actor), {}),
     RoomAction("end", None, Who.HOST, lambda room, a: room.end(a.actor), {}),

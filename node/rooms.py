@@ -31,7 +31,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from federation.sanitize import plain_text
-from node.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
+from node.comments import Comment, CommentBoard
+from node.errors import (
+    Conflict,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+)
+from node.reactions import RAISED_HAND, REACTIONS, ReactionLimiter
+from node.room_summary import RoomStats
 
 MAX_TITLE = 120
 MAX_DESCRIPTION = 1000
@@ -233,10 +243,28 @@ class Room:
     """What this node knows of some members beyond the room's state, merged into their
     JSON here and never replicated: a visitor's avatar on this node, who verified them
     (node.visitors)."""
+    owner: str = ""
+    """The account that created the room (its announcements and recording are theirs);
+    the host may change (``hand_over``, ``take_host``), the owner does not."""
+    starts_at: float | None = None
+    recording: bool = False
+    """Decided before the room goes live (consent): everyone sees it while live."""
+    cancelled: bool = False
+    """Ended before it went live."""
+    host_away_until: float | None = None
+    """The host left without ending the room: it ends then unless they (or a cohost who
+    takes over as host) come back (node.onair.local_mix)."""
+    announcement: str | None = None
+    """The object id our users reply to when they comment (the room's public Note)."""
+    summary: dict[str, Any] | None = None
+    board: CommentBoard = field(default_factory=CommentBoard)
+    stats: RoomStats = field(default_factory=RoomStats)
+    reactions: ReactionLimiter = field(default_factory=ReactionLimiter)
     clock: Callable[[], float] = time.time
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
+        self.owner = self.owner or self.host
         # Everyone comes on stage muted, the host included (as on Spaces): a microphone
         # is never live before its owner says so.
         self.members.setdefault(
@@ -254,6 +282,8 @@ class Room:
             callback(event)
 
     def _member_changed(self, member: Member) -> None:
+        if member.on_stage and self.state is RoomState.LIVE:
+            self.stats.on_stage(member.username, member.display_name)
         self._emit({"type": "member", "member": self.member_json(member)})
 
     def member_json(self, member: Member) -> dict[str, Any]:
@@ -315,6 +345,13 @@ class Room:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "ended_by": self.ending.to_json() if self.ending is not None else None,
+            "starts_at": self.starts_at,
+            "recording": self.recording,
+            "cancelled": self.cancelled,
+            "host_away_until": self.host_away_until,
+            "announcement": self.announcement,
+            "comments": self.board.to_json(),
+            "summary": self.summary,
         }
 
     # Permission checks -----------------------------------------------------------------
@@ -346,11 +383,19 @@ class Room:
     def _transition(self, target: RoomState) -> None:
         if target not in TRANSITIONS[self.state]:
             raise IllegalTransition(self.state.value, target.value)
+        was = self.state
         self.state = target
         if target is RoomState.LIVE:
             self.started_at = self.clock()
+            for member in self.stage:
+                self.stats.on_stage(member.username, member.display_name)
         elif target is RoomState.ENDED:
             self.ended_at = self.clock()
+            self.host_away_until = None
+            if was is RoomState.SCHEDULED:
+                self.cancelled = True
+            elif self.summary is None:
+                self.summary = self.stats.summary(self.started_at, self.ended_at)
         self._emit({"type": "room", "room": self.to_json()})
 
     def start(self, actor: str) -> None:
@@ -376,6 +421,16 @@ class Room:
                 self.title = validate_title(value)
             elif key == "description":
                 self.description = validate_description(value)
+            elif key in ("starts_at", "recording"):
+                if self.state is not RoomState.SCHEDULED:
+                    raise Conflict(f"{key} is decided before the room goes live")
+                if key == "recording":
+                    if not isinstance(value, bool):
+                        raise InvalidInput("recording", "must be true or false")
+                    self.recording = value
+                else:
+                    # Parsed by node.schedule (the web layer): a time or None.
+                    self.starts_at = None if value is None else float(value)
             else:
                 raise InvalidInput(key, "unknown or read-only field")
         self._emit({"type": "room", "room": self.to_json()})
@@ -418,7 +473,8 @@ class Room:
         member.publishing = publishing
         self._member_changed(member)
 
-    def set_listener_count(self, count: int) -> None:
+    def set_listener_count(self, count: int, total: int | None = None) -> None:
+        self.stats.listeners(count, total)
         if count != self.listener_count:
             self.listener_count = count
             self._emit({"type": "listeners", "count": count})
@@ -433,6 +489,9 @@ class Room:
         if member.hand_raised_at is None:
             member.hand_raised_at = self.clock()
             self._member_changed(member)
+            # The raised hand floats like a reaction (and counts as one in the summary).
+            self.stats.reactions[RAISED_HAND] += 1
+            self._emit({"type": "reaction", "username": username, "emoji": RAISED_HAND})
 
     def lower_hand(self, actor: str, username: str) -> None:
         member = self.member(username)
@@ -547,6 +606,95 @@ class Room:
         member.invited = False
         self._member_changed(member)
 
+    # Reactions -------------------------------------------------------------------------
+
+    def check_reaction(self, username: str, emoji: Any) -> str:
+        """The reaction if ``username`` may send it now (a valid emoji, within the rate);
+        raises InvalidInput or RateLimited (the drop is counted)."""
+        if emoji not in REACTIONS:
+            raise InvalidInput("emoji", "must be one of " + " ".join(REACTIONS))
+        wait = self.reactions.take(username)
+        if wait > 0:
+            self.stats.reactions_dropped += 1
+            raise RateLimited(wait)
+        return str(emoji)
+
+    def react(self, username: str, emoji: Any) -> None:
+        self._require_live()
+        self.member(username)
+        emoji = self.check_reaction(username, emoji)
+        self.stats.reactions[emoji] += 1
+        self._emit({"type": "reaction", "username": username, "emoji": emoji})
+
+    # Comments (replies to the room's announcements) -------------------------------------
+
+    def add_comment(self, comment: Comment) -> None:
+        """A reply arrived (checked and cleaned by node.fediverse.comments)."""
+        if self.board.add(comment):
+            self._emit({"type": "comment", "comment": comment.to_json()})
+
+    def remove_comment(self, comment_id: str) -> None:
+        """Its author deleted it."""
+        if self.board.remove(comment_id):
+            self._emit({"type": "comment_hidden", "id": comment_id})
+
+    def hide_comment(self, actor: str, comment_id: str) -> None:
+        self._require_moderator(actor)
+        self.board.hide(comment_id)
+        self._emit({"type": "comment_hidden", "id": comment_id})
+        self._emit({"type": "pinned", "pinned": self.board.pinned})
+
+    def pin(self, actor: str, comment_id: str | None, link: str | None, label: str) -> None:
+        self._require_moderator(actor)
+        self.board.pin(comment_id, link, label)
+        self._emit({"type": "pinned", "pinned": self.board.pinned})
+
+    def set_engagement(self, likes: int, boosts: int) -> None:
+        if (likes, boosts) != (self.board.likes, self.board.boosts):
+            self.board.likes, self.board.boosts = likes, boosts
+            self._emit({"type": "engagement", "likes": likes, "boosts": boosts})
+
+    # The host leaving ------------------------------------------------------------------
+
+    def _make_host(self, member: Member, old_role: Role) -> None:
+        old = self.members.get(self.host)
+        if old is not None:
+            old.role = old_role
+            old.invited = False
+            self._member_changed(old)
+        member.role = Role.HOST
+        member.hand_raised_at = None
+        self.host = member.username
+        self.host_display_name = member.display_name
+        self.host_away_until = None
+        self._member_changed(member)
+        self._emit({"type": "room", "room": self.to_json()})
+
+    def hand_over(self, actor: str, username: str) -> None:
+        """The host leaves and gives the room to a cohost (then stays as a listener)."""
+        self._require_live()
+        self._require_host(actor)
+        member = self.member(username)
+        if member.role is not Role.COHOST:
+            raise Conflict("hand the room to one of its cohosts")
+        self._make_host(member, Role.LISTENER)
+
+    def take_host(self, actor: str) -> None:
+        """A cohost takes over as host while the host is away (the host comes back as a
+        cohost)."""
+        self._require_live()
+        member = self.member(actor)
+        if member.role is not Role.COHOST:
+            raise Forbidden("only a cohost may take over as host")
+        if self.host_away_until is None:
+            raise Conflict("the host is here")
+        self._make_host(member, Role.COHOST)
+
+    def set_host_away(self, until: float | None) -> None:
+        if until != self.host_away_until:
+            self.host_away_until = until
+            self._emit({"type": "host_away", "until": until})
+
     # Replication (a room carried from another node) -------------------------------------
     # A relaying node's copy follows the carrying node's events without permission checks:
     # the carrying node already checked them. These emit the same events as local changes.
@@ -639,56 +787,3 @@ class Room:
 
 def new_room_id() -> str:
     return secrets.token_urlsafe(9)
-
-
-def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> None:
-    """Make ``room`` what ``doc`` (a room JSON from the carrying node) says. Its texts are
-    another server's: plain text only (federation.sanitize)."""
-    members = []
-    hands = [name(h) for h in doc.get("hands", []) if isinstance(h, str)]
-    for raw in [*doc.get("speakers", []), *doc.get("audience", [])]:
-        if not isinstance(raw, dict) or not isinstance(raw.get("username"), str):
-            continue
-        members.append(member_from_json({**raw, "username": name(raw["username"])}, hands))
-    host = doc.get("host") or {}
-    room.replicate(
-        title=plain_text(str(doc.get("title") or room.title), MAX_TITLE),
-        description=plain_text(str(doc.get("description") or ""), MAX_DESCRIPTION),
-        state=RoomState(doc.get("state", room.state.value)),
-        host=name(str(host.get("username") or room.host)),
-        host_display_name=plain_text(
-            str(host.get("display_name") or room.host_display_name), MAX_MEMBER_NAME
-        ),
-        members=members,
-        listener_count=int(doc.get("listener_count") or 0),
-        started_at=doc.get("started_at"),
-        ending=Ending.from_json(doc.get("ended_by")),
-    )
-
-
-def member_from_json(raw: dict[str, Any], hands: list[str]) -> Member:
-    username = str(raw["username"])
-    try:
-        role = Role(str(raw.get("role")))
-    except ValueError:
-        role = Role.LISTENER
-    hand = float(hands.index(username) + 1) if username in hands else None
-    if hand is None and raw.get("hand_raised"):
-        hand = float(len(hands) + 1)
-    return Member(
-        username=username,
-        display_name=plain_text(str(raw.get("display_name") or username), MAX_MEMBER_NAME),
-        role=role,
-        muted=bool(raw.get("muted")),
-        hand_raised_at=hand,
-        invited=bool(raw.get("invited")),
-        connections=1 if raw.get("connected") else 0,
-        publishing=bool(raw.get("publishing")),
-    )
-
-
-def visibility_of(doc: dict[str, Any]) -> Visibility:
-    try:
-        return Visibility(str(doc.get("visibility")))
-    except ValueError:
-        return Visibility.PUBLIC

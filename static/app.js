@@ -9,7 +9,9 @@ import { isStaff } from './admin-parts.js';
 import { ApiError, del, get, post } from './api.js';
 import { field, submitting } from './forms.js';
 import { renderHome } from './home.js';
+import { bell, renderNotifications, stopNotifications } from './notify.js';
 import { renderProfile } from './profile.js';
+import { renderReplay } from './replay.js';
 import { mountRoom } from './room.js';
 import { renderSearch } from './search.js';
 import { renderSettings } from './settings.js';
@@ -37,6 +39,8 @@ const routes = [
   [/^\/new\/?$/, renderNewRoom],
   [/^\/search\/?$/, () => withCleanup(renderSearch(main, pageContext()))],
   [/^\/settings\/?$/, () => withCleanup(renderSettings(main, pageContext()))],
+  [/^\/notifications\/?$/, renderNotificationsPage],
+  [/^\/rooms\/([^/]+)\/replay\/?$/, (id) => renderReplay(main, id, pageContext())],
   [/^\/rooms\/([^/]+)\/?$/, renderRoom],
   [/^\/@([^/]+)\/?$/, renderProfilePage],
   [/^\/about\/?$/, () => renderAbout(main)],
@@ -135,11 +139,12 @@ function renderNav() {
     ),
   ];
   if (app.me) {
-    // HOOK(notifications): the bell with its unread count goes before the profile link.
     const profilePath = `/@${encodeURIComponent(app.me.username)}`;
     const onProfile = location.pathname === profilePath;
     items.push(
       h('a.button.primary.small', { href: '/new', 'data-link': true }, 'Start a room'),
+      // The bell with its unread count, live over a WebSocket (notify.js).
+      bell(),
       h(
         'a.nav-user',
         {
@@ -181,6 +186,7 @@ function renderNav() {
       h('button.button.small.ghost', { type: 'button', onclick: logout }, 'Log out'),
     );
   } else {
+    stopNotifications();
     const next = /^\/(rooms\/|@)/.test(location.pathname)
       ? `?next=${encodeURIComponent(location.pathname + location.search)}`
       : '';
@@ -354,17 +360,24 @@ async function renderNewRoom() {
   const unlisted = h('input', {
     type: 'radio', name: 'visibility', value: 'unlisted', id: 'vis-unlisted',
   });
+  // The start, in the creator's own time zone (the node stores the instant).
+  const startsAt = h('input', { type: 'datetime-local', name: 'starts_at' });
+  const recording = h('input', { type: 'checkbox', name: 'recording', id: 'recording' });
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const form = h(
     'form.form',
     {
       onsubmit: (event) => {
         event.preventDefault();
         submitting(form, async () => {
-          const room = await post('/api/v1/rooms', {
+          const body = {
             title: title.value.trim(),
             description: description.value.trim(),
             visibility: unlisted.checked ? 'unlisted' : 'public',
-          });
+            recording: recording.checked,
+          };
+          if (startsAt.value) body.starts_at = new Date(startsAt.value).toISOString();
+          const room = await post('/api/v1/rooms', body);
           navigate(`/rooms/${encodeURIComponent(room.id)}`);
         });
       },
@@ -386,6 +399,26 @@ async function renderNewRoom() {
         {},
         unlisted,
         h('label', { for: 'vis-unlisted' }, 'Unlisted', h('small.hint', {}, ' only with the link')),
+      ),
+    ),
+    field(
+      `Starts at (optional, your time zone: ${zone})`,
+      startsAt,
+      'Followers get an event and can ask to be reminded.',
+    ),
+    h(
+      'div.switch',
+      {},
+      recording,
+      h(
+        'label',
+        { for: 'recording' },
+        'Record this room',
+        h(
+          'small.hint.block',
+          {},
+          'Everyone sees “Recording” while it is live; the replay is posted to your followers.',
+        ),
       ),
     ),
     h('button.button.primary', { type: 'submit' }, 'Create room'),
@@ -419,6 +452,14 @@ function pageContext() {
 
 async function renderProfilePage(username) {
   app.cleanup = await renderProfile(main, username, pageContext());
+}
+
+async function renderNotificationsPage() {
+  if (!app.me) {
+    navigate(`/login?next=${encodeURIComponent('/notifications')}`, { replace: true });
+    return;
+  }
+  app.cleanup = await renderNotifications(main, pageContext());
 }
 
 async function renderRoom(roomId) {

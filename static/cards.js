@@ -1,6 +1,6 @@
 // Room and person cards shared by the home page, search and profiles.
 
-import { avatar, h, hostOf } from './ui.js';
+import { avatar, formatWhen, h, hostOf } from './ui.js';
 
 const STATE_TEXT = { live: 'Live', scheduled: 'Scheduled', ended: 'Ended' };
 
@@ -41,6 +41,10 @@ export function roomCard(room) {
       live
         ? h('span.live-badge', { 'aria-hidden': 'true' }, 'LIVE')
         : h(`span.state-badge.state-${room.state}`, {}, STATE_TEXT[room.state] || room.state),
+      // A scheduled start in the viewer's own time zone.
+      room.state === 'scheduled' && room.starts_at
+        ? h('span.when-badge', {}, formatWhen(room.starts_at))
+        : null,
       h('span.room-card-title', {}, room.title),
       room.description ? h('span.room-card-desc', {}, room.description) : null,
       h(
@@ -62,6 +66,7 @@ function remoteRoomCard(room) {
   // `local_url` is this server's view of the room (it relays the audio here, and you can
   // raise your hand with your account); without it the card leaves for the room's server.
   const local = Boolean(room.local_url);
+  const scheduled = room.state === 'scheduled';
   return h(
     'li.room-card.remote',
     {},
@@ -71,7 +76,9 @@ function remoteRoomCard(room) {
       h(
         'span.badges',
         {},
-        h('span.live-badge', { 'aria-hidden': 'true' }, 'LIVE'),
+        scheduled
+          ? h('span.when-badge', {}, room.starts_at ? formatWhen(room.starts_at) : 'Scheduled')
+          : h('span.live-badge', { 'aria-hidden': 'true' }, 'LIVE'),
         h('span.origin-badge', {}, `on ${origin}`),
       ),
       h('span.room-card-title', {}, room.title),

@@ -1,10 +1,10 @@
 // The home page: a short welcome saying what this node is (for visitors), rooms live
 // now, upcoming rooms, and (signed in) the people you follow.
 
-import { get } from './api.js';
+import { del, get, post } from './api.js';
 import { roomCard } from './cards.js';
 import { followPanel } from './profile.js';
-import { h, setTitle, showError } from './ui.js';
+import { announce, h, setTitle, showError } from './ui.js';
 
 const REFRESH_MS = 15000;
 
@@ -34,7 +34,7 @@ function welcome(node) {
   );
 }
 
-function roomSection(id, title, emptyText, level) {
+function roomSection(id, title, emptyText, level, card = roomCard) {
   const list = h('ul.room-list', { 'aria-labelledby': id });
   const status = h('p.muted', { role: 'status' }, 'Loading…');
   const section = h(
@@ -49,9 +49,47 @@ function roomSection(id, title, emptyText, level) {
     show(rooms) {
       status.textContent = rooms.length ? '' : emptyText;
       status.hidden = rooms.length > 0;
-      list.replaceChildren(...rooms.map(roomCard));
+      list.replaceChildren(...rooms.map((room) => card(room)));
     },
   };
+}
+
+/**
+ * "Remind me" for a scheduled room of another server (its page is there, not here): this
+ * node sends the room's node an RSVP (Accept{Event}) in your name, and notifies you when
+ * it goes live. `reminded` is the set of room URLs you asked about.
+ */
+function remindButton(room, reminded) {
+  const on = () => reminded.has(room.url);
+  const button = h('button.button.small.remind', { type: 'button' });
+  const paint = () => {
+    button.setAttribute('aria-pressed', String(on()));
+    button.replaceChildren(
+      on() ? 'Reminder set ✓' : 'Remind me',
+      h('span.visually-hidden', {}, `: ${room.title}`),
+    );
+  };
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      if (on()) {
+        await del(`/api/v1/reminders?room=${encodeURIComponent(room.url)}`);
+        reminded.delete(room.url);
+        announce('Reminder removed.');
+      } else {
+        await post('/api/v1/reminders', { room: room.url });
+        reminded.add(room.url);
+        announce('You will be notified when it starts.');
+      }
+    } catch (err) {
+      showError(err);
+    } finally {
+      button.disabled = false;
+      paint();
+    }
+  });
+  paint();
+  return button;
 }
 
 /** Render the home page into `main`; returns a cleanup function for the router. */
@@ -59,7 +97,19 @@ export async function renderHome(main, ctx) {
   setTitle('');
   const me = ctx.me;
   const liveNow = roomSection('live-h', 'Live now', 'No rooms are live right now.', me ? 'h1' : 'h2');
-  const upcoming = roomSection('upcoming-h', 'Upcoming', 'No rooms are scheduled.', 'h2');
+  const reminded = new Set();
+  const upcomingCard = (room) => {
+    const card = roomCard(room);
+    if (me && room.remote && room.state === 'scheduled') card.append(remindButton(room, reminded));
+    return card;
+  };
+  const upcoming = roomSection(
+    'upcoming-h',
+    'Upcoming',
+    'No rooms are scheduled.',
+    'h2',
+    upcomingCard,
+  );
   const head = me
     ? h(
         'div.page-head',
@@ -77,11 +127,16 @@ export async function renderHome(main, ctx) {
   let stopped = false;
   async function refresh() {
     try {
-      const [live, scheduled] = await Promise.all([
+      const [live, scheduled, reminders] = await Promise.all([
         get('/api/v1/rooms'),
         get('/api/v1/rooms?state=scheduled'),
+        me ? get('/api/v1/reminders') : null,
       ]);
       if (stopped) return;
+      if (reminders) {
+        reminded.clear();
+        for (const r of reminders.reminders || []) reminded.add(r.room);
+      }
       const rooms = (live && live.rooms) || [];
       liveNow.show(rooms);
       upcoming.show((scheduled && scheduled.rooms) || []);

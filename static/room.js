@@ -16,6 +16,8 @@ import {
   visitorBadge,
   visitorJoinForm,
 } from './visitor.js';
+import { roomSocketCarries, roomSocketGone } from './notify.js';
+import { mountExtras } from './room-extras.js';
 
 const SPEAKING_THRESHOLD = 0.03;
 const SPEAKING_HOLD_MS = 600;
@@ -279,6 +281,9 @@ export async function mountRoom(main, roomId, ctx) {
     )
     : null;
 
+  // Reactions, schedule, recording, comments, summary, the host leaving (room-extras.js).
+  const extras = mountExtras({ main, roomId, me, nameOf, myRole, flash });
+
   main.append(
     h(
       'article.room',
@@ -286,7 +291,7 @@ export async function mountRoom(main, roomId, ctx) {
       h(
         'header.room-head',
         {},
-        h('div.room-head-row', {}, stateEl, originEl, listenersEl, hostControls),
+        h('div.room-head-row', {}, stateEl, ...extras.badges, originEl, listenersEl, hostControls),
         titleEl,
         hostEl,
         descEl,
@@ -296,6 +301,7 @@ export async function mountRoom(main, roomId, ctx) {
       endedEl,
       stoppedEl,
       visitorEl,
+      ...extras.banners,
       joinEl,
       inviteEl,
       mic.element,
@@ -307,6 +313,7 @@ export async function mountRoom(main, roomId, ctx) {
       ),
       handsSection,
       h('section.panel.audience', { 'aria-labelledby': 'audience-h' }, audienceHeading, audienceList),
+      ...extras.sections,
       h('section.panel.settings', { 'aria-label': 'Other ways to listen' }, playerLink),
       reportPanel ? h('section.panel.room-report', { 'aria-label': 'Report' }, reportPanel.element) : null,
       controls,
@@ -479,7 +486,16 @@ export async function mountRoom(main, roomId, ctx) {
       act(() => post(memberPath(roomId, myUsername(), '/role'), { role: 'listener' }), {
         success: 'You left the stage.',
       }),
-    leaveRoom: () => navigate('/'),
+    leaveRoom: () => {
+      if (myRole() === 'host' && room && room.state === 'live') {
+        // The host leaving: end the room, or hand it to a cohost (room-extras.js).
+        const cohosts = [...members.values()].filter((m) => m.role === 'cohost');
+        const end = async () => applyRoomResult(await act(() => post(roomPath(roomId, '/end'))));
+        extras.leaveAsHost(cohosts, end, () => navigate('/'));
+        return;
+      }
+      navigate('/');
+    },
     share: async () => {
       const url = (room && room.url) || location.href;
       try {
@@ -583,6 +599,7 @@ export async function mountRoom(main, roomId, ctx) {
     if (room.state === 'ended') ended = true;
     reconcile();
     render();
+    extras.update(room);
   }
 
   function applyMember(member) {
@@ -609,6 +626,7 @@ export async function mountRoom(main, roomId, ctx) {
     if (isMe) you = { ...you, role: member.role };
     reconcile();
     render();
+    if (isMe && before && before.role !== member.role) extras.refreshRole();
   }
 
   function applyLevels(levels) {
@@ -699,6 +717,10 @@ export async function mountRoom(main, roomId, ctx) {
         if (wasReconnect) announce('Reconnected.');
         return;
       }
+      if (msg.type === 'notifications' || msg.type === 'notification') {
+        roomSocketCarries(msg); // your notifications ride this socket (notify.js)
+        return;
+      }
       handleMessage(msg);
     });
     socket.addEventListener('open', () => {
@@ -711,6 +733,7 @@ export async function mountRoom(main, roomId, ctx) {
       if (ws !== socket) return;
       clearInterval(pingTimer);
       ws = null;
+      roomSocketGone();
       if (disposed || kickedMessage) return;
       // Application close codes (4000-4999) carry a reason that will not go away by
       // retrying, e.g. blocked or not found.
@@ -797,7 +820,8 @@ export async function mountRoom(main, roomId, ctx) {
         }
         break;
       default:
-        break; // pong and future message types
+        extras.handle(msg); // reactions, comments, the host away (room-extras.js)
+        break;
     }
   }
 
@@ -1345,6 +1369,8 @@ export async function mountRoom(main, roomId, ctx) {
   return function dispose() {
     disposed = true;
     stopVisitorChannel();
+    roomSocketGone();
+    extras.dispose();
     clearTimeout(wsTimer);
     clearInterval(pingTimer);
     clearInterval(speakingTimer);

@@ -85,3 +85,15 @@ export function hostOf(url) {
     return 'another server';
   }
 }
+
+/** A moment (seconds since the epoch) in the viewer's own time zone, with the zone named. */
+export function formatWhen(seconds) {
+  return new Intl.DateTimeFormat(undefined, {
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+    timeZoneName: 'short',
+  }).format(new Date(seconds * 1000));
+}

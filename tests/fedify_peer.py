@@ -258,6 +258,23 @@ class FedifyPeer:
         """
         return dict(self._call("POST", "lookup", self._target(target, signed=signed, raw=raw)))
 
+    def reply(self, in_reply_to: str, content: str, to: str) -> dict[str, Any]:
+        """bob posts a reply (Create{Note inReplyTo}) to the post `in_reply_to`, delivered to
+        the actor `to` (the post's author). Returns {note, activity, delivered}."""
+        body = {"inReplyTo": in_reply_to, "content": content, "to": to}
+        return dict(self._call("POST", "reply", body))
+
+    def rsvp(self, event: str, to: str) -> dict[str, Any]:
+        """bob answers the Event `event` with Accept (an RSVP, FEP-8a8e), sent to `to`."""
+        return dict(self._call("POST", "rsvp", {"event": event, "to": to}))
+
+    def like(self, obj: str, to: str) -> dict[str, Any]:
+        return dict(self._call("POST", "like", {"object": obj, "to": to}))
+
+    def announce(self, obj: str, to: str) -> dict[str, Any]:
+        """bob boosts `obj`."""
+        return dict(self._call("POST", "announce", {"object": obj, "to": to}))
+
     # ------------------------------------------------------------------ waiting
 
     def wait_for(

@@ -409,8 +409,8 @@ async def test_room_hosted_by_other_actor_fails(world: World) -> None:
 def test_handler_factory_ignores_unknown() -> None:
     from federation.activities import parse_activity
 
-    like = parse_activity({"id": f"{BOB}#l", "type": "Like", "actor": BOB, "object": ALICE})
-    assert handler_for(like) is None
+    move = parse_activity({"id": f"{BOB}#m", "type": "Move", "actor": BOB, "object": ALICE})
+    assert handler_for(move) is None
     question = parse_activity({"id": f"{BOB}#c", "type": "Create", "actor": BOB,
                                "object": {"id": f"{BOB}/q", "type": "Question"}})  # fmt: skip
     assert handler_for(question) is None

@@ -33,6 +33,11 @@ def test_every_action_is_one_row_with_a_unique_name_and_activity_type() -> None:
         "parley:SetRole",
         "parley:Remove",
         "parley:Block",
+        "parley:React",
+        "parley:HideComment",
+        "parley:Pin",
+        "parley:HandOver",
+        "parley:TakeHost",
     }
 
 

@@ -24,7 +24,8 @@ from node.onair.stage import Stage
 from node.relaying.counters import RelayCounters
 from node.relaying.mirror import Upstream
 from node.relaying.names import Names
-from node.rooms import Role, Room, RoomState, Visibility, replicate
+from node.room_copy import replicate
+from node.rooms import Role, Room, RoomState, Visibility
 from node.store.accounts import AccountDirectory
 from node.store.database import open_database
 from node.store.rooms import RoomStore

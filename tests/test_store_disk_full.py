@@ -241,3 +241,70 @@ async def test_a_full_disk_refuses_writes_and_keeps_the_room_on_air(
     assert "storage: the database writes again" in log
     assert f"room {room['id']} not saved: the disk is full; it goes on in memory" in log
     assert os.path.exists(small_disk / "data" / "parley.db")
+
+
+@pytest.mark.usefixtures("loopback_ice")
+async def test_a_full_disk_stops_a_recording_and_never_the_room(
+    node_on_small_disk: NodeProcess, small_disk: Path, clients: list[RTCPeerConnection]
+) -> None:
+    """Recordings are written through the data dir's file areas (node.store.files): when
+    the disk fills, the recording stops and its partial file goes, the admin is told, and
+    the room stays on air; it ends without a replay rather than with half a file."""
+    node = node_on_small_disk
+    async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
+        login = await http.post(
+            "/api/v1/sessions", json={"username": "root", "password": PASSWORD}
+        )
+        admin = {"Authorization": f"Bearer {login.json()['token']}"}
+        signup = await http.post(
+            "/api/v1/accounts", json={"username": "host", "password": PASSWORD}
+        )
+        host = {"Authorization": f"Bearer {signup.json()['token']}"}
+        room = (
+            await http.post(
+                "/api/v1/rooms", headers=host, json={"title": "Recorded", "recording": True}
+            )
+        ).json()
+        assert room["recording"] is True
+        start = await http.post(f"/api/v1/rooms/{room['id']}/start", headers=host)
+        assert start.status_code == 200
+        pc, offer = await make_offer("sendonly", ToneTrack(440))
+        clients.append(pc)
+        whip = await http.post(
+            room["whip_url"], content=offer, headers={**host, "Content-Type": "application/sdp"}
+        )
+        assert whip.status_code == 201, whip.text
+        await accept_answer(pc, whip.text)
+        await wait_connected(pc)
+        await http.post(f"/api/v1/rooms/{room['id']}/mute", headers=host, json={"muted": False})
+        recordings = small_disk / "data" / "recordings"
+        listener = OggListener(room["listen_url"])
+        try:
+            assert abs(await listener.tone_from(0) - 440) < 15
+            # The recording grows under its temporary name in the recordings area.
+            [partial] = list(recordings.glob(f"{TEMP_PREFIX}*"))
+            assert partial.name.endswith(f"room-{room['id']}.ogg")
+
+            filler = fill(small_disk)
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                storage = (await http.get("/api/v1/admin/storage", headers=admin)).json()
+                if "recordings" in {p["feature"] for p in storage["problems"]}:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, storage
+                await asyncio.sleep(0.2)
+            assert not list(recordings.glob(f"{TEMP_PREFIX}*"))
+            mark = len(listener.received)
+            assert abs(await listener.tone_from(mark) - 440) < 15
+            filler.unlink()
+            end = await http.post(f"/api/v1/rooms/{room['id']}/end", headers=host)
+            assert end.status_code == 200, end.text
+            missing = await http.get(f"/api/v1/rooms/{room['id']}/recording")
+            assert missing.status_code == 404
+            assert missing.json()["error"] == "not_found"
+            assert list(recordings.iterdir()) == []
+        finally:
+            await listener.close()
+    log = (node.directory / "node.log").read_text()
+    assert "storage: recordings cannot write" in log
+    assert f"recording of room {room['id']} stopped" in log

@@ -5,6 +5,7 @@ against. Each test reads one file and runs the real code path the vectors descri
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -19,11 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.requests import HTTPConnection
 
-from federation.activities import parse_activity
+from federation.activities import RoomAnnouncement, RoomState, parse_activity
 from federation.actors import RemoteActor, parse_actor
 from federation.context import context_document
 from federation.errors import ActivityParseError, FederationError
+from federation.events import ScheduledRoom, build_event, build_rsvp, event_room, rsvp_target
 from federation.inbox import verify_and_parse
+from federation.recordings import Replay, build_replay_note, iso_duration
 from federation.relay import (
     DOWNSTREAM_TYPES,
     UPSTREAM_TYPES,
@@ -37,6 +40,7 @@ from federation.relay import (
     parse_control,
     serialize_control,
 )
+from federation.replies import build_comment, engagement_kind, reply_from_note
 from federation.room_activities import parse_room_activity
 from federation.routes import (
     FederationSite,
@@ -455,3 +459,113 @@ def test_succession_scenarios(case: dict[str, Any]) -> None:
         }
         assert {k: seen[k] for k in expect} == expect, f"step {number}: {step}"
     assert carriage.state in CarryState
+
+
+# ------------------------------------------------------------------ issue 12's objects
+
+OBJECTS = load("objects.json")
+
+
+def _read_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    room = event_room(event)
+    if room is None:
+        return None
+    return {
+        "room": room.id,
+        "url": room.url,
+        "state": room.state.value,
+        "title": room.title,
+        "host": room.host,
+        "starts_at": room.starts_at,
+        "event": room.event_id,
+    }
+
+
+@named(OBJECTS["events"]["valid"] + OBJECTS["events"]["ignored"])
+def test_event_vectors(case: dict[str, Any]) -> None:
+    assert _read_event(case["event"]) == case["reads"]
+
+
+@named(OBJECTS["events"]["invalid"])
+def test_invalid_event_vectors(case: dict[str, Any]) -> None:
+    with pytest.raises(ActivityParseError) as info:
+        event_room(case["event"])
+    assert info.value.field == case["field"]
+
+
+@named(OBJECTS["rsvps"])
+def test_rsvp_vectors(case: dict[str, Any]) -> None:
+    assert rsvp_target(case["type"], case["object"]) == case["event"]
+
+
+@named(OBJECTS["replies"]["valid"])
+def test_reply_vectors(case: dict[str, Any]) -> None:
+    reply = reply_from_note(case["note"], case["actor"])
+    assert (None if reply is None else dataclasses.asdict(reply)) == case["reads"]
+
+
+@named(OBJECTS["replies"]["invalid"])
+def test_invalid_reply_vectors(case: dict[str, Any]) -> None:
+    with pytest.raises(ActivityParseError) as info:
+        reply_from_note(case["note"], case["actor"])
+    assert info.value.field == case["field"]
+
+
+def test_engagement_vectors() -> None:
+    for row in OBJECTS["engagement"]:
+        assert engagement_kind(row["type"]) == row["kind"], row
+
+
+def _moment(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _announced(doc: dict[str, Any]) -> RoomAnnouncement:
+    return RoomAnnouncement(**{**doc, "state": RoomState(doc["state"])})
+
+
+def test_what_parley_sends_is_the_vectors() -> None:
+    sent = OBJECTS["sent"]
+    inputs = sent["event"]["inputs"]
+    event = build_event(
+        ScheduledRoom(_announced(inputs["room"]), _moment(inputs["starts_at"])),
+        event_id=inputs["event_id"],
+        host_name=inputs["host_name"],
+        followers_url=inputs["followers_url"],
+        published=_moment(inputs["published"]),
+    )
+    assert event == sent["event"]["document"]
+    inputs = sent["rsvp"]["inputs"]
+    rsvp = build_rsvp(inputs["id"], inputs["actor"], inputs["event"], inputs["host"])
+    assert rsvp == sent["rsvp"]["document"]
+    inputs = sent["comment"]["inputs"]
+    comment = build_comment(
+        inputs["id"],
+        author=inputs["author"],
+        followers_url=inputs["followers_url"],
+        in_reply_to=inputs["in_reply_to"],
+        reply_to_author=inputs["reply_to_author"],
+        text=inputs["text"],
+        published=_moment(inputs["published"]),
+    )
+    assert comment == sent["comment"]["document"]
+    inputs = sent["replay"]["inputs"]
+    replay = build_replay_note(
+        Replay(
+            _announced(inputs["room"]), inputs["audio_url"], inputs["duration_s"], inputs["bytes"]
+        ),
+        note_id=inputs["note_id"],
+        host_name=inputs["host_name"],
+        followers_url=inputs["followers_url"],
+        published=_moment(inputs["published"]),
+        base_url=inputs["base_url"],
+    )
+    assert replay == sent["replay"]["document"]
+    # What Mastodon plays inline: one Audio attachment of a type it downloads.
+    (audio,) = replay["attachment"]
+    assert audio["mediaType"] == "audio/ogg" and audio["url"].endswith(".ogg")
+
+
+def test_duration_vectors() -> None:
+    for row in OBJECTS["durations"]:
+        assert iso_duration(row["seconds"]) == row["duration"], row

@@ -9,6 +9,7 @@ for browsers while API and federation paths keep JSON errors.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from node.web.about import NodeAbout
 from node.web.pages import PageHead, PageShell, shorten
 from tests.conftest import ROOT, Api, NodeProcess
+from tests.federation_helpers import wait_for
 from tests.moderation_helpers import make_admin
 
 HOSTILE = '"><script>alert(1)</script><meta property="og:title" content="pwned'
@@ -218,3 +220,45 @@ def test_the_shell_has_the_marks_the_server_fills(tmp_path: Path) -> None:
         assert "marks" in str(exc)
     else:
         raise AssertionError("a shell without marks was accepted")
+
+
+def test_replay_pages_carry_the_recording(api: Api) -> None:
+    """A recorded room's replay page previews as audio: og:audio is the recording (a
+    file Mastodon and link previews can fetch), with its type and length; an unrecorded
+    or live room has no replay page (an HTML 404)."""
+    host = api.signup("rhea")
+    room = api.create_room(host, f"Recorded {HOSTILE}", recording=True)
+    plain = api.create_room(host, "Not recorded")
+    assert api.request("POST", f"/api/v1/rooms/{room['id']}/start", host).status_code == 200
+    live = api.http.get(f"/rooms/{room['id']}/replay", headers={"Accept": "text/html"})
+    assert live.status_code == 404 and parse(live.text).one("robots") == "noindex"
+    # The program runs (silence, with nobody speaking): a few seconds of it are recorded.
+    wait_for(lambda: api.http.get(f"/api/v1/rooms/{room['id']}").json()["started_at"], what="live")
+    time.sleep(2)  # the length of the recording under test, not a wait for a condition
+    assert api.request("POST", f"/api/v1/rooms/{room['id']}/end", host).status_code == 200
+    recording = wait_for(
+        lambda: (
+            (r := api.http.get(f"/api/v1/rooms/{room['id']}/recording")).status_code == 200
+            and r.json()
+        ),
+        what="the recording",
+    )
+    page = api.http.get(f"/rooms/{room['id']}/replay", headers={"Accept": "text/html"})
+    assert page.status_code == 200, page.text
+    assert "<script>alert" not in page.text
+    head = parse(page.text)
+    assert head.title == f"Replay: Recorded {HOSTILE} · Parley"
+    assert head.one("og:audio") == recording["recording_url"]
+    assert head.one("og:audio:type") == "audio/ogg"
+    assert head.one("og:url") == recording["replay_url"]
+    assert head.links["canonical"] == recording["replay_url"]
+    assert head.one("og:description").startswith("Replay of rhea’s audio room on 127.0.0.1:")
+    assert head.one("twitter:label1") == "Length"
+    assert head.one("twitter:data1") in ("0:01", "0:02", "0:03", "0:04", "0:05")
+    audio = api.http.get(head.one("og:audio"))
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/ogg"
+    assert audio.content.startswith(b"OggS")
+    for missing in (plain["id"], "nosuchroom"):
+        gone = api.http.get(f"/rooms/{missing}/replay", headers={"Accept": "text/html"})
+        assert gone.status_code == 404
+        assert "No replay here" in gone.text

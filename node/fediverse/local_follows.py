@@ -9,12 +9,15 @@ sides at once (``fed_following`` of the follower, ``fed_followers`` of the follo
 same rows a remote follow ends up in, so lists and counts need no special case.
 
 The outbox never delivers to local followers over the network (``is_local_actor``): a
-node posting to its own inbox would list its own rooms again as "remote" ones.
+node posting to its own inbox would list its own rooms again as "remote" ones. Since no
+``Follow`` reaches the inbox either, the followed account is told here (``on_followed``:
+the ``new_follower`` notification, node.notifications).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -27,9 +30,18 @@ from node.store.accounts import AccountDirectory
 
 
 class LocalFollows:
-    def __init__(self, follows: FollowStore, accounts: AccountDirectory, base_url: str) -> None:
+    def __init__(
+        self,
+        follows: FollowStore,
+        accounts: AccountDirectory,
+        base_url: str,
+        *,
+        on_followed: Callable[[str, str], Awaitable[None]] | None = None,
+    ) -> None:
         self._follows = follows
         self._accounts = accounts
+        self._on_followed = on_followed
+        """(followed actor, follower actor), after a new follow is stored."""
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc.lower()
 
@@ -94,6 +106,8 @@ class LocalFollows:
         follow_id = f"{local}/follows/{uuid.uuid4()}"
         await self._follows.add_following(local, remote, follow_id, FollowState.ACCEPTED)
         await self._follows.add_follower(remote, local, follow_id, FollowState.ACCEPTED)
+        if self._on_followed is not None:
+            await self._on_followed(remote, local)
         return self.entry(username, FollowState.ACCEPTED.value)
 
     async def unfollow(self, follower: Account, username: str) -> dict[str, Any]:

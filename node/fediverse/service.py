@@ -39,10 +39,16 @@ from node.accounts import Account
 from node.config import Config
 from node.errors import Forbidden, InvalidInput, NotFound
 from node.fediverse.announcer import RoomAnnouncer
+from node.fediverse.comments import RoomCommentService
 from node.fediverse.local_follows import LocalFollows
+from node.fediverse.reminders import ReminderService
+from node.fediverse.replays import ReplayPublisher
+from node.fediverse.schedule import ScheduleAnnouncer
+from node.notifications import Notifier
 from node.onair.stage import Stage
 from node.store.accounts import AccountDirectory
 from node.store.actors import NodeActors
+from node.store.comments import CommentStore
 from node.store.federation import (
     SqliteActorCache,
     SqliteDeliveries,
@@ -52,6 +58,8 @@ from node.store.federation import (
     SqliteRoomDirectory,
     SqliteRoomNotes,
 )
+from node.store.recordings import RecordingStore
+from node.store.reminders import Reminders
 from node.store.settings import SettingsStore
 
 log = logging.getLogger(__name__)
@@ -83,6 +91,8 @@ class Fediverse:
         stage: Stage,
         domains: DomainPolicy,
         settings: SettingsStore,
+        notifier: Notifier,
+        replay_urls: Any = None,
     ) -> None:
         self.config = config
         self.stage = stage
@@ -100,7 +110,9 @@ class Fediverse:
         self.outbox = SqliteOutbox(db)
         self.actors = NodeActors(db, accounts, config, settings)
         self.accounts = accounts
-        self.local_follows = LocalFollows(self.follows, accounts, self.base_url)
+        self.local_follows = LocalFollows(
+            self.follows, accounts, self.base_url, on_followed=notifier.followed
+        )
         self.site: FederationSite | None = None
         self.publisher: OutboxPublisher | None = None
         self.client: FederationClient | None = None
@@ -113,6 +125,39 @@ class Fediverse:
         stage.on_air(self.announcer.watch)
         for on_air in list(stage.rooms_on_air.values()):
             self.announcer.watch(on_air)
+        # Issue 12: the fediverse in the room, scheduled rooms, reminders, replays.
+        self.notifier = notifier
+        self.reminders = Reminders(db)
+        self.comments = RoomCommentService(
+            self.base_url,
+            stage,
+            CommentStore(db),
+            self.actor_cache,
+            lambda: self.publisher,
+            self._inbox_of,
+        )
+        self.schedule = ScheduleAnnouncer(
+            self.base_url,
+            stage,
+            self.reminders,
+            notifier,
+            lambda: self.publisher,
+            lambda: self.resolver,
+        )
+        self.reminder_requests = ReminderService(
+            self.base_url,
+            stage,
+            self.reminders,
+            self.remote_room_directory,
+            lambda: self.publisher,
+            lambda: self.resolver,
+        )
+        self.replays = ReplayPublisher(
+            self.base_url, RecordingStore(db), lambda: self.publisher, replay_urls
+        )
+        for on_air in list(stage.rooms_on_air.values()):
+            self.comments.watch(on_air)
+            self.schedule.watch(on_air)
 
     async def start(
         self, room_actions: RoomActions | None = None, flags: FlagReceiver | None = None
@@ -147,6 +192,9 @@ class Fediverse:
             resolver=self.resolver,
             room_actions=room_actions,
             flags=flags,
+            comments=self.comments,
+            rsvps=self.schedule,
+            notices=self.notifier,
         )
         inbox_worker = InboxWorker(self.inbox, context)
         delivery_worker = self.delivery_worker = DeliveryWorker(
@@ -191,8 +239,14 @@ class Fediverse:
             removed = await self.follows.remove_actor(actor)
             log.info("inbox %s is gone: dropped %d follows of %s", inbox_url, removed, actor)
 
+    async def _inbox_of(self, actor_id: str) -> str:
+        _, resolver, _ = self._ready()
+        return (await resolver.actor(actor_id)).delivery_inbox
+
     async def stop(self) -> None:
         await self.announcer.close()
+        await self.schedule.close()
+        await self.replays.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -233,6 +287,32 @@ class Fediverse:
                     "speakers": [{"actor": s} for s in row["speakers"]],
                     "listen_url": row["listen_url"],
                     "whep_url": row["whep_url"],
+                }
+            )
+        return result
+
+    def upcoming_rooms(self) -> list[dict[str, Any]]:
+        """Scheduled rooms of other servers whose hosts our users follow."""
+        result = []
+        for row in self.remote_room_directory.followed_upcoming_rooms():
+            doc = row["host_doc"] or {}
+            username = doc.get("preferred_username") or row["host"].rsplit("/", 1)[-1]
+            result.append(
+                {
+                    "id": row["id"],
+                    "title": row["title"],
+                    "state": "scheduled",
+                    "url": row["url"],
+                    "starts_at": row["starts_at"],
+                    "event": row["event_id"],
+                    "remote": True,
+                    "origin": urlsplit(row["url"]).netloc,
+                    "host": {
+                        "username": username,
+                        "display_name": doc.get("name") or username,
+                        "handle": f"{username}@{urlsplit(row['host']).netloc}",
+                        "actor": row["host"],
+                    },
                 }
             )
         return result

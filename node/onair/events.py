@@ -2,7 +2,7 @@
 
 Every event of a room goes through its bus: state events the ``Room`` emits (``member``,
 ``member_left``, ``room``, ``listeners``, ``kicked``) and ephemeral ones that are never
-stored (``levels``; reactions later). Local watchers (room WebSockets), the relay hub
+stored (``levels``, ``reaction``). Local watchers (room WebSockets), the relay hub
 (node.relaying.hub: the relays subscribed to this room), the media reactions and the
 announcer subscribe to it; each decides what it does with an event. An event is a JSON
 object with a ``type``, as sent on the room WebSocket (docs/API.md).
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 Event = dict[str, Any]
-EPHEMERAL = frozenset({"levels"})
+EPHEMERAL = frozenset({"levels", "reaction"})
 """Event types that are not room state: nobody stores or replays them."""
 
 

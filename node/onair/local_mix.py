@@ -33,6 +33,7 @@ class LocalMix:
         self._tasks: list[asyncio.Task[None]] = []
         self._grace: asyncio.Task[None] | None = None
         self._unsubscribe = lambda: None
+        self._stopping = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -49,6 +50,7 @@ class LocalMix:
         self._check_host()
 
     async def stop(self) -> None:
+        self._stopping = True
         self._unsubscribe()
         if self._grace is not None:
             self._grace.cancel()
@@ -91,7 +93,7 @@ class LocalMix:
         self._on_air.room.disconnect(username)
 
     def listeners(self, count: int) -> None:
-        self._on_air.room.set_listener_count(count)
+        self._on_air.room.set_listener_count(count, self._on_air.local_listener_total())
 
     async def act(self, action: RoomAction, act: Act, display_name: str) -> bool:
         apply(self._on_air.room, action, act)
@@ -100,7 +102,7 @@ class LocalMix:
     # -- a host who left --------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        if event["type"] in ("member", "member_left", "room"):
+        if event["type"] in ("member", "member_left", "room") and not self._stopping:
             self._check_host()
 
     def _check_host(self) -> None:
@@ -111,8 +113,12 @@ class LocalMix:
             if self._grace is not None:
                 self._grace.cancel()
                 self._grace = None
+            if room.state is RoomState.LIVE:
+                room.set_host_away(None)
             return
         if self._grace is None:
+            # Listeners see "the host is away" with the time left; a cohost may take over.
+            room.set_host_away(room.clock() + self._host_grace_s)
             self._grace = asyncio.get_running_loop().create_task(self._end_after_grace())
 
     async def _end_after_grace(self) -> None:

@@ -97,6 +97,10 @@ class OnAir:
         self.http_listeners = 0
         self.relayed_listeners = 0
         """Listeners of the relays subscribed to this room (node.relaying.hub)."""
+        self.listeners_started = 0
+        """WebRTC and Ogg listening sessions this node started for the room."""
+        self.relayed_totals: dict[str, int] = {}
+        """Per relay host: the sessions it (and its relays) started (the summary)."""
         self.watchers: set[Watcher] = set()
         self.source: ProgramSource | None = source
         self._started = False
@@ -228,6 +232,7 @@ class OnAir:
         return session_id, answer
 
     def _add_listener(self, session_id: str) -> None:
+        self.listeners_started += 1
         self.listener_sessions.add(session_id)
         self._node.by_id[session_id] = self
         self.count_listeners()
@@ -260,12 +265,18 @@ class OnAir:
         return session_id
 
     def http_listener(self, delta: int) -> None:
+        if delta > 0:
+            self.listeners_started += delta
         self.http_listeners += delta
         self.count_listeners()
 
     def local_listener_count(self) -> int:
         """Listeners served by this node, plus those of the relays it serves."""
         return len(self.listener_sessions) + self.http_listeners + self.relayed_listeners
+
+    def local_listener_total(self) -> int:
+        """Listening sessions ever started here, plus those the relays report."""
+        return self.listeners_started + sum(self.relayed_totals.values())
 
     def count_listeners(self) -> None:
         if self.source is not None:

@@ -121,6 +121,8 @@ class RoomOnAir(Protocol):
     @property
     def program_feed(self) -> Republisher: ...
 
+    def local_listener_total(self) -> int: ...
+
 
 class ProgramSource(Protocol):
     """The one thing that differs between acting as a room's origin and relaying it."""

@@ -63,6 +63,7 @@ class Stage:
         self._on_air_callbacks: list[Callable[[OnAir], None]] = []
         self.ended_copies: dict[str, OnAir] = {}
         """Copies of other nodes' rooms that ended here, newest last (read-only)."""
+        self._load_callbacks: list[Callable[[Room], None]] = []
         self.recovering: set[str] = set()
         """Our rooms that were live when we stopped, while node.relaying asks the nodes
         that relayed them whether one carries them on (they are not served meanwhile)."""
@@ -85,6 +86,16 @@ class Stage:
         """Call ``callback`` with every room this node puts on air (created, loaded or
         carried), so other parts (announcements, relays) can subscribe to its events."""
         self._on_air_callbacks.append(callback)
+
+    def on_load(self, callback: Callable[[Room], None]) -> None:
+        """Call ``callback`` with every room of ours read from the store or created (so
+        other parts can fill in what they keep of it: its comments)."""
+        self._load_callbacks.append(callback)
+
+    def _loaded(self, room: Room) -> Room:
+        for callback in self._load_callbacks:
+            callback(room)
+        return room
 
     def own_entry(self, room_id: str) -> SuccessionEntry:
         """This node's succession entry for a room: its base URL and relay URL."""
@@ -132,6 +143,10 @@ class Stage:
 
     def room_json(self, room: Room) -> dict[str, Any]:
         doc = {**room.to_json(), **self._room_urls(room)}
+        if doc.get("announcement") is None and "@" not in room.owner:
+            doc["announcement"] = self.announcement_of(room)
+        if doc.get("replay_url") and isinstance(doc.get("summary"), dict):
+            doc["summary"] = {**doc["summary"], "replay_url": doc["replay_url"]}
         on_air = self.rooms_on_air.get(room.id)
         if on_air is not None:
             carriage = on_air.carriage
@@ -140,7 +155,27 @@ class Stage:
                 doc.update(carriage.to_json())
         return doc
 
-    def create_room(self, host: Account, title: str, description: str, visibility: Any) -> Room:
+    def announcement_of(self, room: Room) -> str | None:
+        """The public object our users reply to when they comment: the room's live Note,
+        or its scheduled Note before it goes live (node.fediverse.schedule); None for an
+        unlisted room (nothing public to reply to) or an unscheduled one not live yet."""
+        if room.visibility is not Visibility.PUBLIC or not self.store.exists(room.id):
+            return None
+        note = f"{self.base_url}/users/{room.owner}/rooms/{room.id}"
+        if room.state is RoomState.SCHEDULED or (room.cancelled and room.starts_at):
+            return f"{note}/scheduled" if room.starts_at is not None else None
+        return note
+
+    def create_room(
+        self,
+        host: Account,
+        title: str,
+        description: str,
+        visibility: Any,
+        *,
+        starts_at: float | None = None,
+        recording: bool = False,
+    ) -> Room:
         room = Room(
             id=new_room_id(),
             host=host.username,
@@ -149,10 +184,13 @@ class Stage:
             description=description,
             visibility=visibility,
             max_speakers=self.config.media.max_speakers,
+            starts_at=starts_at,
+            recording=recording,
         )
         if host.avatar_path:
             room.member_extras[host.username] = {"avatar_url": host.avatar_path}
         self.store.insert(room, host.id)
+        self._loaded(room)
         self.put_on_air(room, self._origin_carriage(room))
         return room
 
@@ -173,6 +211,7 @@ class Stage:
             max_speakers=self.config.media.max_speakers,
             blocked=self.store.blocked_usernames(room_id),
         )
+        self._loaded(room)
         if room.state is RoomState.ENDED:
             room.ending = self.store.ending(room_id)
             # Ended rooms are read-only history: not kept on air.

@@ -268,6 +268,12 @@ class RelayHub:
         kind = message["type"]
         if kind == "listeners":
             subscriber.listeners = message["count"]
+            total = message.get("total")
+            if total is not None:
+                # A relay that reconnects counts on from where it was: keep the highest.
+                self.on_air.relayed_totals[subscriber.host] = max(
+                    total, self.on_air.relayed_totals.get(subscriber.host, 0)
+                )
             self._count_listeners()
         elif kind == "presence":
             # The whole set each time: whoever is not in it any more has left.

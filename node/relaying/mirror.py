@@ -39,7 +39,7 @@ from node.relaying.counters import RelayCounters
 from node.relaying.names import Names
 from node.relaying.ports import RelaySigner
 from node.room_actions import Act, RoomAction
-from node.rooms import replicate
+from node.room_copy import replicate, replicate_event
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ class Upstream:
     async def act(self, action: RoomAction, act: Act, display_name: str) -> bool:
         if action.activity is None:
             raise Forbidden("this room is carried from another node; do this on its origin")
+        if action.precheck is not None:
+            action.precheck(self.on_air.room, act)
         carriage = self.on_air.carriage
         # Our accounts are named bare; a name with a host acting here is a visitor we
         # verified (node.visitors): our instance actor signs for them and vouches.
@@ -234,6 +236,8 @@ class Upstream:
                 self.on_air.events.publish(levels_event({name(k): v for k, v in levels.items()}))
         elif kind == "kicked":
             room.replicate_kicked(name(str(message.get("username"))), bool(message.get("blocked")))
+        else:
+            replicate_event(room, self.on_air.events, message, name)
 
     def new_epoch(self) -> None:
         """The acting origin changed: its packet lines start afresh."""

@@ -39,16 +39,8 @@ from node.relaying.names import Names, http_url, netloc
 from node.relaying.ports import RelaySigner
 from node.relaying.survival import CONNECT_TIMEOUT_S, Carrier, probe
 from node.room_actions import BY_ACTIVITY, Act, apply
-from node.rooms import (
-    MODERATORS,
-    EndedBy,
-    Ending,
-    Room,
-    RoomState,
-    new_room_id,
-    replicate,
-    visibility_of,
-)
+from node.room_copy import replicate, visibility_of
+from node.rooms import MODERATORS, EndedBy, Ending, Room, RoomState, new_room_id
 from node.store.relaying import CarriedRoomRow, RelayRooms
 from node.succession import Carriage, CarryState
 from node.visitors import vouch_refusal

@@ -204,10 +204,11 @@ class Carrier:
                 frozenset(upstream.presence()),
                 below,
                 tuple(sorted(visitors.items())),
+                self.on_air.local_listener_total(),
             )
             if state != reported:
                 reported = state
-                count = {"type": "listeners", "count": state[0]}
+                count = {"type": "listeners", "count": state[0], "total": state[4]}
                 presence = {
                     "type": "presence",
                     "users": sorted(state[1]),

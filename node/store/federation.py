@@ -327,13 +327,18 @@ class SqliteRoomDirectory:
         # its host changes it; a tombstone left by someone else (note_id '') gives way.
         self._db.execute(
             "insert into fed_remote_rooms (id, url, state, title, host, note_id, listen_url, "
-            "whep_url, speakers, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "whep_url, speakers, updated_at, starts_at, event_id) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "on conflict (id) do update set url = excluded.url, state = excluded.state, "
             "title = excluded.title, host = excluded.host, note_id = excluded.note_id, "
             "listen_url = excluded.listen_url, whep_url = excluded.whep_url, "
-            "speakers = excluded.speakers, updated_at = excluded.updated_at "
-            "where (fed_remote_rooms.state != 'ended' and fed_remote_rooms.host = excluded.host)"
-            " or (fed_remote_rooms.note_id = '' and fed_remote_rooms.host != excluded.host)",
+            "speakers = excluded.speakers, updated_at = excluded.updated_at, "
+            "starts_at = coalesce(excluded.starts_at, fed_remote_rooms.starts_at), "
+            "event_id = coalesce(excluded.event_id, fed_remote_rooms.event_id) "
+            "where ((fed_remote_rooms.state != 'ended' and fed_remote_rooms.host = excluded.host)"
+            " or (fed_remote_rooms.note_id = '' and fed_remote_rooms.host != excluded.host))"
+            # A late scheduled Event never takes a live room back to scheduled.
+            " and not (fed_remote_rooms.state = 'live' and excluded.state = 'scheduled')",
             [
                 room.id,
                 room.url,
@@ -345,6 +350,8 @@ class SqliteRoomDirectory:
                 room.whep_url,
                 json.dumps(list(room.speakers)),
                 _now(),
+                room.starts_at,
+                room.event_id,
             ],
         )
 
@@ -390,6 +397,32 @@ class SqliteRoomDirectory:
                 whep_url=r[7],
                 speakers=tuple(json.loads(r[8])),
             )
+            for r in rows
+        ]
+
+    def by_url(self, url: str) -> dict[str, Any] | None:
+        """A room announced to us, by its URL (or its Event's id)."""
+        row = self._db.execute(
+            "select id, url, state, title, host, event_id, starts_at from fed_remote_rooms "
+            "where url = ? or id = ? or event_id = ? limit 1",
+            [url, url, url],
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "url", "state", "title", "host", "event_id", "starts_at")
+        return dict(zip(keys, row, strict=True))
+
+    def followed_upcoming_rooms(self) -> list[dict[str, Any]]:
+        """Scheduled rooms whose host one of our accounts follows, soonest first."""
+        rows = self._db.execute(
+            "select r.id, r.url, r.title, r.host, r.starts_at, r.event_id, a.doc "
+            "from fed_remote_rooms r left join fed_actors a on a.id = r.host "
+            "where r.state = 'scheduled' and exists (select 1 from fed_following f "
+            "where f.remote_actor = r.host) order by r.starts_at is null, r.starts_at limit 50"
+        ).fetchall()
+        keys = ("id", "url", "title", "host", "starts_at", "event_id")
+        return [
+            {**dict(zip(keys, r[:6], strict=True)), "host_doc": json.loads(r[6]) if r[6] else None}
             for r in rows
         ]
 
@@ -441,11 +474,18 @@ class SqliteOutbox:
 
     async def latest_object(self, object_id: str) -> Mapping[str, Any] | None:
         row = self._db.execute(
-            "select json_extract(activity, '$.object') from fed_outbox "
+            "select json_extract(activity, '$.object'), json_extract(activity, '$.\"@context\"'), "
+            "json_extract(activity, '$.type') from fed_outbox "
             "where json_extract(activity, '$.object.id') = ? order by id desc limit 1",
             [object_id],
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None or row[2] == "Delete":
+            return None
+        found = json.loads(row[0])
+        if row[1] is not None:
+            # The context the activity carried (an Event's has the ical terms).
+            found = {"@context": json.loads(row[1]), **found}
+        return dict(found)
 
 
 class SqliteRoomNotes:

@@ -1,7 +1,8 @@
 """Rooms' durable part in SQLite (tables ``rooms``, ``room_removals``, ``room_endings``
 and release 0.1's ``room_blocks``): identity, title, life cycle, who was removed or
-blocked (kept out for the room's life, whatever node they are on) and how it ended. What
-happens in a live room is in memory (node.rooms.Room)."""
+blocked (kept out for the room's life, whatever node they are on), how it ended, its
+schedule, whether it is recorded, its pinned comment or link and its end-of-room summary.
+What happens in a live room is in memory (node.rooms.Room)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class RoomStore:
                 "created_at": room.created_at,
                 "started_at": room.started_at,
                 "ended_at": room.ended_at,
+                "starts_at": room.starts_at,
+                "recording": int(room.recording),
             }
         )
 
@@ -52,7 +55,26 @@ class RoomStore:
                 "state": room.state.value,
                 "started_at": room.started_at,
                 "ended_at": room.ended_at,
+                "starts_at": room.starts_at,
+                "recording": int(room.recording),
+                "cancelled": int(room.cancelled),
+                "summary": json.dumps(room.summary) if room.summary is not None else None,
+                "pinned": json.dumps(room.board.pinned) if room.board.pinned else None,
             },
+        )
+
+    def save_pinned(self, room_id: str, pinned: dict[str, Any] | None) -> None:
+        self._db.execute(
+            "update rooms set pinned = ? where id = ?",
+            [json.dumps(pinned) if pinned else None, room_id],
+        )
+
+    def scheduled_public(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Rows of public rooms not started yet: soonest start first, unscheduled last."""
+        return self.rows(
+            "rooms.state = 'scheduled' and rooms.visibility = 'public' "
+            "order by rooms.starts_at is null, rooms.starts_at, rooms.created_at desc limit ?",
+            [limit],
         )
 
     def save_removal(self, room_id: str, member: str, *, blocked: bool) -> None:
@@ -143,7 +165,7 @@ class RoomStore:
 
 
 def room_from_row(row: dict[str, Any], *, max_speakers: int, blocked: set[str]) -> Room:
-    return Room(
+    room = Room(
         id=row["id"],
         host=row["host_username"],
         host_display_name=row["host_display_name"] or row["host_username"],
@@ -156,4 +178,10 @@ def room_from_row(row: dict[str, Any], *, max_speakers: int, blocked: set[str]) 
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         blocked=blocked,
+        starts_at=row.get("starts_at"),
+        recording=bool(row.get("recording")),
+        cancelled=bool(row.get("cancelled")),
+        summary=json.loads(row["summary"]) if row.get("summary") else None,
     )
+    room.board.pinned = json.loads(row["pinned"]) if row.get("pinned") else None
+    return room

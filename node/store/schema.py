@@ -239,4 +239,78 @@ MIGRATIONS: tuple[Migration, ...] = (
     # an account uploaded (a PNG this node remade); null without one. A new upload gets a
     # new name, so its URL can be cached for good.
     Migration(5, "account avatars", ("alter table accounts add column avatar text",)),
+    # Rooms people come back to (issue 12): a scheduled start, whether the room is recorded
+    # (decided before it goes live), a cancelled schedule, the end-of-room summary, the
+    # pinned comment or link (node.store.rooms); the recordings kept (node.store.recordings);
+    # reminders asked by our users and RSVPs (Accept{Event}) of other servers' users
+    # (node.store.reminders); the scheduled Event we announced (node.store.federation);
+    # remote rooms' start times and Event ids (fed_remote_rooms).
+    Migration(
+        6,
+        "rooms_schedule_recording",
+        (
+            # Null on rooms of before (not recorded, not cancelled): old rows stay as they
+            # were, with empty new columns at the end (tests/test_store_upgrade.py).
+            "alter table rooms add column starts_at real",
+            "alter table rooms add column recording integer",
+            "alter table rooms add column cancelled integer",
+            "alter table rooms add column summary text",
+            "alter table rooms add column pinned text",
+            """create table recordings (
+               room_id text primary key references rooms(id), file text not null,
+               bytes integer not null, duration real not null, packets integer not null,
+               created_at real not null, note_id text)""",
+            """create table room_reminders (
+               room_url text not null, account_id integer not null references accounts(id),
+               event_id text, created_at real not null,
+               primary key (room_url, account_id))""",
+            "create index room_reminders_event on room_reminders (event_id)",
+            """create table event_rsvps (
+               room_id text not null, actor text not null, inbox text not null,
+               activity_id text not null, created_at real not null,
+               primary key (room_id, actor))""",
+            """create table fed_room_events (
+               room_id text primary key, event_id text not null, note_id text not null,
+               actor text not null, published_at real not null, state text not null)""",
+            "alter table fed_remote_rooms add column starts_at real",
+            "alter table fed_remote_rooms add column event_id text",
+            "create index fed_remote_rooms_event on fed_remote_rooms (event_id)",
+        ),
+    ),
+    # Notifications of our users (node.store.notifications): one row each; ``dedupe`` keeps
+    # one notification per thing (a room's start announced twice notifies once).
+    Migration(
+        7,
+        "notifications",
+        (
+            """create table notifications (
+               id integer primary key autoincrement,
+               account_id integer not null references accounts(id), kind text not null,
+               data text not null, dedupe text, created_at real not null, read_at real)""",
+            "create index notifications_account on notifications (account_id, id)",
+            """create unique index notifications_dedupe on notifications (account_id, dedupe)
+               where dedupe is not null""",
+        ),
+    ),
+    # The fediverse in the room (node.store.comments): replies to a room's announcements
+    # (ours and other servers'), hidden by a moderator or not; likes and boosts of them.
+    Migration(
+        8,
+        "room_comments",
+        (
+            """create table room_comments (
+               id text primary key, room_id text not null, author text not null,
+               handle text not null, name text not null, content text not null,
+               url text not null, in_reply_to text not null, published real not null,
+               hidden integer not null default 0, local integer not null default 0,
+               created_at real not null)""",
+            "create index room_comments_room on room_comments (room_id, published)",
+            """create table room_engagement (
+               room_id text not null, object_id text not null, actor text not null,
+               kind text not null, activity_id text not null, created_at real not null,
+               primary key (object_id, actor, kind))""",
+            "create index room_engagement_room on room_engagement (room_id, kind)",
+            "create index room_engagement_activity on room_engagement (activity_id)",
+        ),
+    ),
 )

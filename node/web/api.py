@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -17,14 +18,8 @@ from node.onair.on_air import OnAir
 from node.onair.stage import Stage
 from node.relaying.service import RelayService
 from node.room_actions import action_named
-from node.rooms import (
-    Room,
-    RoomState,
-    Visibility,
-    validate_description,
-    validate_title,
-    validate_visibility,
-)
+from node.rooms import RoomState, validate_description, validate_title, validate_visibility
+from node.schedule import parse_starts_at
 from node.store.accounts import AccountDirectory
 from node.web.about import node_about
 from node.web.auth import (
@@ -208,16 +203,24 @@ def _relay(request: Request) -> RelayService:
 
 
 async def _act(
-    request: Request, action: str, target: str | None = None, body: dict[str, Any] | None = None
+    request: Request,
+    action: str,
+    target: str | None = None,
+    body: dict[str, Any] | None = None,
+    *,
+    answer: dict[str, Any] | None = None,
 ) -> Response:
     """Apply one of the room actions (node/room_actions.py) for the signed-in user or
     verified visitor. In a room carried from another node it goes to the acting origin as
-    a signed activity (202; the new state comes back over the relay stream)."""
+    a signed activity (202; the new state comes back over the relay stream). ``answer``:
+    what to answer instead of the room JSON (a reaction answers small)."""
     account = require_person(request)
     on_air = _on_air(request)
     room_action = action_named(action)
     arguments = room_action.parse(body or {})
     applied = await on_air.act(account, room_action, target or account.username, arguments)
+    if answer is not None:
+        return JSONResponse(answer, 200 if applied else 202)
     return _room_response(request, on_air, 200 if applied else 202)
 
 
@@ -249,18 +252,22 @@ async def rooms(request: Request) -> Response:
     if request.method == "POST":
         account = require_account(request)
         body = await read_json(request)
+        recording = body.get("recording", False)
+        if not isinstance(recording, bool):
+            raise InvalidInput("recording", "must be true or false")
         room = stage.create_room(
             account,
             validate_title(body.get("title")),
             validate_description(body.get("description")),
             validate_visibility(body.get("visibility")),
+            starts_at=parse_starts_at(body.get("starts_at"), now=time.time()),
+            recording=recording,
         )
         return JSONResponse(stage.room_json(room), 201)
-    wanted = request.query_params.get("state", "live")
-    if wanted == "scheduled":
-        # "Upcoming" on the home page: public rooms created and not started yet.
-        return JSONResponse({"rooms": [stage.room_json(r) for r in upcoming_rooms(stage)]})
-    if wanted != "live":
+    state = request.query_params.get("state")
+    if state == "scheduled":
+        return JSONResponse({"rooms": _upcoming(request)})
+    if state not in (None, "live"):
         raise InvalidInput("state", "must be live or scheduled")
     local = [stage.room_json(r) for r in stage.live_public_rooms()]
     listing: RoomListing = request.app.state.listing
@@ -268,20 +275,20 @@ async def rooms(request: Request) -> Response:
     return JSONResponse({"rooms": shown})
 
 
-def upcoming_rooms(stage: Stage) -> list[Room]:
-    rooms = [
-        on_air.room
-        for on_air in stage.rooms_on_air.values()
-        if on_air.room.state is RoomState.SCHEDULED
-        and on_air.room.visibility == Visibility.PUBLIC
-        and not on_air.carriage.remote
-    ]
-    return sorted(rooms, key=lambda r: r.created_at, reverse=True)
+def _upcoming(request: Request) -> list[dict[str, Any]]:
+    """Public rooms not started yet (soonest first), then those of other servers whose
+    hosts someone here follows (announced to us by their Event)."""
+    stage = _stage(request)
+    local = [stage.room_json(stage.get(row["id"]).room) for row in stage.store.scheduled_public()]
+    return local + request.app.state.fediverse.upcoming_rooms()
 
 
 async def room(request: Request) -> Response:
     if request.method == "PATCH":
-        return await _act(request, "update", body=await read_json(request))
+        body = await read_json(request)
+        if "starts_at" in body:
+            body["starts_at"] = parse_starts_at(body["starts_at"], now=time.time())
+        return await _act(request, "update", body=body)
     return _room_response(request, _on_air(request))
 
 

@@ -26,24 +26,30 @@ from node.fediverse.visitors import Visitors
 from node.media.hls import HlsOutputs
 from node.media.ice import IceSettings, install_ice_policy, parse_ice_server
 from node.media.peers import PeerSessions
+from node.media.replay import ReplayCache
 from node.media.workers import WorkerPool, WorkerSettings
 from node.moderation.dashboard import Dashboard
 from node.moderation.listing import RoomListing
 from node.moderation.operators import Operators
 from node.moderation.recent import RecentProblems
 from node.moderation.reports import ReportDesk
+from node.notifications import NotificationHub, Notifier
 from node.onair.admission import Admission
+from node.onair.recording import Recordings
 from node.onair.stage import Stage
 from node.relaying.service import RelayService
-from node.rooms import Room
+from node.rooms import Room, RoomState
 from node.store.accounts import AccountDirectory
 from node.store.database import close_database, open_database
 from node.store.domain_blocks import DomainBlockList
 from node.store.files import DataFiles
 from node.store.health import StorageHealth
+from node.store.notifications import NotificationStore
 from node.store.personal_blocks import PersonalBlocks
 from node.store.publish_keys import PublishKeys
+from node.store.recordings import RecordingStore
 from node.store.relaying import RelayRooms
+from node.store.reminders import Reminders
 from node.store.reports import ReportStore
 from node.store.rooms import RoomStore
 from node.store.settings import SettingsStore
@@ -55,11 +61,14 @@ from node.web import (
     follows,
     hls,
     moderation,
+    notifications,
     pages,
     publish_keys,
+    replay,
     search,
     settings,
     signaling,
+    social,
     visitors,
 )
 from node.web.auth import AttemptLimiter
@@ -144,11 +153,18 @@ def create_app(config: Config) -> Starlette:
             frames_per_packet=frames_per_packet,
         )
 
+        recording_store = RecordingStore(db)
+
         def urls(room: Room) -> dict[str, str]:
-            return {
+            found = {
                 **signaling.room_urls(base_url, room.id, room.visibility),
                 "hls_url": hls.hls_url(hls_base_url, room.id),
             }
+            if room.starts_at is not None:
+                found["calendar_url"] = f"{base_url}/api/v1/rooms/{room.id}/calendar.ics"
+            if room.recording and room.state is RoomState.ENDED and recording_store.get(room.id):
+                found.update(replay.recording_urls(base_url, room.id))
+            return found
 
         workers: WorkerPool | None = None
         if config.media.workers:
@@ -180,7 +196,35 @@ def create_app(config: Config) -> Starlette:
             listeners=workers,
             policy=Admission(personal_blocks, domains),
         )
-        fediverse = Fediverse(config, db, accounts, stage, domains, node_settings)
+        notification_store = NotificationStore(db)
+        notification_hub = NotificationHub()
+        notifier = Notifier(notification_store, Reminders(db), notification_hub, base_url=base_url)
+        fediverse = Fediverse(
+            config,
+            db,
+            accounts,
+            stage,
+            domains,
+            node_settings,
+            notifier,
+            replay_urls=lambda room_id: {
+                "url": f"{base_url}/rooms/{room_id}",
+                **replay.recording_urls(base_url, room_id),
+            },
+        )
+        # Features that keep files (recordings, avatars) write through this.
+        data_files = DataFiles(config.data_path, storage)
+        recordings = Recordings(
+            data_files,
+            recording_store,
+            own_room=stage.store.exists,
+            on_recorded=fediverse.replays.recorded,
+        )
+        stage.on_air(recordings.watch)
+        app.state.recordings = recordings
+        app.state.replay_cache = ReplayCache()
+        app.state.notifications = notification_store
+        app.state.notification_hub = notification_hub
         relay = RelayService(
             stage,
             RelayRooms(db),
@@ -198,6 +242,7 @@ def create_app(config: Config) -> Starlette:
             fediverse=fediverse,
             settings=node_settings,
             operators=operators,
+            notifier=notifier,
         )
         app.state.settings = node_settings
         app.state.domains = domains
@@ -213,8 +258,7 @@ def create_app(config: Config) -> Starlette:
         stage.recovering.update(recovering)
         app.state.config = config
         app.state.storage = storage
-        # Features that keep files (recordings, avatars) write through this.
-        app.state.data_files = DataFiles(config.data_path, storage)
+        app.state.data_files = data_files
         app.state.host = urlsplit(base_url).netloc
         app.state.accounts = accounts
         app.state.stage = stage
@@ -247,6 +291,7 @@ def create_app(config: Config) -> Starlette:
             await operators.settle()
             problems.uninstall()
             await app.state.visitors.close()
+            await recordings.close()
             await fediverse.stop()
             await relay.close()
             await stage.close()
@@ -263,6 +308,9 @@ def create_app(config: Config) -> Starlette:
         *publish_keys.routes,
         *visitors.routes,
         *avatars.routes,
+        *social.routes,
+        *replay.routes,
+        *notifications.routes,
         *signaling.routes,
         *hls.routes,
         *search.routes,

@@ -204,6 +204,42 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"accept": {"type": "boolean"}},
     },
     "MoveTo": {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}},
+    "Reaction": {
+        "type": "object",
+        "required": ["emoji"],
+        "properties": {"emoji": {"enum": ["👏", "❤️", "😂", "🔥", "💯", "🙌"]}},
+    },
+    "NewComment": {
+        "type": "object",
+        "required": ["text"],
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 500}},
+    },
+    "CommentRef": {
+        "type": "object",
+        "required": ["comment"],
+        "properties": {"comment": {"type": "string"}},
+    },
+    "Pin": {
+        "type": "object",
+        "properties": {
+            "comment": {"type": "string"},
+            "link": {"type": "string", "format": "uri"},
+            "label": {"type": "string", "maxLength": 120},
+        },
+    },
+    "HandOver": {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}},
+    "ReminderRequest": {
+        "type": "object",
+        "required": ["room"],
+        "properties": {"room": {"type": "string", "format": "uri"}},
+    },
+    "MarkRead": {
+        "type": "object",
+        "properties": {
+            "ids": {"type": "array", "items": {"type": "integer"}},
+            "up_to": {"type": "integer"},
+        },
+    },
     "Handle": {
         "type": "object",
         "required": ["handle"],
@@ -279,6 +315,11 @@ SCHEMAS: dict[str, Any] = {
             "title": {"type": "string", "maxLength": 120},
             "description": {"type": "string", "maxLength": 1000},
             "visibility": {"enum": ["public", "unlisted"]},
+            "starts_at": {
+                "type": ["string", "number"],
+                "description": "RFC 3339 with an offset, or Unix seconds",
+            },
+            "recording": {"type": "boolean"},
         },
     },
     "Room": {
@@ -305,6 +346,13 @@ SCHEMAS: dict[str, Any] = {
             "started_at": {"type": ["number", "null"]},
             "ended_at": {"type": ["number", "null"]},
             "ended_by": {"type": ["object", "null"]},
+            "starts_at": {"type": ["number", "null"]},
+            "recording": {"type": "boolean"},
+            "cancelled": {"type": "boolean"},
+            "host_away_until": {"type": ["number", "null"]},
+            "announcement": {"type": ["string", "null"]},
+            "comments": {"type": "object"},
+            "summary": {"type": ["object", "null"]},
         },
     },
 }
@@ -389,6 +437,23 @@ _OPERATIONS: list[tuple[str, str, str, bool, str | None, int, Any]] = [
     ("put", "/api/v1/me/avatar", "Upload your avatar: the image as the body (PNG, JPEG, GIF or WebP, at most 8 MiB); remade as a PNG without metadata", True, None, 200, "Account"),
     ("delete", "/api/v1/me/avatar", "Remove your avatar", True, None, 200, "Account"),
     ("get", "/api/v1/remote-avatar", "A known remote actor's icon, fetched and remade by this node (?actor=)", False, None, 200, None),
+    ("post", "/api/v1/rooms/{room_id}/reactions", "React {emoji} (rate-limited per person: 429)", True, "Reaction", 200, {}),
+    ("get", "/api/v1/rooms/{room_id}/comments", "Comments (replies to the room's posts), newest first (?limit=&before=)", False, None, 200, {}),
+    ("post", "/api/v1/rooms/{room_id}/comments", "Comment {text}: a federated reply to the room's post", True, "NewComment", 201, {}),
+    ("post", "/api/v1/rooms/{room_id}/comments/hide", "Hide a comment everywhere {comment} (host, cohost)", True, "CommentRef", 200, "Room"),
+    ("put", "/api/v1/rooms/{room_id}/pin", "Pin a comment {comment} or a link {link, label} (host, cohost)", True, "Pin", 200, "Room"),
+    ("delete", "/api/v1/rooms/{room_id}/pin", "Unpin (host, cohost)", True, None, 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/hand-over", "Hand the room to a cohost {to} (host)", True, "HandOver", 200, "Room"),
+    ("post", "/api/v1/rooms/{room_id}/take-host", "Take over as host while the host is away (cohost)", True, None, 200, "Room"),
+    ("get", "/api/v1/rooms/{room_id}/calendar.ics", "A scheduled room as iCalendar", False, None, 200, None),
+    ("get", "/api/v1/rooms/{room_id}/recording", "A recorded room's replay: URLs, size, length", False, None, 200, {}),
+    ("delete", "/api/v1/rooms/{room_id}/recording", "Delete the recording (host)", True, None, 204, None),
+    ("get", "/api/v1/rooms/{room_id}/recording.ogg", "The recording, Ogg/Opus; Range; ?download=1", False, None, 200, None),
+    ("get", "/api/v1/reminders", "Rooms you asked to be reminded of", True, None, 200, {}),
+    ("post", "/api/v1/reminders", "Remind me when a room {room} starts (here or elsewhere)", True, "ReminderRequest", 201, {}),
+    ("delete", "/api/v1/reminders", "No reminder (?room=)", True, None, 200, {}),
+    ("get", "/api/v1/notifications", "Your notifications, newest first (?limit=&before=)", True, None, 200, {}),
+    ("post", "/api/v1/notifications/read", "Mark read: {ids}, {up_to} or all", True, "MarkRead", 200, {}),
 ]  # fmt: skip
 
 
@@ -398,6 +463,7 @@ _QUERY: dict[tuple[str, str], list[str]] = {
     ("get", "/api/v1/search"): ["q"],
     ("get", "/api/v1/remote-join"): ["handle", "room"],
     ("get", "/api/v1/remote-avatar"): ["actor"],
+    ("delete", "/api/v1/reminders"): ["room"],
 }
 
 
@@ -439,10 +505,12 @@ def _operation(
             }
         else:
             op["responses"][str(status)] = {"description": "ended"}
-    elif path.endswith("listen.ogg"):
+    elif path.endswith(".ogg"):
         op["responses"]["200"] = {"description": "stream", "content": {"audio/ogg": {}}}
     elif path == "/api/v1/remote-avatar":
         op["responses"]["200"] = {"description": "a PNG", "content": {"image/png": {}}}
+    elif path.endswith(".ics"):
+        op["responses"]["200"] = {"description": "iCalendar", "content": {"text/calendar": {}}}
     elif response is None:
         op["responses"][str(status)] = {"description": "done"}
     else:

@@ -3,7 +3,8 @@
 Every page is ``static/index.html`` (the client routes in the browser), but what link
 previews and search engines read is rendered here: a proper ``<title>``, a description,
 OpenGraph and Twitter-card tags (title, description, host, live state, image) for room
-pages ``/rooms/{id}`` and profiles ``/@{username}``, and a canonical link. Everything that
+pages ``/rooms/{id}``, replay pages ``/rooms/{id}/replay`` (with ``og:audio``: the
+recording) and profiles ``/@{username}``, and a canonical link. Everything that
 came from users is HTML-escaped. Unknown rooms and accounts, and any path that is not a
 page or an API, get the same shell with status 404, a "not found" head and a readable
 ``<main>`` (the client shows the same once it runs); API and federation paths keep their
@@ -23,7 +24,9 @@ from starlette.routing import Route
 
 from node.errors import Conflict, NotFound
 from node.onair.stage import Stage
+from node.rooms import RoomState
 from node.web.about import NodeAbout, node_about
+from node.web.replay import OGG, recording_urls
 
 # Where the client's shell marks the head and main parts the server fills in.
 HEAD_MARK = "<title>Parley</title>"
@@ -185,6 +188,7 @@ _SIMPLE = {
     "/new": "Start a room",
     "/search": "Search",
     "/settings": "Settings",
+    "/notifications": "Notifications",
     "/rooms/remote": "A room on another server",
     "/admin": "Administration",
     "/reset-password": "Choose a new password",
@@ -262,6 +266,61 @@ async def room_page(request: Request) -> Response:
     return _shell(request).response(request, room_head(doc, host))
 
 
+def _clock(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+async def replay_page(request: Request) -> Response:
+    """A recorded room after its end: its head names the recording (``og:audio``), so a
+    link shared anywhere previews as audio."""
+    room_id = request.path_params["room_id"]
+    stage: Stage = request.app.state.stage
+    host = node_about(request.app.state).host
+    row = None
+    try:
+        room = stage.get(room_id).room
+        if room.state is RoomState.ENDED:
+            row = request.app.state.recordings.store.get(room.id)
+    except (NotFound, Conflict):
+        room = None
+    if room is None or row is None:
+        head = PageHead(
+            title="No replay here",
+            path=request.url.path,
+            noindex=True,
+            status=404,
+            main=_not_found_main(
+                "No replay here",
+                "This room was not recorded, has not ended, or its host deleted the recording.",
+            ),
+        )
+        return _shell(request).response(request, head)
+    doc = stage.room_json(room)
+    who = (doc.get("host") or {}).get("display_name") or room.host
+    urls = recording_urls(stage.base_url, room.id)
+    length = _clock(row.duration)
+    description = f"Replay of {who}’s audio room on {host} ({length})."
+    if room.description:
+        description = f"{room.description} — {description}"
+    head = PageHead(
+        title=f"Replay: {room.title}",
+        description=description,
+        path=f"/rooms/{room.id}/replay",
+        image_alt=f"{room.title}: a recorded audio room on {host}",
+        noindex=doc.get("visibility") != "public",
+        extra=(
+            ("og:audio", urls["recording_url"]),
+            ("og:audio:type", OGG),
+            ("parley:room_state", "ended"),
+        ),
+        twitter={"label1": "Length", "data1": length},
+    )
+    return _shell(request).response(request, head)
+
+
 async def profile_page(request: Request) -> Response:
     name = request.path_params["username"]
     about = node_about(request.app.state)
@@ -304,6 +363,7 @@ routes = [
     *(Route(path, simple_page) for path in _SIMPLE),
     Route("/admin/{section}", admin_section),
     Route("/about", about_page),
+    Route("/rooms/{room_id}/replay", replay_page),
     Route("/rooms/{room_id}", room_page),
     Route("/@{username}", profile_page),
 ]

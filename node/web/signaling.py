@@ -21,15 +21,18 @@ from federation import jsonlimits
 from federation.errors import ActivityParseError, FederationError
 from federation.relay import RELAY_PATH, RELAY_SILENCE_S, CloseCode
 from federation.routes import error_status, verify_subscription
+from node.accounts import Account
 from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable, UseHls
 from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
+from node.notifications import NotificationHub
 from node.onair.on_air import OnAir
 from node.onair.stage import Stage
 from node.relaying.hub import RelayHub, RelaySubscriber
 from node.relaying.service import RelayService
 from node.rooms import RoomState, Visibility
+from node.store.notifications import NotificationStore
 from node.web.auth import optional_person
 from node.web.connections import transport_of
 from node.web.publish_keys import publisher
@@ -237,7 +240,10 @@ async def room_socket(websocket: WebSocket) -> None:
         await websocket.close(code=4000 + exc.status)
         return
     await websocket.accept()
-
+    # Visitors have no account here, so no notifications.
+    detach = _notifications_on(
+        websocket, account if isinstance(account, Account) else None, watcher
+    )
     sender = asyncio.create_task(_send_mailbox(websocket, watcher, close_code=lambda: 4001))
     try:
         while True:
@@ -263,7 +269,21 @@ async def room_socket(websocket: WebSocket) -> None:
         pass
     finally:
         sender.cancel()
+        detach()
         on_air.unwatch(watcher)
+
+
+def _notifications_on(
+    websocket: WebSocket, account: Account | None, watcher: Mailbox[Any]
+) -> Callable[[], None]:
+    """A signed-in user's notifications ride their room socket (the page needs no second
+    one): first ``{"type": "notifications", "unread"}``, then each ``notification``."""
+    if account is None:
+        return lambda: None
+    hub: NotificationHub = websocket.app.state.notification_hub
+    store: NotificationStore = websocket.app.state.notifications
+    watcher.send({"type": "notifications", "unread": store.unread(account.id)})
+    return hub.attach(account.id, watcher)
 
 
 async def _send_mailbox(

@@ -81,15 +81,23 @@ const {
 const {
   Accept,
   Activity,
+  Announce,
+  Create,
   Endpoints,
   Flag,
   Follow,
   Image,
+  Like,
+  Note,
   Person,
+  PUBLIC_COLLECTION,
   Reject,
   Undo,
+  Update,
   isActor,
 } = await import("@fedify/vocab");
+// Fedify's vocabulary takes times as Temporal objects (the polyfill it depends on).
+const { Temporal } = await import("@js-temporal/polyfill");
 
 // ---------------------------------------------------------------- state
 
@@ -244,8 +252,8 @@ async function handleFederation(makeRequest, url, method, headers, body) {
     return new Response(AVATAR_PNG, { headers: { "content-type": "image/png" } });
   }
 
-  // Activities created by bob (Accept, Follow, Undo) are dereferenceable.
-  if (method === "GET" && url.pathname.startsWith("/activities/")) {
+  // Activities created by bob (Accept, Follow, Undo) and his notes are dereferenceable.
+  if (method === "GET" && (url.pathname.startsWith("/activities/") || url.pathname.startsWith("/notes/"))) {
     const doc = activityDocs.get(url.href);
     logEntry.status = doc ? 200 : 404;
     return doc
@@ -508,6 +516,14 @@ function buildFederation() {
         object instanceof Follow || (follower != null && undo.objectId?.href === follower.followId);
       if (undoesFollow) followers.delete(undo.actorId.href);
     })
+    .on(Create, async (ctx, create) => {
+      markHandled(ctx, "Create");
+      await recordObject(ctx, create);
+    })
+    .on(Update, async (ctx, update) => {
+      markHandled(ctx, "Update");
+      await recordObject(ctx, update);
+    })
     .on(Accept, async (ctx, accept) => {
       markHandled(ctx, "Accept");
       settleFollow(ctx, accept, "accepted");
@@ -533,6 +549,54 @@ function buildFederation() {
     });
 
   return fed;
+}
+
+/** What Fedify's own vocabulary makes of a Create/Update's object (Event, Note, Audio). */
+async function recordObject(ctx, activity) {
+  const entry = ctx.data?.inboxEntry;
+  if (entry == null) return;
+  try {
+    const object = await activity.getObject({
+      documentLoader: await signedLoader(ctx),
+      contextLoader: ctx.contextLoader,
+    });
+    if (object == null) return;
+    const parsed = {
+      type: object.constructor.name,
+      id: object.id?.href ?? null,
+      name: object.name?.toString() ?? null,
+      content: object.content?.toString() ?? null,
+      url: object.url?.href ?? null,
+      inReplyTo: object.replyTargetId?.href ?? null,
+      attributedTo: object.attributionId?.href ?? null,
+      attachments: [],
+    };
+    if (object.startTime !== undefined) parsed.startTime = object.startTime?.toString() ?? null;
+    for await (const item of object.getAttachments({
+      documentLoader: await signedLoader(ctx),
+      contextLoader: ctx.contextLoader,
+    })) {
+      parsed.attachments.push({
+        type: item.constructor.name,
+        mediaType: item.mediaType ?? null,
+        url: item.url?.href ?? null,
+        name: item.name?.toString() ?? null,
+        duration: item.duration?.toString() ?? null,
+      });
+    }
+    entry.parsed = parsed;
+  } catch (error) {
+    entry.parse_error = errorText(error);
+  }
+}
+
+/** Sends an activity bob made (built by `make(id)`) to the actor at `to`. */
+async function sendTo(ctx, to, make) {
+  const recipient = await ctx.lookupObject(to, { documentLoader: await signedLoader(ctx) });
+  if (recipient == null || !isActor(recipient)) throw new Error(`${to} is not an actor`);
+  const activity = make(newActivityId());
+  const delivery = await deliver(ctx, recipient, activity);
+  return { activity: delivery.activity, delivered: delivery.ok, error: delivery.error };
 }
 
 function settleFollow(ctx, activity, state) {
@@ -766,6 +830,42 @@ async function handleControl(request, url, rawBody) {
           { undo: delivery.activity, delivered: delivery.ok, error: delivery.error },
           delivery.ok ? 200 : 502,
         );
+      }
+      case "POST /_control/reply": {
+        // bob replies to a post (a room's announcement): Create{Note inReplyTo}.
+        const body = await readJson(rawBody);
+        const noteId = new URL(`/notes/${randomUUID()}`, origin);
+        const note = new Note({
+          id: noteId,
+          attribution: ctx.getActorUri(USERNAME),
+          replyTarget: new URL(body.inReplyTo),
+          content: body.content,
+          published: Temporal.Now.instant(),
+          to: PUBLIC_COLLECTION,
+          ccs: [new URL(body.to)],
+        });
+        activityDocs.set(noteId.href, await note.toJsonLd({ format: "compact" }));
+        const result = await sendTo(ctx, body.to, (id) =>
+          new Create({ id, actor: ctx.getActorUri(USERNAME), object: note, to: PUBLIC_COLLECTION, ccs: [new URL(body.to)] }),
+        );
+        return json({ note: noteId.href, ...result }, result.delivered ? 200 : 502);
+      }
+      case "POST /_control/rsvp": {
+        // bob answers an Event with Accept (FEP-8a8e RSVP).
+        const body = await readJson(rawBody);
+        const result = await sendTo(ctx, body.to, (id) =>
+          new Accept({ id, actor: ctx.getActorUri(USERNAME), object: new URL(body.event), to: new URL(body.to) }),
+        );
+        return json(result, result.delivered ? 200 : 502);
+      }
+      case "POST /_control/like":
+      case "POST /_control/announce": {
+        const body = await readJson(rawBody);
+        const Kind = route.endsWith("like") ? Like : Announce;
+        const result = await sendTo(ctx, body.to, (id) =>
+          new Kind({ id, actor: ctx.getActorUri(USERNAME), object: new URL(body.object), to: PUBLIC_COLLECTION, ccs: [new URL(body.to)] }),
+        );
+        return json(result, result.delivered ? 200 : 502);
       }
       default:
         return json({ error: `no control route ${route}` }, 404);
