@@ -227,10 +227,9 @@ class Notifier:
     # -- moderation -----------------------------------------------------------------------
 
     def report_handled(self, account_id: int, report_id: int) -> None:
-        """A moderator resolved ``report_id``, which ``account_id`` filed. The moderation
-        side (the admin work: reports) calls this through its notifier Protocol
-        ``report_handled(account_id, report_id)``; until that lands on main nothing here
-        calls it but the tests."""
+        """A moderator resolved ``report_id``, which ``account_id`` filed: called by
+        node.moderation.reports.ReportDesk through its ``ReportNotifier`` Protocol (wired
+        in node/web/app.py)."""
         self.notify(
             account_id, "report_handled", {"report": report_id}, dedupe=f"report {report_id}"
         )

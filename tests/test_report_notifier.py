@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 
 from node.config import parse_config
-from node.moderation.reports import NoNotifier, ReportDesk
+from node.moderation.reports import ReportDesk
+from node.notifications import Notifier
 from node.web.app import create_app
 
 PASSWORD = "correct horse battery"
@@ -54,13 +55,15 @@ async def test_resolving_a_report_tells_its_reporter_and_a_failing_notifier_chan
     ):
         state = app.state
         desk: ReportDesk = state.reports
-        assert isinstance(desk.notifier, NoNotifier)
+        # The node wires its notifications in: the reporter hears of it (issue 13).
+        assert isinstance(desk.notifier, Notifier)
         accounts = state.accounts
         accounts.create("root", PASSWORD, is_admin=True)
         dave = accounts.create("dave", PASSWORD)
         accounts.create("eve", PASSWORD)
         root_auth, dave_auth = await _token(client, "root"), await _token(client, "dave")
 
+        node_notifier = desk.notifier
         recorder = Recorder()
         desk.notifier = recorder
         filed = []
@@ -77,6 +80,22 @@ async def test_resolving_a_report_tells_its_reporter_and_a_failing_notifier_chan
         )
         assert resolved.status_code == 200, resolved.text
         assert recorder.told == [(dave.id, filed[0])]
+
+        # With the node's own notifier, dave's notifications list "your report was handled".
+        desk.notifier = node_notifier
+        again = await client.post(
+            "/api/v1/reports",
+            json={"target": "account", "account": "eve", "comment": "third"},
+            headers=dave_auth,
+        )
+        assert again.status_code == 201, again.text
+        resolved = await client.post(
+            f"/api/v1/admin/reports/{again.json()['id']}/resolve", json={}, headers=root_auth
+        )
+        assert resolved.status_code == 200, resolved.text
+        listed = (await client.get("/api/v1/notifications", headers=dave_auth)).json()
+        handled = [n for n in listed["notifications"] if n["kind"] == "report_handled"]
+        assert len(handled) == 1, listed
 
         desk.notifier = Broken()
         resolved = await client.post(
