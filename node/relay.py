@@ -60,7 +60,7 @@ from node.mailbox import Mailbox
 from node.media.errors import StreamClosed
 from node.media.mixer import OpusFrameEncoder, SpeakerInput
 from node.media.packets import SAMPLES_PER_FRAME, OpusPacket, PacketStream
-from node.rooms import MODERATORS, Member, Role, Room, RoomState, Visibility
+from node.rooms import MODERATORS, Member, Role, Room, RoomState, Visibility, valid_csrc
 
 if TYPE_CHECKING:
     from node.fediverse import Fediverse
@@ -879,6 +879,7 @@ def member_from_json(raw: dict[str, Any], hands: list[str]) -> Member:
         invited=bool(raw.get("invited")),
         connections=1 if raw.get("connected") else 0,
         publishing=bool(raw.get("publishing")),
+        csrc=valid_csrc(raw.get("csrc")),
     )
 
 

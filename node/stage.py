@@ -53,6 +53,10 @@ class Watcher(Mailbox[dict[str, Any]]):
     def __init__(self, username: str | None) -> None:
         super().__init__(maxsize=256)
         self.username = username
+        self.levels_in_audio = False
+        """The client said it reads speaking levels from its WebRTC audio (the CSRCs of
+        program packets), so ``levels`` messages are of no use to it. Recorded only: the
+        room's event bus may skip them for such a watcher (docs/API.md)."""
 
 
 @dataclass
@@ -98,7 +102,7 @@ class OnAir:
 
     def ensure_mixer(self) -> RoomMixer:
         if self.mixer is None:
-            self.mixer = RoomMixer()
+            self.mixer = RoomMixer(csrc_of=self.room.csrc_for)
             # Ogg pages are built once per room and shared by every HTTP listener.
             if self.mirror is None:
                 self.ogg_pages = OggOpusPages(
