@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= node.toml
 
-.PHONY: run test lint check-chromium bench clean
+.PHONY: run test lint check-chromium check-cc bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml node/media/_rtpsend.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -21,6 +21,15 @@ check-chromium:
 	  echo "installing Debian's chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The native step of the WebRTC fan-out (node/media/_rtpsend.c) is compiled by pip: it
+# needs a C compiler and Python's headers (the node runs without it, in Python, but the
+# tests check it). Its libsrtp is pylibsrtp's own: no SRTP package to install.
+check-cc:
+	@command -v cc >/dev/null && $(PYTHON) -c "import os, sysconfig, sys; \
+	  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+	  || { echo "installing a C compiler and Python's headers"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev python3-dev; }
+
 # The independent ActivityPub peer (Fedify, pinned in its lockfile) for interop tests.
 tests/fedify/node_modules/.package-lock.json: tests/fedify/package-lock.json
 	cd tests/fedify && npm ci --no-audit --no-fund --loglevel=error
@@ -30,7 +39,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check node federation tests bench
 	$(VENV)/bin/mypy node federation
 
-test: $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json lint
+test: check-cc $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 Registration = Literal["open", "approval", "closed"]
-WebRtcFanout = Literal["batched", "aiortc"]
+WebRtcFanout = Literal["native", "batched", "aiortc"]
 EventLoop = Literal["asyncio", "uvloop"]
 HttpParser = Literal["h11", "httptools"]
 
@@ -66,9 +66,10 @@ class MediaSettings:
     # How long a live room waits for a host who left without ending it.
     host_grace_s: float = 60.0
     max_sdp_bytes: int = 16 * 1024
-    # How WebRTC listeners get their packets: "batched" (one send loop per room, see
-    # node/media/fanout.py) or "aiortc" (aiortc's own sender per listener, the fallback).
-    webrtc_fanout: WebRtcFanout = "batched"
+    # How WebRTC listeners get their packets: "native" (one send loop per room, the
+    # per-listener step in C: node/media/native.py), "batched" (the same loop in pure
+    # Python, node/media/fanout.py) or "aiortc" (aiortc's own sender per listener).
+    webrtc_fanout: WebRtcFanout = "native"
     # Audio per RTP packet for WebRTC listeners on the batched fan-out, in ms: 20, 40 or 60.
     # A listener costs about the same per packet whatever its size, so 40 halves the cost
     # per listener and adds 20 ms of delay (speakers' own returns stay at 20).
