@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from node.media.packets import OpusPacket
+from node.media.packets import Contributors, OpusPacket
 from node.media.workers import (
     MAX_FRAME,
     PACKET,
@@ -90,7 +90,17 @@ async def test_listeners_in_two_workers_hear_the_room(
     assert len(workers_of(workers_node)) == 2
     for listener in listeners:
         assert_tone(await listener.heard(1.5), 440)
-    assert api.http.get(f"/api/v1/rooms/{room['id']}").json()["listener_count"] == 4
+    doc = api.http.get(f"/api/v1/rooms/{room['id']}").json()
+    assert doc["listener_count"] == 4
+    # The workers send on the native step, with the speakers heard as CSRCs (the room
+    # JSON names the host's), which crossed the pipe from the node process.
+    host_csrc = doc["speakers"][0]["csrc"]
+    assert isinstance(host_csrc, int)
+    assert all(listener.csrcs == {host_csrc} for listener in listeners)
+    log = workers_node.log()
+    assert log.count("WebRTC fan-out of a stream started (native step)") == 2
+    assert "on the Python step" not in log and "fan-out in Python" not in log
+    assert stats(api)["webrtc_fanout"] == "native"
 
     # A mute in the node process is silence in the workers' streams.
     api.request("POST", f"/api/v1/rooms/{room['id']}/mute", host, json={"muted": True})
@@ -281,8 +291,14 @@ async def test_ogg_handoff_on_the_asyncio_loop_and_the_h11_parser(
     assert "Traceback" not in node.log()
 
 
-async def test_frames_round_trip_and_bad_lengths_are_refused() -> None:
-    packet = OpusPacket(70000, 960 * 70000, b"\xfc\x01\x02")
+@pytest.mark.parametrize(
+    "contributors",
+    [None, Contributors(), Contributors(3, ((1, 3), (0xFFFFFFFF, 127)))],
+)
+async def test_frames_round_trip_and_bad_lengths_are_refused(
+    contributors: Contributors | None,
+) -> None:
+    packet = OpusPacket(70000, 960 * 70000, b"\xfc\x01\x02", contributors)
     reader = asyncio.StreamReader()
     reader.feed_data(encode_packet(7, packet))
     frame = await read_frame(reader)

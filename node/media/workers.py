@@ -51,7 +51,7 @@ from typing import Any
 
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed, WorkerUnavailable
 from node.media.ice import IceSettings
-from node.media.packets import OpusPacket, PacketStream
+from node.media.packets import MAX_CSRCS, Contributors, OpusPacket, PacketStream
 from node.media.peers import FanoutMode, check_offer
 
 __all__ = [
@@ -68,7 +68,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _FRAME = struct.Struct("!IB")
-_PACKET = struct.Struct("!IIQ")  # stream id, seq, pts
+_PACKET = struct.Struct("!IIQB")  # stream id, seq, pts, CSRC count (NO_CONTRIBUTORS: none)
+_LEVEL = struct.Struct("!B")  # the packet's -dBov level
+_SOURCE = struct.Struct("!IB")  # a contributing source and its -dBov level
+NO_CONTRIBUTORS = 0xFF
+"""The count byte of a packet that says nothing of its contributors (a relayed program)."""
 
 LISTEN, CLOSE, PACKET, END = b"L", b"C", b"P", b"E"
 """Node process -> worker: a WHEP offer, a close, a program packet, a program's end."""
@@ -100,14 +104,37 @@ def encode_json(kind: bytes, doc: dict[str, Any]) -> bytes:
 
 
 def encode_packet(stream_id: int, packet: OpusPacket) -> bytes:
-    return encode_frame(
-        PACKET, _PACKET.pack(stream_id, packet.seq & 0xFFFFFFFF, packet.pts) + packet.data
-    )
+    """A program packet for the workers, with its contributors (the speakers' CSRCs)."""
+    contributors = packet.contributors
+    if contributors is None:
+        head = _PACKET.pack(stream_id, packet.seq & 0xFFFFFFFF, packet.pts, NO_CONTRIBUTORS)
+    else:
+        sources = contributors.sources
+        head = b"".join(
+            (
+                _PACKET.pack(stream_id, packet.seq & 0xFFFFFFFF, packet.pts, len(sources)),
+                _LEVEL.pack(contributors.level),
+                *(_SOURCE.pack(csrc, level) for csrc, level in sources),
+            )
+        )
+    return encode_frame(PACKET, head + packet.data)
 
 
 def decode_packet(body: bytes) -> tuple[int, OpusPacket]:
-    stream_id, seq, pts = _PACKET.unpack_from(body)
-    return stream_id, OpusPacket(seq, pts, body[_PACKET.size :])
+    stream_id, seq, pts, count = _PACKET.unpack_from(body)
+    offset = _PACKET.size
+    contributors = None
+    if count != NO_CONTRIBUTORS:
+        if count > MAX_CSRCS:
+            raise ValueError(f"{count} contributing sources")
+        (level,) = _LEVEL.unpack_from(body, offset)
+        offset += _LEVEL.size
+        sources = []
+        for _ in range(count):
+            sources.append(_SOURCE.unpack_from(body, offset))
+            offset += _SOURCE.size
+        contributors = Contributors(level, tuple(sources))
+    return stream_id, OpusPacket(seq, pts, body[offset:], contributors)
 
 
 def encode_handoff(session_id: str, stream_id: int, head: bytes) -> bytes:
