@@ -391,6 +391,11 @@ export class RoomAudio {
     }, delay);
   }
 
+  /** Playback was allowed after all (a click): no longer "blocked". */
+  resumed() {
+    if (this.status === 'blocked') this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+  }
+
   async play(stream, generation) {
     if (generation !== this.generation) return;
     const ok = await this.output.attach(stream);
@@ -436,6 +441,13 @@ export class RoomAudio {
       await this.session.sender.replaceTrack(fresh.getAudioTracks()[0]);
     }
     for (const track of old.getTracks()) track.stop();
+  }
+
+  /** The RTCRtpReceiver of the WebRTC listening session, or null (speaking, off). */
+  listeningReceiver() {
+    if (this.mode !== 'listen' || !this.session || !this.session.pc) return null;
+    const [receiver] = this.session.pc.getReceivers();
+    return receiver || null;
   }
 
   /** RTP counters of the running session, for diagnostics and tests. */

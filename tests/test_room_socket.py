@@ -144,6 +144,12 @@ def test_ws_ping_and_oversized_messages(api: Api) -> None:
         ws.send("not json")
         ws.send(json.dumps({"type": "ping"}))
         next_of(ws, "pong")
+        # A WebRTC listener saying it reads levels from its audio (the hook for sending
+        # it state only), then JSON that is no object: neither ends the socket.
+        ws.send(json.dumps({"type": "levels_source", "source": "audio"}))
+        ws.send("[1, 2]")
+        ws.send(json.dumps({"type": "ping"}))
+        next_of(ws, "pong")
     with socket(api, room) as ws:
         next_of(ws, "snapshot")
         with pytest.raises(ConnectionClosed):

@@ -245,9 +245,12 @@ async def room_socket(websocket: WebSocket) -> None:
             text = receive.result()
             if len(text) > 4096:
                 break
-            with contextlib.suppress(ValueError):
-                if json.loads(text).get("type") == "ping":
+            with contextlib.suppress(ValueError, AttributeError):
+                message = json.loads(text)
+                if message.get("type") == "ping":
                     watcher.send({"type": "pong"})
+                elif message.get("type") == "levels_source":
+                    watcher.levels_in_audio = message.get("source") == "audio"
     except (WebSocketDisconnect, RuntimeError, AttributeError):
         pass
     finally:

@@ -40,8 +40,9 @@ def write_tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48_
     return path
 
 
-def launch(playwright: Playwright, wav: Path | None = None) -> Browser:
-    """Chromium as the tests run it; `wav` becomes its fake microphone."""
+def launch(playwright: Playwright, wav: Path | None = None, *, autoplay: bool = True) -> Browser:
+    """Chromium as the tests run it; `wav` becomes its fake microphone. With ``autoplay``
+    False, Chromium's own autoplay policy holds: pages play sound after a user gesture."""
     microphone = (
         [
             "--use-fake-device-for-media-stream",
@@ -58,7 +59,7 @@ def launch(playwright: Playwright, wav: Path | None = None) -> Browser:
             *microphone,
             "--disable-features=WebRtcHideLocalIpsWithMdns",
             "--allow-loopback-in-peer-connection",
-            "--autoplay-policy=no-user-gesture-required",
+            *(["--autoplay-policy=no-user-gesture-required"] if autoplay else []),
             "--no-sandbox",
             "--disable-gpu",
             "--disable-background-networking",
