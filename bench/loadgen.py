@@ -1,6 +1,7 @@
 """The load generator: N real listeners in one process, driven over stdin/stdout.
 
-    python -m bench.loadgen --kind webrtc|http --count N --url URL [--duration S]
+    python -m bench.loadgen --kind webrtc|http|ws --count N --url URL [--ws-url URL]
+        [--duration S]
 
 Protocol (one JSON object per stdout line): after connecting it prints
 ``{"event": "connected", ...}``. Then either it is driven over stdin (``start`` resets the
@@ -13,6 +14,10 @@ Opus payload is not decoded: ``RTCRtpReceiver._handle_rtp_packet`` (called by th
 transport with an already decrypted and parsed ``RtpPacket``) is replaced per receiver by a
 counter that checks the payload type and the Opus TOC byte (one 20 ms frame). One canary
 listener keeps aiortc's decoder and checks that the audio is the 440 Hz tone.
+
+A *browser-like* listener (``--kind webrtc --ws-url URL``) also holds the room WebSocket
+as the web client does, as a guest; ``--kind ws`` opens only WebSockets (watchers). The
+WebSocket messages are counted (by type) and their bytes, not decoded beyond their type.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from urllib.parse import urljoin, urlsplit
 import av
 import httpx
 import numpy as np
+import websockets.asyncio.client
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
@@ -177,6 +183,18 @@ class WebRtcListener:
 
 
 @dataclass
+class Watcher:
+    """One room WebSocket: messages and bytes received in the window, by type."""
+
+    task: asyncio.Task[None] | None = None
+    messages: int = 0
+    octets: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    ended: bool = False
+    error: str | None = None
+
+
+@dataclass
 class HttpListener:
     task: asyncio.Task[None] | None = None
     octets: int = 0
@@ -198,6 +216,8 @@ class Generator:
         self.canary: bool = args.canary
         self.webrtc: list[WebRtcListener] = []
         self.http: list[HttpListener] = []
+        self.watchers: list[Watcher] = []
+        self.ws_url: str | None = args.ws_url if args.kind != "ws" else args.url
         self.failures: list[str] = []
         self.window_start = 0.0
         self.rusage_start = 0.0
@@ -219,8 +239,10 @@ class Generator:
                 try:
                     if self.kind == "webrtc":
                         await self._connect_webrtc(index == 0 and self.canary)
-                    else:
+                    elif self.kind == "http":
                         await self._connect_http(index == 0 and self.canary)
+                    if self.ws_url is not None:
+                        await self._connect_ws(self.ws_url)
                     join_times.append(time.monotonic() - t0)
                 except Exception as exc:  # counted and reported, never fatal
                     self.failures.append(f"{type(exc).__name__}: {exc}")
@@ -331,6 +353,13 @@ class Generator:
             await pc.close()
             raise
 
+    async def _connect_ws(self, url: str) -> None:
+        watcher = Watcher()
+        connected = asyncio.get_running_loop().create_future()
+        watcher.task = asyncio.create_task(_watch(url, watcher, connected))
+        self.watchers.append(watcher)
+        await asyncio.wait_for(connected, 30)
+
     async def _connect_http(self, canary: bool) -> None:
         listener = HttpListener(canary_bytes=bytearray() if canary else None)
         connected = asyncio.get_running_loop().create_future()
@@ -348,6 +377,9 @@ class Generator:
         for http in self.http:
             http.octets = 0
             http.pages = 0
+        for watcher in self.watchers:
+            watcher.messages = watcher.octets = 0
+            watcher.by_type.clear()
 
     def result(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.window_start
@@ -362,9 +394,27 @@ class Generator:
         }
         if self.kind == "webrtc":
             result.update(self._webrtc_result(elapsed))
-        else:
+        elif self.kind == "http":
             result.update(self._http_result(elapsed))
+        if self.watchers:
+            result.update(self._ws_result(elapsed))
         return result
+
+    def _ws_result(self, elapsed: float) -> dict[str, Any]:
+        watchers = self.watchers
+        by_type: dict[str, int] = {}
+        for watcher in watchers:
+            for kind, n in watcher.by_type.items():
+                by_type[kind] = by_type.get(kind, 0) + n
+        count = max(len(watchers), 1)
+        return {
+            "ws_watchers": sum(1 for w in watchers if not w.ended),
+            "ws_ended_early": sum(1 for w in watchers if w.ended),
+            "ws_errors": sorted({w.error for w in watchers if w.error})[:5],
+            "ws_messages_per_s": round(sum(w.messages for w in watchers) / elapsed / count, 3),
+            "ws_bytes_per_s": round(sum(w.octets for w in watchers) / elapsed / count, 1),
+            "ws_types_per_s": {k: round(n / elapsed / count, 3) for k, n in by_type.items()},
+        }
 
     def _webrtc_result(self, elapsed: float) -> dict[str, Any]:
         counters = [listener.counter for listener in self.webrtc]
@@ -446,6 +496,10 @@ class Generator:
             if http.task is not None:
                 http.task.cancel()
         await asyncio.gather(*(h.task for h in self.http if h.task), return_exceptions=True)
+        for watcher in self.watchers:
+            if watcher.task is not None:
+                watcher.task.cancel()
+        await asyncio.gather(*(w.task for w in self.watchers if w.task), return_exceptions=True)
         if self.http_client is not None:
             await self.http_client.aclose()
         return {"event": "closed", "deleted": deleted}
@@ -459,6 +513,30 @@ async def _drain_canary(receiver: Any, listener: WebRtcListener) -> None:
         if got < wanted and isinstance(frame, av.AudioFrame):
             listener.canary_frames.append(frame)
             got += frame.samples
+
+
+async def _watch(url: str, watcher: Watcher, connected: asyncio.Future[None]) -> None:
+    """A guest on the room WebSocket, as the web client's page is, counting what comes."""
+    try:
+        async with websockets.asyncio.client.connect(url, max_size=1 << 20) as ws:
+            async for message in ws:
+                if not connected.done():
+                    connected.set_result(None)
+                watcher.messages += 1
+                watcher.octets += len(message)
+                text = message if isinstance(message, str) else ""
+                # '{"type": "levels", ...': the type without parsing the whole message.
+                start = text.find('"type": "')
+                kind = text[start + 9 : text.find('"', start + 9)] if start >= 0 else "?"
+                watcher.by_type[kind] = watcher.by_type.get(kind, 0) + 1
+        watcher.ended = True
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        watcher.ended = True
+        watcher.error = f"{type(exc).__name__}: {exc}"
+        if not connected.done():
+            connected.set_exception(exc)
 
 
 async def _http_listen(url: str, listener: HttpListener, connected: asyncio.Future[None]) -> None:
@@ -577,9 +655,12 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kind", choices=("webrtc", "http"), required=True)
+    parser.add_argument("--kind", choices=("webrtc", "http", "ws"), required=True)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--url", required=True, help="WHEP URL or Ogg listen URL")
+    parser.add_argument("--url", required=True, help="WHEP URL, Ogg listen URL or ws_url")
+    parser.add_argument(
+        "--ws-url", help="also hold the room WebSocket per listener (a browser-like listener)"
+    )
     parser.add_argument("--duration", type=float, help="run one window alone, then exit")
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=300.0)
@@ -590,8 +671,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0 < args.count <= 5000:
         parser.error("--count must be 1..5000")
-    if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
-        parser.error("loopback only: the URL must point at 127.0.0.1")
+    for url in (args.url, args.ws_url):
+        if url and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("loopback only: the URL must point at 127.0.0.1")
 
     async def bounded() -> None:
         try:
