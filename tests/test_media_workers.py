@@ -102,10 +102,12 @@ async def test_listeners_in_two_workers_hear_the_room(
     assert "on the Python step" not in log and "fan-out in Python" not in log
     assert stats(api)["webrtc_fanout"] == "native"
 
-    # A mute in the node process is silence in the workers' streams.
+    # A mute in the node process is silence in the workers' streams (once what was on
+    # its way when it came has played out: a loaded machine delays that).
     api.request("POST", f"/api/v1/rooms/{room['id']}/mute", host, json={"muted": True})
-    await asyncio.sleep(0.5)
-    assert rms(await listeners[0].heard(1.0)) < 0.001
+    deadline = asyncio.get_running_loop().time() + 15
+    while rms(await listeners[0].heard(1.0)) >= 0.001:
+        assert asyncio.get_running_loop().time() < deadline, "still hearing the muted host"
 
     # DELETE ends a worker's session; the count follows.
     assert api.http.delete(listeners[0].location).status_code == 200
