@@ -59,7 +59,7 @@ async def publish_tone(stream: PacketStream, hz: float = 440.0) -> None:
         await asyncio.sleep(max(due - time.monotonic(), 0.0))
 
 
-def create_app(fanout: str, packet_ms: int = 20) -> Starlette:
+def create_app(fanout: str, packet_ms: int = 20, *, silent: bool = False) -> Starlette:
     stream = PacketStream()
     peers = PeerSessions(
         LOOPBACK,
@@ -95,7 +95,8 @@ def create_app(fanout: str, packet_ms: int = 20) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         install_ice_policy(LOOPBACK, asyncio.get_running_loop())
-        task = asyncio.create_task(publish_tone(stream))
+        # Silent: listeners connect and stay (ICE consent, RTCP) but no audio is sent.
+        task = asyncio.create_task(asyncio.Event().wait() if silent else publish_tone(stream))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -117,9 +118,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fanout", choices=("aiortc", "batched", "native"), default="native")
     parser.add_argument("--packet-ms", type=int, choices=(20, 40, 60), default=20)
+    parser.add_argument(
+        "--silent", action="store_true", help="send no audio: a listener's cost without it"
+    )
     args = parser.parse_args()
     uvicorn.run(
-        create_app(args.fanout, args.packet_ms),
+        create_app(args.fanout, args.packet_ms, silent=args.silent),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",
