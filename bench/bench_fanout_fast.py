@@ -49,18 +49,20 @@ MODES = (
     "native",
     "native40",
     "native60",
+    "silent",
 )
 """aiortc's sender per listener and the batched loop (Python or native step), all at
 20 ms per RTP packet, and the batched loop at 40 ms (two Opus frames, the node's
-default) and 60 ms per packet."""
+default) and 60 ms per packet; "silent" is the native server sending no audio at all:
+what a connected listener costs without it (ICE consent, RTCP, the event loop)."""
 DEFAULT_MODES = "aiortc,batched,native,batched40,native40"
 
 
 class FastServer(ProcessUnderTest):
     def __init__(self, directory: Path, mode: str) -> None:
         self.port = free_port()
-        fanout = mode.rstrip("0123456789")
-        packet_ms = mode[len(fanout) :]
+        fanout = "native" if mode == "silent" else mode.rstrip("0123456789")
+        packet_ms = mode[len(fanout) :] if mode != "silent" else ""
         super().__init__(
             [
                 sys.executable,
@@ -72,6 +74,7 @@ class FastServer(ProcessUnderTest):
                 fanout,
                 "--packet-ms",
                 packet_ms or "20",
+                *(["--silent"] if mode == "silent" else []),
             ],
             directory / f"server-{mode}.log",
         )
@@ -187,7 +190,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
             rows,
         ),
     ]
-    for mode in MODES[1:]:
+    for mode in MODES[1:-1]:
         step = "native (C)" if mode.startswith("native") else "Python"
         what = f"{mode[len(mode.rstrip('0123456789')) :] or '20'} ms packets"
         if "aiortc" in slopes and mode in slopes and slopes[mode][0] > 0:

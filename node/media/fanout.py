@@ -66,8 +66,8 @@ YIELD_EVERY = 256
 """Listeners served between two yields to the event loop, so that ICE, DTLS, RTCP and
 HTTP keep running while a large room's packet goes out."""
 
-NATIVE_YIELD_EVERY = 1024
-"""The same for the native step, whose listeners cost several times less each."""
+NATIVE_YIELD_EVERY = 512
+"""The same for the native step: about as long a pause (~1.6 ms) as the Python step's."""
 
 STATS_EVERY = 8
 """Packets between two updates of the aiortc sender's counters (read by its RTCP task for

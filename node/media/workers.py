@@ -86,10 +86,11 @@ MAX_BACKLOG = 256 * 1024
 """Bytes queued to one worker's pipe beyond which its packets are dropped (it is stuck:
 it gets a gap, the room does not wait for it)."""
 
-OGG_WEIGHT = 0.1
-"""What an Ogg listener costs a worker next to a WebRTC listener (bench/RESULTS.md,
-bench_workers: 0.0052 % of a core per Ogg listener against 0.051 % per WebRTC listener),
-so that placement balances CPU rather than connections."""
+OGG_WEIGHT = 0.15
+"""What an Ogg listener costs a worker next to a WebRTC listener on the native fan-out
+(bench/RESULTS.md: bench_workers, 0.0052 % of a core per Ogg listener; 0.037 % per
+WebRTC listener a worker holds, 2026-11-30), so that placement balances CPU rather
+than connections."""
 
 ANSWER_TIMEOUT = 30.0
 """A worker that does not answer an offer in this time has failed it."""
@@ -171,7 +172,7 @@ class WorkerSettings:
 
     ice: IceSettings
     max_sdp_bytes: int = 16384
-    fanout: FanoutMode = "batched"
+    fanout: FanoutMode = "native"
     frames_per_packet: int = 1
     event_loop: str = "asyncio"
     ogg_packets_per_page: int = 10
