@@ -136,6 +136,7 @@ def measure(
             profile_seconds=profile_seconds,
             profile_path=workdir / f"profile-{mode}-{n}.txt",
             at_end=lambda: setattr(point, "native", server.stats().get("native_listeners")),
+            extra=("--receiver-reports", str(args.receiver_reports)),
         )
         time.sleep(2)
         point.leftover = int(server.stats()["peer_connections"])
@@ -177,7 +178,9 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
         )
     text = [
         f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh server per point; "
-        f"{args.per_proc} listeners per load-generator process. Logs: `{workdir}`.\n",
+        f"{args.per_proc} listeners per load-generator process; listeners' RTCP receiver "
+        f"reports: {f'every ~{args.receiver_reports:g} s' if args.receiver_reports else 'none'}."
+        f" Logs: `{workdir}`.\n",
         markdown_table(
             [
                 "fan-out",
@@ -303,6 +306,13 @@ def main(argv: list[str] | None = None) -> list[Point]:
     parser.add_argument("--profile-at", type=int, default=0, help="N to profile (0: none)")
     parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"of {','.join(MODES)}")
+    parser.add_argument(
+        "--receiver-reports",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="listeners send RTCP receiver reports every S s (5: as browsers; 0: none)",
+    )
     parser.add_argument("--no-results", dest="write", action="store_false")
     args = parser.parse_args(argv)
     counts = [0] + [int(c) for c in args.counts.split(",") if c.strip()]

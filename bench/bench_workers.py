@@ -13,12 +13,13 @@ A real node (``python -m node``) with ``[media] workers`` at each value, a WHIP 
 listeners (``--kind webrtc``), HTTP clients of the Ogg stream (``--kind http``, which
 workers take over from the node process connection by connection), *browser-like*
 listeners (``--kind browser``: WHEP audio plus the room WebSocket as a guest, as the web
-client holds them), or room WebSocket watchers alone (``--kind ws``). ``--fanouts`` runs
-the node with each ``[media] webrtc_fanout`` too (e.g. ``native,batched``: the C step
-and the Python one), every setting interleaved in one run. Over
-the window the CPU of the node process and of each of its worker processes is read from
-/proc; a least-squares slope over N = 0 and the counts gives each process's base and cost
-per listener. Points are interleaved (workers 0, 2, 0, 2...) so drift of the shared
+client holds them, and RTCP receiver reports every ~5 s as a browser sends them), or
+room WebSocket watchers alone (``--kind ws``). ``--fanouts`` runs the node with each
+``[media] webrtc_fanout`` too (e.g. ``native,batched``: the C step and the Python one),
+every setting interleaved in one run. Over the window the CPU of the node process and
+of each of its worker processes is read from /proc; a least-squares slope over N = 0
+and the counts gives each process's base and cost per listener. Points are interleaved
+(workers 0, 2, 0, 2...) so drift of the shared
 machine hits every setting alike.
 
 What a setting can serve is where its first limit is reached: a process at 100 % of a
@@ -49,6 +50,9 @@ from bench.harness import (
     markdown_table,
     run_dir,
 )
+
+BROWSER_RR_S = 5.0
+"""A browser-like listener's RTCP receiver reports, every ~5 s (libwebrtc, audio)."""
 
 OGG_PAGE_MS = 200
 """node.toml's [media] ogg_page_ms, which NodeUnderTest leaves at its default."""
@@ -95,7 +99,11 @@ def measure(
         time.sleep(args.warmup)
         kind, url, extra = {
             "webrtc": ("webrtc", room.whep_url, ()),
-            "browser": ("webrtc", room.whep_url, ("--ws-url", room.ws_url)),
+            "browser": (
+                "webrtc",
+                room.whep_url,
+                ("--ws-url", room.ws_url, "--receiver-reports", str(BROWSER_RR_S)),
+            ),
             "http": ("http", room.listen_url, ()),
             "ws": ("ws", room.ws_url, ()),
         }[args.kind]

@@ -15,6 +15,10 @@ transport with an already decrypted and parsed ``RtpPacket``) is replaced per re
 counter that checks the payload type and the Opus TOC byte (one 20 ms frame). One canary
 listener keeps aiortc's decoder and checks that the audio is the 440 Hz tone.
 
+Those listeners send no RTCP receiver reports (aiortc's receiver only reports streams
+its own packet handler saw); ``--receiver-reports 5`` makes each send one every ~5 s, as
+libwebrtc does for audio.
+
 A *browser-like* listener (``--kind webrtc --ws-url URL``) also holds the room WebSocket
 as the web client does, as a guest; ``--kind ws`` opens only WebSockets (watchers). The
 WebSocket messages are counted (by type) and their bytes, not decoded beyond their type.
@@ -26,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import resource
 import sys
 import time
@@ -38,7 +43,7 @@ import httpx
 import numpy as np
 import websockets.asyncio.client
 from aiortc import RTCPeerConnection
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtpPacket
 
 from node.media.ice import IceSettings, install_ice_policy
 from tests.tonekit import (
@@ -87,6 +92,7 @@ class RtpCounter:
 
     __slots__ = (
         "payload_type",
+        "ssrc",
         "packets",
         "frames",
         "last_frames",
@@ -105,6 +111,7 @@ class RtpCounter:
 
     def __init__(self, payload_type: int | None) -> None:
         self.payload_type = payload_type
+        self.ssrc: int | None = None
         self.last_seq: int | None = None
         self.first_at: float | None = None
         self.reset()
@@ -125,6 +132,7 @@ class RtpCounter:
 
     def add(self, packet: RtpPacket) -> None:
         now = time.monotonic()
+        self.ssrc = packet.ssrc
         if self.first_at is None:
             self.first_at = now
         payload = packet.payload
@@ -180,6 +188,7 @@ class WebRtcListener:
     location: str | None
     canary_frames: list[av.AudioFrame] = field(default_factory=list)
     canary_task: asyncio.Task[None] | None = None
+    report_task: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -223,6 +232,7 @@ class Generator:
         self.rusage_start = 0.0
         self.http_client: httpx.AsyncClient | None = None
         self.burst: bool = args.burst
+        self.receiver_reports: float = args.receiver_reports
 
     # -- connecting --------------------------------------------------------------------
 
@@ -347,6 +357,10 @@ class Generator:
                     counter.add(packet)
 
                 receiver._handle_rtp_packet = count_only  # type: ignore[method-assign]
+                if self.receiver_reports:
+                    listener.report_task = asyncio.create_task(
+                        _report(receiver, counter, self.receiver_reports)
+                    )
             self.webrtc.append(listener)
             await wait_connected(pc, timeout=60)
         except BaseException:
@@ -484,6 +498,8 @@ class Generator:
             async with gate:
                 if listener.canary_task is not None:
                     listener.canary_task.cancel()
+                if listener.report_task is not None:
+                    listener.report_task.cancel()
                 if listener.location and self.http_client is not None:
                     with contextlib.suppress(httpx.HTTPError):
                         response = await self.http_client.delete(listener.location)
@@ -503,6 +519,27 @@ class Generator:
         if self.http_client is not None:
             await self.http_client.aclose()
         return {"event": "closed", "deleted": deleted}
+
+
+async def _report(receiver: Any, counter: RtpCounter, interval: float) -> None:
+    """RTCP receiver reports every ``interval`` s (randomised 0.5-1.5x, RFC 3550), as a
+    browser sends them (libwebrtc: 5 s for audio). The counting receiver replaced aiortc's
+    packet handler, so aiortc's own receiver sends none."""
+    while True:
+        await asyncio.sleep(interval * (0.5 + random.random()))
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+        if counter.ssrc is None or rtcp_ssrc is None:
+            continue
+        report = RtcpReceiverInfo(
+            ssrc=counter.ssrc,
+            fraction_lost=0,
+            packets_lost=0,
+            highest_sequence=counter.last_ext & 0xFFFFFFFF,
+            jitter=int(counter.jitter * 48000),
+            lsr=0,
+            dlsr=0,
+        )
+        await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=[report]))
 
 
 async def _drain_canary(receiver: Any, listener: WebRtcListener) -> None:
@@ -667,6 +704,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-canary", dest="canary", action="store_false")
     parser.add_argument(
         "--burst", action="store_true", help="WebRTC: fire every WHEP POST at once (join storm)"
+    )
+    parser.add_argument(
+        "--receiver-reports",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="WebRTC: send RTCP receiver reports every S s as browsers do (0: none)",
     )
     args = parser.parse_args(argv)
     if not 0 < args.count <= 5000:
