@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> list[Point]:
     body = report(points, args, workdir)
     print(body)
     if args.write:
-        append_results("WebRTC fan-out: aiortc sender per listener vs batched loop", body)
+        append_results("WebRTC fan-out: aiortc's sender, the Python step, the native step", body)
     return points
 
 
