@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= node.toml
 
-.PHONY: run test lint check-chromium check-cc bench clean
+.PHONY: run test lint check-chromium check-cc check-nginx bench clean
 
 $(VENV)/.installed: pyproject.toml node/media/_rtpsend.c
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml node/media/_rtpsend.c
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed static/vendor/hls.mjs
 	$(PY) -m node --config $(CONFIG)
 
 # Debian's chromium is what the browser tests drive (never `playwright install`).
@@ -30,19 +30,39 @@ check-cc:
 	  || { echo "installing a C compiler and Python's headers"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev python3-dev; }
 
+# hls.js plays rooms over HLS in the web client. Pinned (version and sha512) in
+# client/package-lock.json, which `npm ci` checks; the file is served as it ships (no build
+# step), copied here at install time rather than kept in git.
+static/vendor/hls.mjs: client/package-lock.json
+	cd client && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp client/node_modules/hls.js/dist/hls.light.min.mjs $@
+
+# Debian's nginx: the HTTP cache the HLS tests and benchmark put in front of a node
+# (deploy/nginx-hls.conf). Tests start it themselves on loopback.
+check-nginx:
+	@test -x /usr/sbin/nginx || { \
+	  echo "installing Debian's nginx"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+
 # The independent ActivityPub peer (Fedify, pinned in its lockfile) for interop tests.
 tests/fedify/node_modules/.package-lock.json: tests/fedify/package-lock.json
 	cd tests/fedify && npm ci --no-audit --no-fund --loglevel=error
+
+# axe-core (pinned in its lockfile), injected into pages for the accessibility checks.
+tests/axe/node_modules/.package-lock.json: tests/axe/package-lock.json
+	cd tests/axe && npm ci --no-audit --no-fund --loglevel=error
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check node federation tests bench
 	$(VENV)/bin/ruff format --check node federation tests bench
 	$(VENV)/bin/mypy node federation
+	$(VENV)/bin/lint-imports
 
-test: check-cc $(VENV)/.installed check-chromium tests/fedify/node_modules/.package-lock.json lint
+test: check-cc $(VENV)/.installed static/vendor/hls.mjs check-chromium check-nginx tests/fedify/node_modules/.package-lock.json tests/axe/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q tests
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed check-chromium check-nginx
 	$(PY) -m bench.run_all
 
 clean:

@@ -167,7 +167,7 @@ class _Directory:
 
 
 async def _drain(worker: DeliveryWorker, store: object, total: int) -> float:
-    from node.fediverse import SqliteDeliveries
+    from node.store.federation import SqliteDeliveries
 
     assert isinstance(store, SqliteDeliveries)
     started = time.perf_counter()
@@ -183,7 +183,8 @@ async def _drain(worker: DeliveryWorker, store: object, total: int) -> float:
 async def _bench(activities: int) -> dict[str, object]:
     import sqlite_utils
 
-    from node.fediverse import SqliteDeliveries, SqliteOutbox, Wakeable, ensure_federation_schema
+    from node.store.federation import SqliteDeliveries, SqliteOutbox
+    from node.store.migrate import migrate
 
     keys = generate_keypair()
     ports = _free_ports(50)
@@ -201,8 +202,8 @@ async def _bench(activities: int) -> dict[str, object]:
         with tempfile.TemporaryDirectory() as tmp:
             db = sqlite_utils.Database(Path(tmp) / "bench.db")
             db.enable_wal()
-            ensure_federation_schema(db)
-            store = SqliteDeliveries(db, Wakeable())
+            migrate(db)
+            store = SqliteDeliveries(db, lambda: None)
             async with FederationClient(allow_private_addresses=True) as client:
                 worker = DeliveryWorker(store, _Keys(keys.private_pem), client, batch=100)
                 inboxes = [f"http://127.0.0.1:{p}/inbox" for p in ports]

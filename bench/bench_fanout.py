@@ -249,7 +249,7 @@ def _report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str
             " node points were measured on different code and do not form one series.**\n"
         )
     else:
-        text_warning = f"\nNode media code (sha256 of node/media/*.py + stage.py): {codes}.\n"
+        text_warning = f"\nNode media code (sha256 of node/media, node/onair): {codes}.\n"
     text = [
         f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh server per point. "
         f"Logs and configs: `{workdir}`.\n",

@@ -59,7 +59,8 @@ def media_code_hash() -> str:
     Others change the tree while benchmarks run; each point records what it measured.
     """
     digest = hashlib.sha256()
-    for path in sorted([*(ROOT / "node" / "media").glob("*.py"), ROOT / "node" / "stage.py"]):
+    media = [*(ROOT / "node" / "media").glob("*.py"), *(ROOT / "node" / "onair").glob("*.py")]
+    for path in sorted(media):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:8]

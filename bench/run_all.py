@@ -17,6 +17,7 @@ from bench import (
     bench_join,
     bench_latency,
     bench_mixer,
+    bench_page_load,
     bench_workers,
 )
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         bench_join.main(["--joins", "5"])
         bench_join.main(["--burst", "20"])
         bench_latency.main(["--seconds", "5"])
+        bench_page_load.main(["--runs", "2"])
         bench_fanout.main(
             [
                 "--counts",
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         bench_join.main([])
         bench_join.main(["--burst", "200"])
         bench_latency.main([])
+        bench_page_load.main(["--runs", "5"])
         bench_fanout.main(["--http-extra", "500,1000,2000"])
         bench_fanout_fast.main(["--counts", "200,400", "--aiortc-counts", "100,200"])
         bench_workers.main([])

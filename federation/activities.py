@@ -15,26 +15,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from federation.actors import AS_CONTEXT, AS_PUBLIC, require_url
+from federation.actors import AS_CONTEXT, AS_PUBLIC, require_url, same_origin
+from federation.context import NOTE_CONTEXT
 from federation.errors import ActivityParseError
+from federation.relay import WS_SCHEMES, is_url
+from federation.relay_subscription import other_form
+from federation.sanitize import clean_html, plain_text
 
-PARLEY_NS = "https://w3id.org/parley#"
-PARLEY_CONTEXT_TERMS: dict[str, Any] = {
-    "parley": PARLEY_NS,
-    "Hashtag": "as:Hashtag",
-    "sensitive": "as:sensitive",
-    "ParleyRoom": "parley:Room",
-    "room": {"@id": "parley:room"},
-    "roomState": "parley:state",
-    "listenUrl": {"@id": "parley:listenUrl", "@type": "@id"},
-    "whepUrl": {"@id": "parley:whepUrl", "@type": "@id"},
-    "speakers": {"@id": "parley:speakers", "@type": "@id", "@container": "@list"},
-    "host": {"@id": "parley:host", "@type": "@id"},
-}
-NOTE_CONTEXT: list[Any] = [AS_CONTEXT, PARLEY_CONTEXT_TERMS]
 LIVE_HASHTAG = "ParleyLive"
+MAX_TITLE = 200
+"""Longest remote room name kept (ours are at most 120)."""
 
 
 class RoomState(enum.StrEnum):
@@ -56,6 +48,7 @@ class RoomAnnouncement:
     listen_url: str | None = None  # HTTP Ogg/Opus stream
     whep_url: str | None = None  # WebRTC-HTTP egress endpoint
     speakers: tuple[str, ...] = ()
+    relay_url: str | None = None  # the node-to-node relay stream of the room (ws/wss)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +64,7 @@ class RemoteRoom:
     listen_url: str | None
     whep_url: str | None
     speakers: tuple[str, ...]
+    relay_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +156,8 @@ def _room_object(room: RoomAnnouncement) -> dict[str, Any]:
         obj["listenUrl"] = room.listen_url
     if room.whep_url:
         obj["whepUrl"] = room.whep_url
+    if room.relay_url:
+        obj["relayUrl"] = room.relay_url
     return obj
 
 
@@ -209,7 +205,7 @@ def build_room_note(
         "id": note_id,
         "type": "Note",
         "attributedTo": room.host,
-        "content": _room_html(room, host_name, tags),
+        "content": clean_html(_room_html(room, host_name, tags)),
         "url": room.url,
         "published": _iso(published),
         "to": [AS_PUBLIC],
@@ -286,15 +282,12 @@ def _audience(value: Any, field_name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
-
-
 def parse_activity(doc: Any) -> Activity:
     """Validate the envelope of an incoming activity; raise ActivityParseError with the field.
 
-    Mastodon's rule that an activity's id lives on its actor's host is enforced here: it
-    stops one server from minting activities in another's name with its own signature.
+    Mastodon's rule that an activity's id lives on its actor's origin (scheme, host and
+    port) is enforced here: it stops one server from minting activities in another's name
+    with its own signature.
     """
     if not isinstance(doc, Mapping):
         raise ActivityParseError("activity is not a JSON object", None)
@@ -305,8 +298,8 @@ def parse_activity(doc: Any) -> Activity:
     if "actor" not in doc:
         raise ActivityParseError("missing", "actor")
     actor = _id_of(doc["actor"], "actor")
-    if _host(activity_id) != _host(actor):
-        raise ActivityParseError("activity id is not on the actor's host", "id")
+    if not same_origin(activity_id, actor):
+        raise ActivityParseError("activity id is not on the actor's origin", "id")
     if "object" not in doc:
         raise ActivityParseError("missing", "object")
     raw_object = doc["object"]
@@ -358,16 +351,24 @@ def room_from_note(note: Mapping[str, Any]) -> RemoteRoom | None:
     title = room.get("name", room.get("title"))
     if not isinstance(title, str):
         raise ActivityParseError("missing or not a string", "room.name")
+    # A room's name is plain text; another server's markup never reaches our listing.
+    title = plain_text(title, MAX_TITLE)
     host = _id_of(room.get("host"), "room.host")
     # The room must belong to whoever sent the note: no announcing rooms on another server.
-    if _host(room_id) != _host(note_id) or _host(host) != _host(note_id):
-        raise ActivityParseError("room is not on the note's host", "room.id")
+    if not same_origin(room_id, note_id) or not same_origin(host, note_id):
+        raise ActivityParseError("room is not on the note's origin", "room.id")
     speakers_raw = room.get("speakers", [])
     if not isinstance(speakers_raw, list):
         raise ActivityParseError("not a list", "room.speakers")
     speakers = tuple(_id_of(item, "room.speakers") for item in speakers_raw)
     listen = room.get("listenUrl")
     whep = room.get("whepUrl")
+    relay = room.get("relayUrl")
+    # The relay stream is the room's own node's: a note cannot send relays elsewhere.
+    if relay is not None and (
+        not is_url(relay, WS_SCHEMES) or not same_origin(other_form(relay), note_id)
+    ):
+        raise ActivityParseError("not a ws(s) URL on the note's origin", "room.relayUrl")
     return RemoteRoom(
         id=room_id,
         url=require_url(room.get("url", room_id), "room.url"),
@@ -378,4 +379,5 @@ def room_from_note(note: Mapping[str, Any]) -> RemoteRoom | None:
         listen_url=None if listen is None else require_url(listen, "room.listenUrl"),
         whep_url=None if whep is None else require_url(whep, "room.whepUrl"),
         speakers=speakers,
+        relay_url=relay,
     )

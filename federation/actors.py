@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 from federation.errors import ActivityParseError
+from federation.sanitize import clean_html, plain_text
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
@@ -17,6 +19,7 @@ ACTIVITY_JSON = "application/activity+json"
 LD_JSON_PROFILE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 NODEINFO_21_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/2.1"
 
+MAX_NAME = 200
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 
 
@@ -79,7 +82,7 @@ def build_person(
         "type": "Person",
         "preferredUsername": username,
         "name": name,
-        "summary": summary,
+        "summary": clean_html(summary),
         "inbox": urls.inbox,
         "outbox": urls.outbox,
         "followers": urls.followers,
@@ -130,6 +133,31 @@ def parse_acct(resource: str) -> tuple[str, str]:
     if not sep or not user or not host or "@" in host or "/" in host:
         raise ActivityParseError(f"not an acct resource: {resource!r}", "resource")
     return user, host.lower()
+
+
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+
+def parse_webfinger_resource(resource: str) -> tuple[str, str]:
+    """A WebFinger ``resource`` (RFC 7033 section 4.5: a URI) as (scheme, rest).
+
+    Raises ActivityParseError for what is not a URI at all (no scheme, as in ``alice@host``
+    or ``=acct:alice@host``, whitespace, control characters) and for a malformed ``acct:``
+    URI (RFC 7565: ``acct:user@host``): the server answers 400 (section 4.2). A
+    well-formed URI of another scheme is returned as is: the server has no such resource
+    (404).
+    """
+    scheme, colon, rest = resource.partition(":")
+    if not colon or not _URI_SCHEME.fullmatch(scheme) or not rest:
+        raise ActivityParseError("not a URI (no scheme)", "resource")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in resource):
+        raise ActivityParseError("not a URI (whitespace or control characters)", "resource")
+    scheme = scheme.lower()
+    if scheme == "acct":
+        user, at, host = rest.partition("@")
+        if not at or not user or not host or any(c in host for c in "/?#@"):
+            raise ActivityParseError("an acct URI is acct:user@host", "resource")
+    return scheme, rest
 
 
 def build_webfinger(username: str, host: str, urls: ActorUrls) -> dict[str, Any]:
@@ -246,12 +274,36 @@ class RemoteActor:
         return self.shared_inbox or self.inbox
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in; ("", "", None) for
+    something that is not an absolute http(s) URL."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return ("", "", None)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return ("", "", None)
+    return (scheme, host, port)
+
+
+def same_origin(a: str, b: str) -> bool:
+    """RFC 6454 origins: scheme, host **and port** (two services on one host at different
+    ports are different parties)."""
+    first = origin_of(a)
+    return bool(first[0]) and first == origin_of(b)
+
+
 def require_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise ActivityParseError("missing or not a string", field)
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ActivityParseError(f"not an http(s) URL: {value!r}", field)
+    if not origin_of(value)[0] or any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise ActivityParseError(f"not an http(s) URL: {value[:200]!r}", field)
     return value
 
 
@@ -290,7 +342,8 @@ def parse_actor(doc: Mapping[str, Any]) -> RemoteActor:
         raise ActivityParseError("actor document is not an object", None)
     actor_id = require_url(doc.get("id"), "id")
     actor_type = doc.get("type")
-    if actor_type not in ACTOR_TYPES:
+    # (A JSON-LD type may be a list; found by the property tests as a TypeError.)
+    if not isinstance(actor_type, str) or actor_type not in ACTOR_TYPES:
         raise ActivityParseError(f"not an actor type: {actor_type!r}", "type")
     inbox = require_url(doc.get("inbox"), "inbox")
     username = doc.get("preferredUsername")
@@ -309,13 +362,18 @@ def parse_actor(doc: Mapping[str, Any]) -> RemoteActor:
     pem = key.get("publicKeyPem")
     if not isinstance(pem, str) or "BEGIN" not in pem:
         raise ActivityParseError("missing or not a PEM string", "publicKey.publicKeyPem")
-    # A key document on another host could be used to impersonate; Mastodon requires the key
-    # to live in the actor's own document, which is what "owner" and the id prefix assert.
-    if urlsplit(key_id).hostname != urlsplit(actor_id).hostname:
-        raise ActivityParseError("key is not on the actor's host", "publicKey.id")
+    # A key document elsewhere could be used to impersonate; Mastodon requires the key to
+    # live with the actor, which is what "owner" and the same origin (port included) assert.
+    if not same_origin(key_id, actor_id):
+        raise ActivityParseError("key is not on the actor's origin", "publicKey.id")
     name = doc.get("name")
     if name is not None and not isinstance(name, str):
         raise ActivityParseError("not a string", "name")
+    # Plain text by the spec; whatever markup another server put there is dropped.
+    name = plain_text(name, MAX_NAME) if name else None
+    username = plain_text(username, MAX_NAME)
+    if not username:
+        raise ActivityParseError("empty once markup is removed", "preferredUsername")
     return RemoteActor(
         id=actor_id,
         inbox=inbox,

@@ -1,39 +1,57 @@
-"""Outgoing ActivityPub HTTP: every request signed, every destination checked.
+"""Outgoing HTTP and WebSockets: every destination checked, every request signed.
 
 Signing: draft-cavage first (every server accepts it); a 401 is retried once with RFC 9421,
-and hosts that needed it are remembered for the life of the client.
+and hosts that needed it are remembered for the life of the client. Look-ups made on no
+one's behalf (the relay's room JSON) go unsigned through the same client.
 
-SSRF guard: a remote document can make us fetch any URL (actor ids, key ids, inboxes), so
-the host is resolved and every address must be public unless ``allow_private_addresses``.
-Redirects are followed by hand so each hop is checked too. Known gap: httpx resolves the
-name again when connecting (DNS rebinding between check and connect is not prevented).
+Address policy (``federation.egress``): a remote document or a user can make us fetch any
+URL (actor ids, key ids, inboxes, room URLs), so every request, every redirect hop and
+every relay WebSocket resolves its host once, checks each address, and connects to the
+checked address: nothing reaches a private address unless the policy allows it, and a
+name cannot rebind between the check and the connect.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import ipaddress
-import json
 import logging
-import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 
-from federation.actors import ACTIVITY_JSON, LD_JSON_PROFILE, RemoteActor, parse_actor
+from federation import jsonlimits
+from federation.actors import ACTIVITY_JSON, LD_JSON_PROFILE, RemoteActor, parse_actor, same_origin
+from federation.egress import (
+    AddressPolicy,
+    Destination,
+    HostResolver,
+    domain_is_blocked,
+    is_public_address,
+    resolve_destination,
+    system_resolver,
+)
 from federation.errors import (
     ActivityParseError,
-    BlockedDomain,
     PayloadTooLarge,
-    PrivateAddress,
     RemoteFetchError,
 )
 from federation.ports import RemoteActorCache
 from federation.signatures import sign_request, sign_request_rfc9421
+
+__all__ = [
+    "ACCEPT_ACTIVITY",
+    "ActorResolver",
+    "FederationClient",
+    "Fetched",
+    "PostResult",
+    "domain_is_blocked",
+    "is_public_address",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +59,7 @@ MAX_RESPONSE_BYTES = 1_000_000
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_REDIRECTS = 3
 ACCEPT_ACTIVITY = f"{ACTIVITY_JSON}, {LD_JSON_PROFILE}"
-
-HostResolver = Callable[[str, int], Awaitable[list[str]]]
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +68,13 @@ class PostResult:
     retry_after: str | None
 
 
-async def _getaddrinfo(host: str, port: int) -> list[str]:
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A JSON document and the URL it came from after redirects (its origin is what the
+    document may speak for)."""
 
-
-def is_public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def domain_is_blocked(host: str, blocked: Iterable[str]) -> bool:
-    """Exact or subdomain match: blocking ``example.com`` blocks ``a.example.com``."""
-    host = host.lower().rstrip(".")
-    for domain in blocked:
-        domain = domain.lower().strip(".")
-        if domain and (host == domain or host.endswith("." + domain)):
-            return True
-    return False
+    url: str
+    doc: Any
 
 
 class FederationClient:
@@ -81,6 +84,7 @@ class FederationClient:
         user_agent: str = "Parley/0.1",
         blocked_domains: Iterable[str] = (),
         allow_private_addresses: bool = False,
+        policy: AddressPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         resolve_host: HostResolver | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
@@ -88,17 +92,25 @@ class FederationClient:
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.blocked_domains = frozenset(d.lower() for d in blocked_domains)
-        self.allow_private_addresses = allow_private_addresses
+        self.policy = policy or AddressPolicy(allow_private=allow_private_addresses)
         self.max_response_bytes = max_response_bytes
-        self._resolve_host = resolve_host or _getaddrinfo
+        self.user_agent = user_agent
+        self._resolve_host = resolve_host or system_resolver
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._rfc9421_hosts: set[str] = set()
+        # trust_env=False: a proxy from the environment would connect somewhere other
+        # than the address the policy checked.
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout,
             follow_redirects=False,
+            trust_env=False,
             headers={"User-Agent": user_agent},
         )
+
+    @property
+    def allow_private_addresses(self) -> bool:
+        return self.policy.allow_private
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -111,28 +123,12 @@ class FederationClient:
 
     # ------------------------------------------------------------------ guards
 
-    async def check_destination(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RemoteFetchError(None, url, "not an http(s) URL")
-        host = parts.hostname.lower()
-        if domain_is_blocked(host, self.blocked_domains):
-            raise BlockedDomain(host)
-        if self.allow_private_addresses:
-            return
-        try:
-            addresses = [str(ipaddress.ip_address(host))]
-        except ValueError:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            try:
-                addresses = await self._resolve_host(host, port)
-            except OSError as exc:
-                raise RemoteFetchError(None, url, f"cannot resolve host: {exc}") from exc
-        if not addresses:
-            raise RemoteFetchError(None, url, "host has no addresses")
-        for address in addresses:
-            if not is_public_address(address):
-                raise PrivateAddress(host, address)
+    async def check_destination(self, url: str) -> Destination:
+        """Resolve ``url``'s host once and check it: BlockedDomain, PrivateAddress or
+        RemoteFetchError; the answer says which address to connect to."""
+        return await resolve_destination(
+            url, self.policy, self._resolve_host, self.blocked_domains
+        )
 
     # ------------------------------------------------------------------ requests
 
@@ -158,9 +154,11 @@ class FederationClient:
         url: str,
         headers: Mapping[str, str],
         body: bytes | None,
-        key_id: str,
-        private_pem: str,
+        key_id: str | None,
+        private_pem: str | None,
     ) -> tuple[httpx.Response, bytes]:
+        if key_id is None or private_pem is None:
+            return await self._request(method, url, headers, body)
         host = (urlsplit(url).hostname or "").lower()
         use_rfc9421 = host in self._rfc9421_hosts
         for attempt in range(2):
@@ -179,8 +177,20 @@ class FederationClient:
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> tuple[httpx.Response, bytes]:
-        await self.check_destination(url)
-        request = self._http.build_request(method, url, headers=dict(headers), content=body)
+        destination = await self.check_destination(url)
+        sent = {k: v for k, v in headers.items() if k.lower() != "host"}
+        sent["Host"] = destination.netloc
+        extensions = {}
+        if destination.scheme == "https":
+            # TLS names and verifies the host, although we connect to its checked address.
+            extensions["sni_hostname"] = destination.host
+        request = self._http.build_request(
+            method,
+            destination.url_to_address(url),
+            headers=sent,
+            content=body,
+            extensions=extensions,
+        )
         try:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -203,15 +213,23 @@ class FederationClient:
             await response.aclose()
         return response, b"".join(chunks)
 
-    async def get_json(self, url: str, *, key_id: str, private_pem: str) -> Any:
-        """Signed GET of an ActivityPub document (works against "secure mode" servers)."""
+    async def fetch(
+        self,
+        url: str,
+        *,
+        key_id: str | None = None,
+        private_pem: str | None = None,
+        accept: str = ACCEPT_ACTIVITY,
+    ) -> Fetched:
+        """GET a JSON document, following up to MAX_REDIRECTS redirects (each hop checked);
+        signed when a key is given (works against "secure mode" servers)."""
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            headers = {"Accept": ACCEPT_ACTIVITY}
+            headers = {"Accept": accept}
             response, content = await self._send(
                 "GET", current, headers, None, key_id, private_pem
             )
-            if response.status_code in (301, 302, 303, 307, 308):
+            if response.status_code in REDIRECTS:
                 location = response.headers.get("location")
                 if not location:
                     raise RemoteFetchError(
@@ -222,10 +240,14 @@ class FederationClient:
             if not 200 <= response.status_code < 300:
                 raise RemoteFetchError(response.status_code, current)
             try:
-                return json.loads(content)
-            except ValueError as exc:
-                raise RemoteFetchError(response.status_code, current, "body is not JSON") from exc
+                return Fetched(current, jsonlimits.loads(content))
+            except ActivityParseError as exc:
+                raise RemoteFetchError(response.status_code, current, exc.reason) from exc
         raise RemoteFetchError(None, url, "too many redirects")
+
+    async def get_json(self, url: str, *, key_id: str, private_pem: str) -> Any:
+        """Signed GET of an ActivityPub document."""
+        return (await self.fetch(url, key_id=key_id, private_pem=private_pem)).doc
 
     async def post_activity(
         self, inbox_url: str, body: bytes, *, key_id: str, private_pem: str
@@ -235,6 +257,30 @@ class FederationClient:
         headers = {"Content-Type": ACTIVITY_JSON, "Accept": ACCEPT_ACTIVITY}
         response, _ = await self._send("POST", inbox_url, headers, body, key_id, private_pem)
         return PostResult(response.status_code, response.headers.get("retry-after"))
+
+    async def open_websocket(
+        self, url: str, headers: Mapping[str, str], **options: Any
+    ) -> ClientConnection:
+        """A ws(s) connection to the checked address of ``url``'s host (the relay stream).
+        ``options`` go to ``websockets.asyncio.client.connect``."""
+        destination = await self.check_destination(url)
+        return await ws_connect(
+            url,
+            additional_headers={k: v for k, v in headers.items() if k.lower() != "host"},
+            user_agent_header=self.user_agent,
+            # Connect to what was checked; the URL's host stays in Host and in TLS.
+            host=destination.address,
+            port=destination.port,
+            proxy=None,
+            **options,
+        )
+
+
+def _object_id(doc: Any) -> str | None:
+    if not isinstance(doc, Mapping):
+        raise ActivityParseError("document is not a JSON object", None)
+    value = doc.get("id")
+    return value if isinstance(value, str) else None
 
 
 class ActorResolver:
@@ -257,18 +303,32 @@ class ActorResolver:
         self._key_id = signing_key_id
         self._pem = signing_private_pem
 
+    async def _document(self, url: str) -> Fetched:
+        """The JSON object at ``url``, taken as speaking for the origin it was served from.
+
+        Mastodon's rule: a document may only be what its ``id`` claims if that id has the
+        origin (scheme, host and port) of the URL it finally came from. Otherwise it is
+        fetched once more from its ``id``, and must claim that same id there. Without this,
+        a server answering ``/evil`` with ``id: https://victim/users/dave`` and its own key
+        would be cached as dave.
+        """
+        fetched = await self._client.fetch(url, key_id=self._key_id, private_pem=self._pem)
+        claimed = _object_id(fetched.doc)
+        if claimed is not None and same_origin(claimed, fetched.url):
+            return fetched
+        if claimed is None:
+            raise ActivityParseError("missing or not a string", "id")
+        fetched = await self._client.fetch(claimed, key_id=self._key_id, private_pem=self._pem)
+        if _object_id(fetched.doc) != claimed or not same_origin(claimed, fetched.url):
+            raise ActivityParseError("document is not served from its own origin", "id")
+        return fetched
+
     async def _fetch(self, url: str) -> RemoteActor:
-        doc = await self._client.get_json(url, key_id=self._key_id, private_pem=self._pem)
-        if not isinstance(doc, Mapping):
-            raise ActivityParseError("actor document is not an object", None)
+        doc = (await self._document(url)).doc
         if "inbox" not in doc and isinstance(doc.get("owner"), str):
             # The key id resolved to a bare key document (some servers serve one): follow
             # its owner and trust the key only if the owner's document lists it.
-            doc = await self._client.get_json(
-                doc["owner"], key_id=self._key_id, private_pem=self._pem
-            )
-            if not isinstance(doc, Mapping):
-                raise ActivityParseError("actor document is not an object", None)
+            doc = (await self._document(doc["owner"])).doc
         actor = parse_actor(doc)
         await self._cache.put(actor)
         return actor

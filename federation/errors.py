@@ -7,6 +7,8 @@
     ├── ActivityParseError(reason, field)  a remote JSON document we cannot accept (400)
     ├── PayloadTooLarge(limit)             a body over the size cap (413)
     ├── BlockedDomain(host)                the operator refuses this domain (403)
+    ├── NotAllowed(reason)                 signed correctly, but this signer may not (403)
+    ├── InvalidParameter(field, reason)    a query parameter we cannot accept (400)
     ├── PrivateAddress(host, address)      SSRF guard: destination is not public
     └── RemoteFetchError(status, url)      a remote answered badly or not at all
 
@@ -43,6 +45,21 @@ class BlockedDomain(FederationError):
     def __init__(self, host: str) -> None:
         super().__init__(f"domain is blocked: {host}")
         self.host = host
+
+
+class NotAllowed(FederationError):
+    """The request is signed correctly, but its signer may not do this."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidParameter(FederationError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 class PrivateAddress(FederationError):

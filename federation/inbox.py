@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
+from federation import jsonlimits
 from federation.activities import (
     Activity,
     RoomState,
@@ -23,7 +23,7 @@ from federation.activities import (
     parse_activity,
     room_from_note,
 )
-from federation.actors import RemoteActor
+from federation.actors import RemoteActor, same_origin
 from federation.errors import (
     ActivityParseError,
     FederationError,
@@ -90,11 +90,7 @@ async def verify_and_parse(
             raise first
         owner = refreshed
         verify_request(method, url, headers, body, owner.public_key_pem, now=now)
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ActivityParseError(f"malformed JSON: {exc}", None) from exc
-    activity = parse_activity(doc)
+    activity = parse_activity(jsonlimits.loads(body))
     # Mastodon's rule: whoever signed must be the activity's actor (no relayed forgeries;
     # LD-signature forwarding is not supported).
     if owner.id != activity.actor:
@@ -222,7 +218,7 @@ async def handle_note(activity: Activity, ctx: InboxContext) -> None:
     if room.host != activity.actor:
         raise ActivityParseError("room hosted by someone other than the sender", "room.host")
     if room.state is RoomState.ENDED:
-        await ctx.rooms.end(room.id)
+        await ctx.rooms.end(room.id, by=activity.actor)
     else:
         await ctx.rooms.upsert(room)
 
@@ -233,9 +229,11 @@ async def handle_delete(activity: Activity, ctx: InboxContext) -> None:
         await ctx.actors.remove(activity.actor)
         return
     if activity.object_id is not None:
-        if urlsplit(activity.object_id).hostname != urlsplit(activity.actor).hostname:
-            raise ActivityParseError("deletes an object on another host", "object")
-        await ctx.rooms.end_by_note(activity.object_id)
+        if not same_origin(activity.object_id, activity.actor):
+            raise ActivityParseError("deletes an object on another origin", "object")
+        # Only the announcement's own author may take it down (the directory checks the
+        # room's host is the actor); a neighbour on the same server may not.
+        await ctx.rooms.end_by_note(activity.object_id, by=activity.actor)
 
 
 async def handle_room_action(activity: Activity, ctx: InboxContext) -> None:

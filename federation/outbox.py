@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from federation.actors import RemoteActor
@@ -32,16 +32,22 @@ class OutboxPublisher:
         outbox: OutboxStore,
         *,
         blocked_domains: Iterable[str] = (),
+        is_local_actor: Callable[[str], bool] = lambda actor_id: False,
     ) -> None:
         self._follows = follows
         self._resolver = resolver
         self._deliveries = deliveries
         self._outbox = outbox
         self._blocked = frozenset(blocked_domains)
+        # Followers on the publishing server itself share its database: delivering to its
+        # own inbox over the network would be a wasted round trip (or refused on loopback).
+        self._is_local = is_local_actor
 
     async def _followers(self, actor: str) -> list[RemoteActor]:
         resolved: list[RemoteActor] = []
         for follower in await self._follows.followers(actor):
+            if self._is_local(follower):
+                continue
             try:
                 remote = await self._resolver.actor(follower)
             except FederationError as exc:

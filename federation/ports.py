@@ -123,13 +123,18 @@ class RemoteActorCache(Protocol):
 
 
 class RoomDirectory(Protocol):
-    """Rooms on other nodes that were announced to us."""
+    """Rooms on other nodes that were announced to us.
+
+    Only a room's own host changes or ends it: ``by`` is the actor of the activity, and a
+    room hosted by someone else is left alone (another user of the same server cannot end
+    it).
+    """
 
     async def upsert(self, room: RemoteRoom) -> None: ...
 
-    async def end(self, room_id: str) -> bool: ...
+    async def end(self, room_id: str, by: str) -> bool: ...
 
-    async def end_by_note(self, note_id: str) -> bool: ...
+    async def end_by_note(self, note_id: str, by: str) -> bool: ...
 
     async def list_rooms(self) -> list[RemoteRoom]: ...
 

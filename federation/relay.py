@@ -11,9 +11,11 @@ binary messages, one :class:`AudioFrame` each::
 
 ``kind`` is :class:`FrameKind`; ``key`` is empty for the program and the speaker's handle
 (``bob@node-b.example``, UTF-8) for a mix-minus or an uplink; ``pts`` counts 48 kHz
-samples. State travels in text messages, one JSON object each, whose ``type`` names it
-(:data:`DOWNSTREAM_TYPES`, :data:`UPSTREAM_TYPES`). See FEDERATION.md, "Node-to-node
-audio relay".
+samples; the payload is one Opus packet holding one mono 20 ms frame. State travels in
+text messages, one JSON object each, whose ``type`` names it (:data:`DOWNSTREAM_TYPES`,
+:data:`UPSTREAM_TYPES`). The carrying node closes the connection with a
+:class:`CloseCode` that tells the relay what to do next (:func:`after_close`). See
+FEDERATION.md, "Node-to-node audio relay"; test vectors in tests/vectors/.
 
 Receivers drop what does not parse (:class:`RelayFrameError`) and, per stream key,
 duplicated or late packets (:class:`SequenceFilter`), and count both.
@@ -24,14 +26,18 @@ from __future__ import annotations
 import enum
 import json
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from federation.errors import FederationError
+from federation import jsonlimits
+from federation.errors import ActivityParseError, FederationError
 
 __all__ = [
+    "AfterClose",
     "AudioFrame",
+    "CloseCode",
     "DOWNSTREAM_TYPES",
     "FrameKind",
     "MAX_CONTROL_BYTES",
@@ -44,6 +50,8 @@ __all__ = [
     "merge_succession",
     "UPSTREAM_TYPES",
     "VERSION",
+    "after_close",
+    "opus_problem",
     "parse_control",
     "parse_succession",
     "serialize_control",
@@ -53,7 +61,13 @@ VERSION = 1
 RELAY_PATH = "/relay/v1/rooms/{room_id}"
 MAX_KEY_BYTES = 255
 MAX_PAYLOAD_BYTES = 1275  # RFC 6716 section 3.2.1: the largest Opus frame
+MAX_PRESENCE = 1000
+"""Handles of a ``presence`` message that are looked at (the rest are ignored)."""
 MAX_CONTROL_BYTES = 256 * 1024
+MAX_RELAYS = 64
+"""Entries of a ``relays`` report that are kept (a relay's own relays, and theirs)."""
+HTTP_SCHEMES = ("http", "https")
+WS_SCHEMES = ("ws", "wss")
 _FIXED = struct.Struct(">BBB")
 _SEQ_PTS = struct.Struct(">IQ")
 SEQ_MODULO = 1 << 32
@@ -73,7 +87,7 @@ DOWNSTREAM_TYPES = frozenset(
 )
 """Text messages the carrying node sends to a relay (room events as on the room socket)."""
 
-UPSTREAM_TYPES = frozenset({"listeners", "presence", "ping"})
+UPSTREAM_TYPES = frozenset({"listeners", "presence", "relays", "ping"})
 """Text messages a relay sends to the node it relays."""
 
 
@@ -83,6 +97,73 @@ class RelayFrameError(FederationError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class CloseCode(enum.IntEnum):
+    """Why the carrying node closed a relay's connection (WebSocket close codes; 4900s
+    are Parley's, apart from the room socket's 4000 + HTTP status)."""
+
+    GOING_AWAY = 1001
+    """The carrying node shuts down."""
+    REPLACED = 4901
+    """A newer subscription from the same node replaced this one."""
+    ROOM_ENDED = 4902
+    """The room ended (after the ``room`` event saying so, when it could be sent)."""
+    HANDED_OVER = 4903
+    """The room moved (after the ``handover`` message)."""
+    TOO_SLOW = 4904
+    """The relay did not read fast enough: its queue was full."""
+    SILENT = 4905
+    """Nothing came from the relay for :data:`RELAY_SILENCE_S`."""
+
+
+RELAY_SILENCE_S = 5.0
+"""A relay the carrying node hears nothing from (not even a ping) for this long is
+closed with ``SILENT``."""
+
+
+class AfterClose(enum.Enum):
+    """What a relay does when its upstream connection closes."""
+
+    RECONNECT = "reconnect"
+    """The upstream is lost: try that node once more, then walk the succession order."""
+    RESUBSCRIBE = "resubscribe"
+    """A stale connection: subscribe to the same node again; never walk."""
+    END = "end"
+    """The room ended: end this node's copy; never walk."""
+    FOLLOW_HANDOVER = "follow_handover"
+    """The room moved: do what the ``handover`` message said; never walk."""
+
+
+def after_close(code: int | None, *, handover_seen: bool = False) -> AfterClose:
+    """What a relay does after its upstream closed with ``code`` (None: no close frame,
+    the connection was lost or aborted)."""
+    if code == CloseCode.REPLACED:
+        return AfterClose.RESUBSCRIBE
+    if code == CloseCode.ROOM_ENDED:
+        return AfterClose.END
+    if code == CloseCode.HANDED_OVER and handover_seen:
+        return AfterClose.FOLLOW_HANDOVER
+    return AfterClose.RECONNECT
+
+
+# RFC 6716 section 3.1: the TOC byte is config (5 bits), s (stereo), c (frame count code).
+_TWENTY_MS_CONFIGS = frozenset({1, 5, 9, 13, 15, 19, 23, 27, 31})
+
+
+def opus_problem(payload: bytes) -> str | None:
+    """Why ``payload`` is not one mono 20 ms Opus frame (RFC 6716 section 3.1), or None.
+    The relay's packet lines count 960 samples a packet and its streams are mono."""
+    if not payload:
+        return "empty payload"
+    toc = payload[0]
+    if toc & 0x04:
+        return "Opus packet is stereo (the relay carries mono)"
+    if toc & 0x03:
+        return "Opus packet holds more than one frame"
+    if toc >> 3 not in _TWENTY_MS_CONFIGS:
+        return "Opus frame is not 20 ms"
+    return None
 
 
 class FrameKind(enum.IntEnum):
@@ -112,6 +193,9 @@ class AudioFrame:
             raise RelayFrameError("a speaker frame needs the speaker's handle as key")
         if len(self.payload) > MAX_PAYLOAD_BYTES:
             raise RelayFrameError("payload larger than an Opus frame")
+        problem = opus_problem(self.payload)
+        if problem is not None:
+            raise RelayFrameError(problem)
         return b"".join(
             (
                 _FIXED.pack(VERSION, int(self.kind), len(key)),
@@ -143,49 +227,175 @@ class AudioFrame:
             raise RelayFrameError("key does not fit the kind")
         seq, pts = _SEQ_PTS.unpack_from(data, start)
         payload = bytes(data[start + _SEQ_PTS.size :])
-        if not payload:
-            raise RelayFrameError("empty payload")
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise RelayFrameError("payload larger than an Opus frame")
+        problem = opus_problem(payload)
+        if problem is not None:
+            raise RelayFrameError(problem)
         return cls(frame_kind, key, seq, pts, payload)
 
 
+MAX_EPOCH = (1 << 53) - 1
+"""Epochs stay exact in every JSON implementation (a double holds them)."""
+MAX_LEVELS = 64
+
+
+def _epoch(doc: Mapping[str, Any], name: str, least: int) -> int:
+    value = doc.get("epoch")
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= MAX_EPOCH:
+        raise RelayFrameError(f"{name}.epoch must be an integer from {least} to 2**53-1")
+    return value
+
+
+def _string(doc: Mapping[str, Any], name: str, field_name: str) -> str:
+    value = doc.get(field_name)
+    if not isinstance(value, str) or not value:
+        raise RelayFrameError(f"{name}.{field_name} must be a non-empty string")
+    return value
+
+
+def is_url(value: Any, schemes: tuple[str, ...]) -> bool:
+    """``value`` is an absolute URL with a host, one of ``schemes`` and no whitespace."""
+    if not isinstance(value, str) or any(c.isspace() or ord(c) < 0x20 for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number raises
+    except ValueError:
+        return False
+    return parts.scheme in schemes and bool(parts.hostname)
+
+
+_ROOM_STATES = ("scheduled", "live", "ended")
+_ROOM_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "title": str,
+    "description": str,
+    "host": dict,
+    "speakers": list,
+    "audience": list,
+    "hands": list,
+    "max_speakers": int,
+}
+
+
+def _check_room_json(doc: dict[str, Any], name: str) -> None:
+    """The fields of a room JSON (docs/API.md) a relay replicates have their types."""
+    room = doc.get("room")
+    if not isinstance(room, dict):
+        raise RelayFrameError(f"{name}.room must be an object")
+    if room.get("state", "live") not in _ROOM_STATES:
+        raise RelayFrameError(f"{name}.room.state must be scheduled, live or ended")
+    for field_name, kind in _ROOM_FIELDS.items():
+        value = room.get(field_name)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise RelayFrameError(f"{name}.room.{field_name} has the wrong type")
+    count = room.get("listener_count", 0)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise RelayFrameError(f"{name}.room.listener_count must be a non-negative integer")
+    started = room.get("started_at")
+    if started is not None and (not isinstance(started, int | float) or isinstance(started, bool)):
+        raise RelayFrameError(f"{name}.room.started_at must be a number or null")
+
+
+def _check_snapshot(doc: dict[str, Any]) -> None:
+    _check_room_json(doc, "snapshot")
+    _epoch(doc, "snapshot", 0)
+    for name in ("origin", "acting_origin"):
+        if not is_url(doc.get(name), HTTP_SCHEMES):
+            raise RelayFrameError(f"snapshot.{name} must be an http(s) URL")
+    doc["acting_origin"] = doc["acting_origin"].rstrip("/")
+    doc["succession"] = [e.to_json() for e in parse_succession(doc.get("succession"))]
+    path = doc.get("path", [])
+    if not isinstance(path, list) or not all(is_url(p, HTTP_SCHEMES) for p in path):
+        raise RelayFrameError("snapshot.path must be a list of http(s) URLs")
+    doc["path"] = [p.rstrip("/") for p in path]
+
+
+def _check_levels(doc: dict[str, Any]) -> None:
+    levels = doc.get("levels")
+    if not isinstance(levels, dict) or len(levels) > MAX_LEVELS:
+        raise RelayFrameError(f"levels.levels must be an object of at most {MAX_LEVELS} names")
+    for value in levels.values():
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise RelayFrameError("levels.levels values must be numbers from 0 to 1")
+
+
+def _check_member(doc: dict[str, Any]) -> None:
+    member = doc.get("member")
+    if not isinstance(member, dict):
+        raise RelayFrameError("member.member must be an object")
+    _string(member, "member.member", "username")
+    _string(member, "member.member", "role")
+
+
+def _check_member_left(doc: dict[str, Any]) -> None:
+    _string(doc, "member_left", "username")
+
+
+def _check_listeners(doc: dict[str, Any]) -> None:
+    count = doc.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 31:
+        raise RelayFrameError("listeners.count must be a non-negative integer")
+
+
+def _check_presence(doc: dict[str, Any]) -> None:
+    users = doc.get("users")
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise RelayFrameError("presence.users must be a list of handles")
+
+
+def _check_kicked(doc: dict[str, Any]) -> None:
+    _string(doc, "kicked", "username")
+    if not isinstance(doc.get("blocked"), bool):
+        raise RelayFrameError("kicked.blocked must be a boolean")
+
+
+def _check_handover(doc: dict[str, Any]) -> None:
+    _epoch(doc, "handover", 1)
+    successor = parse_succession([{"node": doc.get("acting_origin"), "relay": doc.get("relay")}])
+    doc["acting_origin"], doc["relay"] = successor[0].node, successor[0].relay
+
+
+def _check_relays(doc: dict[str, Any]) -> None:
+    doc["relays"] = [e.to_json() for e in parse_succession(doc.get("relays"))][:MAX_RELAYS]
+
+
+def _check_room(doc: dict[str, Any]) -> None:
+    _check_room_json(doc, "room")
+
+
+_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "snapshot": _check_snapshot,
+    "member": _check_member,
+    "member_left": _check_member_left,
+    "room": _check_room,
+    "levels": _check_levels,
+    "listeners": _check_listeners,
+    "kicked": _check_kicked,
+    "handover": _check_handover,
+    "presence": _check_presence,
+    "relays": _check_relays,
+    "ping": lambda doc: None,
+}
+
+
 def parse_control(text: str, allowed: frozenset[str]) -> dict[str, Any]:
-    """A text message as a JSON object whose ``type`` is one of ``allowed``."""
+    """A text message as a JSON object whose ``type`` is one of ``allowed`` and whose
+    fields have the types FEDERATION.md gives them (URLs and trailing slashes normalised;
+    unknown fields are kept and ignored)."""
     if len(text) > MAX_CONTROL_BYTES:
         raise RelayFrameError("control message too large")
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = jsonlimits.loads(text)
+    except ActivityParseError:
         raise RelayFrameError("control message is not JSON") from None
     if not isinstance(doc, dict):
         raise RelayFrameError("control message is not an object")
     kind = doc.get("type")
     if not isinstance(kind, str) or kind not in allowed:
         raise RelayFrameError(f"unexpected control message type {kind!r}")
-    if kind == "listeners":
-        count = doc.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 31:
-            raise RelayFrameError("listeners.count must be a non-negative integer")
-    elif kind == "presence":
-        users = doc.get("users")
-        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
-            raise RelayFrameError("presence.users must be a list of handles")
-    elif kind == "snapshot":
-        if not isinstance(doc.get("room"), dict):
-            raise RelayFrameError("snapshot.room must be an object")
-        epoch = doc.get("epoch")
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise RelayFrameError("snapshot.epoch must be a non-negative integer")
-        doc["succession"] = [e.to_json() for e in parse_succession(doc.get("succession"))]
-    elif kind == "handover":
-        epoch = doc.get("epoch")
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
-            raise RelayFrameError("handover.epoch must be a positive integer")
-        successor = parse_succession(
-            [{"node": doc.get("acting_origin"), "relay": doc.get("relay")}]
-        )[0]
-        doc["acting_origin"], doc["relay"] = successor.node, successor.relay
+    _CHECKS[kind](doc)
     return doc
 
 
@@ -214,11 +424,11 @@ def parse_succession(value: Any) -> list[SuccessionEntry]:
         if not isinstance(item, dict):
             raise RelayFrameError("succession entries must be objects")
         node, relay = item.get("node"), item.get("relay")
-        if not isinstance(node, str) or not node.startswith(("http://", "https://")):
+        if not is_url(node, HTTP_SCHEMES):
             raise RelayFrameError("succession node must be an http(s) URL")
-        if not isinstance(relay, str) or not relay.startswith(("ws://", "wss://")):
+        if not is_url(relay, WS_SCHEMES):
             raise RelayFrameError("succession relay must be a ws(s) URL")
-        entries.append(SuccessionEntry(node.rstrip("/"), relay))
+        entries.append(SuccessionEntry(str(node).rstrip("/"), str(relay)))
     return entries
 
 

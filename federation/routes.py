@@ -12,6 +12,7 @@ callable, because Starlette's route list exists before the node's database is op
   solved the same way).
 - ``/users/{username}/inbox``, ``/inbox``, ``/actor/inbox``: verify, store, 202.
 - ``/users/{username}/outbox|followers|following``: paged ``OrderedCollection``\\ s.
+- ``/ns/parley``: the parley namespace's JSON-LD context (federation.context).
 
 With ``authorized_fetch`` the actor documents (except the instance actor) and collections
 require a signed GET; a signature by a blocked domain is refused (403) on every route.
@@ -25,13 +26,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from federation.activities import NOTE_CONTEXT
 from federation.actors import (
     ACTIVITY_JSON,
     AS_CONTEXT,
@@ -44,18 +44,25 @@ from federation.actors import (
     build_person,
     build_webfinger,
     parse_acct,
+    parse_webfinger_resource,
 )
 from federation.client import domain_is_blocked
+from federation.context import CONTEXT_PATH, JSON_LD, NOTE_CONTEXT, context_document
+from federation.egress import hostname_of
 from federation.errors import (
     ActivityParseError,
     BlockedDomain,
     FederationError,
+    InvalidParameter,
+    NotAllowed,
     PayloadTooLarge,
     RemoteFetchError,
     SignatureError,
 )
 from federation.inbox import MAX_BODY_BYTES, ActorLookup, http_status_for, receive
 from federation.ports import FollowStore, InboxStore, LocalActors, OutboxStore
+from federation.relay_subscription import Subscriber, other_form, subscriber_of
+from federation.sanitize import text_to_html
 from federation.signatures import identify_signature, verify_request
 
 log = logging.getLogger(__name__)
@@ -102,7 +109,7 @@ class FederationSite:
         return ActorUrls.for_instance(self.base_url)
 
     def is_blocked(self, url_or_host: str) -> bool:
-        host = urlsplit(url_or_host).hostname if "/" in url_or_host else url_or_host
+        host = hostname_of(url_or_host) if "/" in url_or_host else url_or_host
         return bool(host) and domain_is_blocked(str(host), self.blocked_domains)
 
     def now(self) -> dt.datetime | None:
@@ -123,22 +130,27 @@ def _error(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status)
 
 
-def _error_code(error: FederationError) -> str:
+def error_status(error: FederationError) -> tuple[int, str]:
+    """(HTTP status, error code) of a federation error: the one vocabulary of
+    docs/API.md's error table, for inboxes, signed fetches and relay subscriptions."""
     if isinstance(error, PayloadTooLarge):
-        return "payload_too_large"
+        return 413, "payload_too_large"
     if isinstance(error, SignatureError):
-        return "unauthorized"
+        return 401, "unauthorized"
     if isinstance(error, BlockedDomain):
-        return "blocked_domain"
+        return 403, "blocked_domain"
+    if isinstance(error, NotAllowed):
+        return 403, "forbidden"
+    if isinstance(error, InvalidParameter):
+        return 400, "invalid_input"
     if isinstance(error, ActivityParseError):
-        return "invalid_activity"
-    return "bad_request"
+        return 400, "invalid_activity"
+    return http_status_for(error), "bad_request"
 
 
 def federation_error_response(error: FederationError) -> JSONResponse:
-    # http_status_for is the inbox's mapping; a blocked domain is refused, not malformed.
-    status = 403 if isinstance(error, BlockedDomain) else http_status_for(error)
-    return _error(status, _error_code(error), str(error))
+    status, code = error_status(error)
+    return _error(status, code, str(error))
 
 
 def _activity_json(doc: Mapping[str, Any], status: int = 200) -> Response:
@@ -164,36 +176,73 @@ def request_url(site: FederationSite, request: Request) -> str:
     return url
 
 
+def _websocket_form(request: Request, url: str) -> str | None:
+    """For a WebSocket upgrade, the ``ws(s)://`` URL the client dialled: an RFC 9421
+    ``@target-uri`` may carry it instead of the ``http(s)://`` form."""
+    return other_form(url) if request.scope.get("type") == "websocket" else None
+
+
 def _refuse_blocked_signer(site: FederationSite, headers: Mapping[str, str]) -> None:
     try:
         info = identify_signature(headers)
     except SignatureError:
         return
-    host = urlsplit(info.key_id).hostname or ""
+    host = hostname_of(info.key_id)
     if site.is_blocked(host):
         raise BlockedDomain(host)
 
 
-async def verify_signed_get(site: FederationSite, request: Request) -> RemoteActor:
-    """Authenticate a GET (authorized fetch); raise SignatureError or BlockedDomain."""
+async def verify_signed_get(
+    site: FederationSite, request: Request, *, query_signed: bool = False
+) -> RemoteActor:
+    """Authenticate a GET (authorized fetch, a relay subscription); raise SignatureError
+    or BlockedDomain. ``query_signed``: the query string carries something that must be
+    signed (a subscription's ``relay=``), so a draft-cavage signature of the path alone is
+    refused (signatures.verify_request)."""
     headers = dict(request.headers)
     _refuse_blocked_signer(site, headers)
     info = identify_signature(headers)
     url = request_url(site, request)
+    also = _websocket_form(request, url)
     try:
         owner = await site.resolver.key_owner(info.key_id)
     except (RemoteFetchError, ActivityParseError) as exc:
         raise SignatureError(f"cannot obtain key {info.key_id}: {exc}") from exc
     try:
-        verify_request("GET", url, headers, None, owner.public_key_pem, now=site.now())
+        verify_request(
+            "GET",
+            url,
+            headers,
+            None,
+            owner.public_key_pem,
+            now=site.now(),
+            also_target=also,
+            query_signed=query_signed,
+        )
     except SignatureError:
         try:
             fresh = await site.resolver.key_owner(info.key_id, refresh=True)
         except (RemoteFetchError, ActivityParseError) as exc:
             raise SignatureError(f"cannot obtain key {info.key_id}: {exc}") from exc
-        verify_request("GET", url, headers, None, fresh.public_key_pem, now=site.now())
+        verify_request(
+            "GET",
+            url,
+            headers,
+            None,
+            fresh.public_key_pem,
+            now=site.now(),
+            also_target=also,
+            query_signed=query_signed,
+        )
         owner = fresh
     return owner
+
+
+async def verify_subscription(site: FederationSite, request: Request) -> Subscriber:
+    """Authenticate a relay subscription (a WebSocket upgrade): the node that signed it,
+    and its succession entry when it gives ``relay=`` (FEDERATION.md, "Subscribing")."""
+    signer = await verify_signed_get(site, request, query_signed=True)
+    return subscriber_of(signer, request.query_params.get("relay"))
 
 
 async def _guard_fetch(site: FederationSite, request: Request, *, required: bool) -> None:
@@ -211,18 +260,24 @@ def _page_number(request: Request) -> int | None:
     if raw in ("true", "1"):
         return 1
     if not raw.isdigit() or int(raw) < 1:
-        raise ActivityParseError("must be a positive integer", "page")
+        raise InvalidParameter("page", "must be a positive integer")
     return int(raw)
 
 
 def ordered_collection(
-    collection_id: str, total: int, page: int | None, items: Sequence[Any]
+    collection_id: str,
+    total: int,
+    page: int | None,
+    items: Sequence[Any],
+    *,
+    context: Any = AS_CONTEXT,
 ) -> dict[str, Any]:
     """An OrderedCollection, or its ``page``-th OrderedCollectionPage when ``page`` is set
-    (``items`` is then that page's items)."""
+    (``items`` is then that page's items). ``context``: the items' terms (the outbox's
+    room Notes use the parley namespace)."""
     if page is None:
         doc: dict[str, Any] = {
-            "@context": AS_CONTEXT,
+            "@context": context,
             "id": collection_id,
             "type": "OrderedCollection",
             "totalItems": total,
@@ -232,7 +287,7 @@ def ordered_collection(
             doc["last"] = f"{collection_id}?page={max(1, -(-total // PAGE_SIZE))}"
         return doc
     doc = {
-        "@context": AS_CONTEXT,
+        "@context": context,
         "id": f"{collection_id}?page={page}",
         "type": "OrderedCollectionPage",
         "partOf": collection_id,
@@ -274,31 +329,50 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         return endpoint
 
     async def webfinger(request: Request, s: FederationSite) -> Response:
-        resource = request.query_params.get("resource")
-        if not resource:
-            return _error(400, "bad_request", "resource: missing")
+        # RFC 7033 section 5: browsers may look people up from any origin, and they must be
+        # able to read the errors too.
+        cors = {"Access-Control-Allow-Origin": "*"}
+        found = await _webfinger_subject(request, s)
+        if isinstance(found, JSONResponse):
+            found.headers.update(cors)
+            return found
+        username, urls = found
+        jrd = build_webfinger(username, s.host, urls)
+        return JSONResponse(jrd, media_type=JRD_JSON, headers=cors)
+
+    async def _webfinger_subject(
+        request: Request, s: FederationSite
+    ) -> tuple[str, ActorUrls] | JSONResponse:
+        """Who ``resource`` names, or the error to answer (RFC 7033 section 4.2: 400 for
+        a missing or malformed resource, 404 for one this server does not know)."""
+        resources = request.query_params.getlist("resource")
+        if len(resources) != 1 or not resources[0]:
+            return _error(400, "bad_request", "resource: give exactly one")
+        resource = resources[0]
+        try:
+            scheme, rest = parse_webfinger_resource(resource)
+        except ActivityParseError as exc:
+            return _error(400, "bad_request", str(exc))
         username: str | None = None
-        if resource.startswith(("http://", "https://")):
+        if scheme in ("http", "https"):
             # Mastodon also looks actors up by URL (resource=https://host/users/alice).
             for candidate in (f"{s.origin}/users/", f"{s.origin}/@"):
                 if resource.startswith(candidate):
                     username = resource[len(candidate) :]
             if resource in (s.instance_urls.id, s.instance_urls.profile):
                 username = s.host
-        else:
-            user, host = parse_acct(resource)
+        elif scheme == "acct":
+            user, host = parse_acct(f"acct:{rest}")
             if host != s.host:
                 return _error(404, "not_found", f"{host} is not this node")
-            username = user.lower()
+            username = unquote(user).lower()
         if username is None:
-            return _error(404, "not_found", f"no such resource {resource}")
+            return _error(404, "not_found", "no such resource here")
         if username == s.host:
-            jrd = build_webfinger(username, s.host, s.instance_urls)
-        else:
-            if "/" in username or await s.actors.account(username) is None:
-                return _error(404, "not_found", f"no such account {username}")
-            jrd = build_webfinger(username, s.host, s.user_urls(username))
-        return JSONResponse(jrd, media_type=JRD_JSON, headers={"Access-Control-Allow-Origin": "*"})
+            return username, s.instance_urls
+        if "/" in username or await s.actors.account(username) is None:
+            return _error(404, "not_found", f"no such account {username}")
+        return username, s.user_urls(username)
 
     async def nodeinfo_links(request: Request, s: FederationSite) -> Response:
         return JSONResponse(build_nodeinfo_links(s.base_url))
@@ -332,7 +406,8 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             urls,
             username=account.username,
             name=account.display_name,
-            summary=account.summary,
+            # Bios are plain text: escaped, then kept to Mastodon's HTML.
+            summary=text_to_html(account.summary),
             public_key_pem=account.public_key_pem,
         )
         return _activity_json(doc)
@@ -349,6 +424,14 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         if found is None:
             return _error(404, "not_found", "no such object")
         return _activity_json({"@context": NOTE_CONTEXT, **found})
+
+    async def parley_context(request: Request, s: FederationSite) -> Response:
+        # A JSON-LD processor (or the JSON-LD playground) may fetch it from anywhere.
+        return Response(
+            json.dumps(context_document()),
+            media_type=JSON_LD,
+            headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=86400"},
+        )
 
     async def instance_actor(request: Request, s: FederationSite) -> Response:
         doc = build_instance_actor(
@@ -380,7 +463,7 @@ def build_routes(site_of: SiteOf) -> list[Route]:
             now=s.now(),
         )
         if s.is_blocked(activity.actor):
-            raise BlockedDomain(urlsplit(activity.actor).hostname or "")
+            raise BlockedDomain(hostname_of(activity.actor))
         s.on_stored()
         return Response(status_code=202)
 
@@ -404,7 +487,10 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         if page is not None:
             items = await s.outbox.page(urls.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)
             items = [{k: v for k, v in item.items() if k != "@context"} for item in items]
-        return _activity_json(ordered_collection(urls.outbox, total, page, items))
+        # The items lose their own @context; the page's carries the parley terms for them.
+        return _activity_json(
+            ordered_collection(urls.outbox, total, page, items, context=NOTE_CONTEXT)
+        )
 
     async def _actor_list(request: Request, s: FederationSite, following: bool) -> Response:
         found = await _user_collection(request, s)
@@ -429,6 +515,7 @@ def build_routes(site_of: SiteOf) -> list[Route]:
         Route("/.well-known/nodeinfo", guarded(nodeinfo_links)),
         Route("/nodeinfo/2.1", guarded(nodeinfo)),
         Route("/.well-known/host-meta", guarded(host_meta)),
+        Route(CONTEXT_PATH, guarded(parley_context)),
         Route("/actor", guarded(instance_actor)),
         Route("/actor/inbox", guarded(inbox), methods=["POST"]),
         Route("/inbox", guarded(inbox), methods=["POST"]),

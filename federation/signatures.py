@@ -120,9 +120,13 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 def _split_url(url: str) -> tuple[str, str]:
     """(host[:port], path?query) as they appear in Host and (request-target)."""
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.hostname:
-        raise SignatureError(f"not an absolute URL: {url!r}")
+    try:
+        parts = urlsplit(url)
+        valid = bool(parts.scheme and parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise SignatureError(f"not an absolute URL: {url[:200]!r}")
     host = parts.netloc.rsplit("@", 1)[-1]
     path = parts.path or "/"
     if parts.query:
@@ -478,7 +482,13 @@ def verify_rfc9421(
         cause = exc.__cause__
         if isinstance(cause, SignatureError):
             raise cause from exc
-        raise SignatureError(f"RFC 9421: {exc}") from exc
+        if isinstance(cause, InvalidSignature):
+            # The library says nothing here; the likely cause is a different @target-uri.
+            raise SignatureError(
+                f"RFC 9421: signature does not match (@method {method.upper()}, "
+                f"@target-uri {url[:300]})"
+            ) from exc
+        raise SignatureError(f"RFC 9421: {exc or type(exc).__name__}") from exc
     key_id = results[0].parameters.get("keyid")
     if not isinstance(key_id, str):
         raise SignatureError("RFC 9421 signature has no keyid")
@@ -520,12 +530,54 @@ def verify_request(
     public_key_pem: str | bytes,
     *,
     now: dt.datetime | None = None,
+    also_target: str | None = None,
+    query_signed: bool = True,
 ) -> SignatureInfo:
-    """Verify whichever dialect signed the request; ``url`` is the absolute request URL."""
+    """Verify whichever dialect signed the request; ``url`` is the absolute request URL.
+
+    ``also_target``: another form of the same URL an RFC 9421 ``@target-uri`` may carry
+    (a WebSocket upgrade: the ``ws(s)://`` URL the client dialled, beside the
+    ``http(s)://`` target URI RFC 9110 section 7.1 reconstructs). draft-cavage signs only
+    the path and query, which both forms share.
+
+    ``query_signed=False``: a draft-cavage ``(request-target)`` of the path without its
+    query string is accepted too. Fedify, and Mastodon before 4.1, sign it so; Mastodon
+    accepts both since. Where the query matters (a relay subscription's ``relay=``) the
+    caller keeps the default, and such a signature is refused with that reason.
+    """
     info = identify_signature(headers)
     if info.format is SignatureFormat.RFC9421:
-        key_id = verify_rfc9421(method, url, headers, body, public_key_pem, now=now)
+        try:
+            key_id = verify_rfc9421(method, url, headers, body, public_key_pem, now=now)
+        except SignatureError as first:
+            if also_target is None or "does not match" not in first.reason:
+                raise
+            try:
+                key_id = verify_rfc9421(
+                    method, also_target, headers, body, public_key_pem, now=now
+                )
+            except SignatureError as second:
+                if "does not match" not in second.reason:
+                    raise
+                raise SignatureError(
+                    f"RFC 9421: signature does not match (@method {method.upper()}, "
+                    f"@target-uri {url[:300]} or {also_target[:300]})"
+                ) from second
         return SignatureInfo(SignatureFormat.RFC9421, key_id)
     _, path = _split_url(url)
-    parsed = verify_cavage(method, path, headers, body, public_key_pem, now=now)
+    try:
+        parsed = verify_cavage(method, path, headers, body, public_key_pem, now=now)
+    except SignatureError as first:
+        bare = path.split("?", 1)[0]
+        if bare == path or first.reason != "signature does not match":
+            raise
+        try:
+            parsed = verify_cavage(method, bare, headers, body, public_key_pem, now=now)
+        except SignatureError:
+            raise first from None
+        if query_signed:
+            raise SignatureError(
+                "draft-cavage: the signature covers the path without its query string; "
+                f"(request-target) must be {method.lower()} {path[:300]}"
+            ) from None
     return SignatureInfo(SignatureFormat.CAVAGE, parsed.key_id)

@@ -8,11 +8,14 @@ silently with a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
+
+MAX_NODE_DESCRIPTION = 500
 
 Registration = Literal["open", "approval", "closed"]
 WebRtcFanout = Literal["native", "batched", "aiortc"]
@@ -37,10 +40,17 @@ class NodeSettings:
     data_dir: str = "data"
     # Largest request body the JSON API accepts, in bytes.
     max_body_bytes: int = 64 * 1024
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks). Empty: nobody's; the client is the socket's peer. Rate limits key on
+    # the address this yields.
+    trusted_proxies: tuple[str, ...] = ()
     # The event loop and HTTP/1.1 parser uvicorn runs with. uvloop + httptools: a third
     # less CPU per Ogg listener than asyncio + h11, and no worse for WebRTC (bench/RESULTS.md).
     event_loop: EventLoop = "uvloop"
     http_parser: HttpParser = "httptools"
+    # What this node is, in a sentence or two: shown to logged-out visitors on the home
+    # page and in link previews. Optional (node.web.about reads it).
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,10 +97,28 @@ class MediaSettings:
 
 
 @dataclass(frozen=True)
+class HlsSettings:
+    # Where listeners fetch the rooms' LL-HLS streams (hls_url in the room JSON): empty
+    # for this node's own base_url, or the origin of an HTTP cache or CDN that pulls
+    # from this node (deploy/nginx-hls.conf), e.g. "https://cdn.example.org".
+    base_url: str = ""
+    # The web client listens over WebRTC while the node serves fewer than this many
+    # listeners of a room itself (WebRTC and Ogg); past it, or when no media worker can
+    # take a WebRTC listener, new web listeners get the room over HLS. 0: always HLS.
+    after_listeners: int = 500
+
+
+@dataclass(frozen=True)
 class FederationSettings:
     authorized_fetch: bool = False
     allow_private_addresses: bool = False
+    # "host:port" destinations reachable although private (a LAN peer), with
+    # allow_private_addresses off; plain http is tried for them too.
+    allow_private_destinations: tuple[str, ...] = ()
     blocked_domains: tuple[str, ...] = ()
+    # Look-ups the node makes on a user's behalf (follow, remote-join, remote-rooms), per
+    # account and per client address per minute.
+    fetch_rate_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,7 @@ class Config:
     node: NodeSettings = field(default_factory=NodeSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    hls: HlsSettings = field(default_factory=HlsSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
 
     @property
@@ -150,9 +179,16 @@ def _section(name: str, cls: type, raw: Any) -> Any:
 
 
 def _validate(config: Config) -> None:
-    url = urlsplit(config.node.base_url)
-    if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
+    try:
+        url = urlsplit(config.node.base_url)
+        _ = url.port  # a port that is not a number raises too
+        usable = url.scheme in ("http", "https") and bool(url.hostname) and url.path in ("", "/")
+    except ValueError:
+        usable = False
+    if not usable:
         raise ConfigError("node.base_url", "must be an http(s) origin like https://example.org")
+    if len(config.node.description) > MAX_NODE_DESCRIPTION:
+        raise ConfigError("node.description", f"at most {MAX_NODE_DESCRIPTION} characters")
     if not 0 <= config.node.port <= 65535:
         raise ConfigError("node.port", "must be between 0 and 65535")
     media = config.media
@@ -179,14 +215,40 @@ def _validate(config: Config) -> None:
             parse_ice_server(server)
         except ValueError as exc:
             raise ConfigError(f"media.ice_servers[{i}]", str(exc)) from None
+    hls = urlsplit(config.hls.base_url)
+    if config.hls.base_url and (
+        hls.scheme not in ("http", "https") or not hls.netloc or hls.path not in ("", "/")
+    ):
+        raise ConfigError("hls.base_url", "must be empty or an http(s) origin")
+    if config.hls.after_listeners < 0:
+        raise ConfigError("hls.after_listeners", "must be 0 or more")
     if config.accounts.auth_rate_per_minute < 1:
         raise ConfigError("accounts.auth_rate_per_minute", "must be at least 1")
+    if config.federation.fetch_rate_per_minute < 1:
+        raise ConfigError("federation.fetch_rate_per_minute", "must be at least 1")
+    for i, proxy in enumerate(config.node.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"node.trusted_proxies[{i}]", "must be an IP address or network"
+            ) from None
+    from federation.egress import parse_allow_entry
+
+    for i, entry in enumerate(config.federation.allow_private_destinations):
+        try:
+            parse_allow_entry(entry)
+        except ValueError:
+            raise ConfigError(
+                f"federation.allow_private_destinations[{i}]", "must be host:port"
+            ) from None
 
 
 _SECTIONS: dict[str, type] = {
     "node": NodeSettings,
     "accounts": AccountSettings,
     "media": MediaSettings,
+    "hls": HlsSettings,
     "federation": FederationSettings,
 }
 
@@ -199,7 +261,23 @@ def parse_config(raw: dict[str, Any]) -> Config:
         sections[name] = _section(name, _SECTIONS[name], value)
     config = Config(**sections)
     _validate(config)
-    return config
+    node = dataclasses.replace(config.node, base_url=canonical_origin(config.node.base_url))
+    return dataclasses.replace(config, node=node)
+
+
+def canonical_origin(url: str) -> str:
+    """``scheme://host[:port]`` as every URL and handle of the node writes it: scheme and
+    host lower-cased, no trailing slash, the port only when it is not the scheme's
+    default (``https://Rooms.Example:443/`` is ``https://rooms.example``), so that
+    ``alice@host`` in a handle and the host of a signing key compare equal."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
 
 
 def load_config(path: str | Path) -> Config:
@@ -210,6 +288,11 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(str(path), "file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text: {exc}") from exc
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table.
+        raise ConfigError(str(path), "not valid TOML: nested too deeply") from None
     config = parse_config(raw)
     # A relative data_dir is relative to the config file, not to the working directory.
     data_dir = Path(config.node.data_dir)

@@ -8,7 +8,10 @@ ParleyError
 ├── Conflict              409      state does not allow it (`reason`)
 │   └── IllegalTransition          a room life cycle move not in the graph
 ├── PayloadTooLarge       413
-└── RateLimited           429      (`retry_after` seconds)
+├── RateLimited           429      (`retry_after` seconds)
+├── Unavailable           503      try again (a part of the node is down for now)
+│   └── UseHls                     no WebRTC listener here: play the room's hls_url
+└── InsufficientStorage   507      the disk is full: `feature` cannot save (admin told)
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ class ParleyError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # The request field the error is about, if one is (clients show it there).
+        self.field = field
 
 
 class InvalidInput(ParleyError):
@@ -28,8 +33,8 @@ class InvalidInput(ParleyError):
     code = "invalid_input"
 
     def __init__(self, field: str, reason: str, *, status: int = 422) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
+        super().__init__(f"{field}: {reason}", field=field)
+        self.field: str = field
         self.reason = reason
         self.status = status
 
@@ -82,3 +87,26 @@ class Unavailable(ParleyError):
 
     status = 503
     code = "unavailable"
+
+
+class UseHls(Unavailable):
+    """The node sends new web listeners of this room to its HLS stream ([hls]
+    after_listeners, or no media worker can take one)."""
+
+    code = "use_hls"
+
+
+class InsufficientStorage(ParleyError):
+    """The data dir's disk is full: what ``feature`` (database, recordings, avatars...)
+    had to save was not saved, and nothing half-written was kept. The node goes on
+    serving; the admin sees it in GET /api/v1/admin/storage and the log."""
+
+    status = 507
+    code = "insufficient_storage"
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(
+            f"the node's disk is full: {feature} cannot save anything now (nothing was "
+            f"saved); the administrator is told. Try again later"
+        )
+        self.feature = feature

@@ -3,8 +3,8 @@
 A `Room` is the authoritative state of one room on its node. Every method that changes
 state takes the acting username, checks the permission, changes the state and emits an
 event dict to the room's listeners (the web layer sends them over WebSockets; the media
-layer reacts to mutes and role changes). `RoomStore` persists the durable part (title,
-life cycle, blocks) in SQLite.
+layer reacts to mutes and role changes). node.store.rooms persists the durable part
+(title, life cycle, blocks); `replicate` makes a room what a room JSON of another node says.
 
 Permissions, in the spirit of Spaces:
 - host: everything; cannot be moved, removed or blocked; the only one who starts/ends
@@ -20,16 +20,18 @@ from __future__ import annotations
 import enum
 import secrets
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
+from federation.sanitize import plain_text
 from node.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
 
 MAX_TITLE = 120
 MAX_DESCRIPTION = 1000
+MAX_MEMBER_NAME = 64
+"""A replicated member's display name is cut to this (accounts' own limit, as
+node.accounts.MAX_DISPLAY_NAME, which this layer does not import)."""
 
 Event = dict[str, Any]
 
@@ -478,7 +480,7 @@ class Room:
         member = self.members.get(username)
         if member is None:
             member = self.members[username] = Member(username, username)
-        member.display_name = str(raw.get("display_name") or username)
+        member.display_name = plain_text(str(raw.get("display_name") or username), MAX_MEMBER_NAME)
         member.role = role
         member.muted = bool(raw.get("muted"))
         if raw.get("hand_raised"):
@@ -503,6 +505,17 @@ class Room:
             self.blocked.add(username)
         self._emit({"type": "kicked", "username": username, "blocked": blocked})
 
+    def reset_presence(self, connected: set[str], publishing: set[str]) -> None:
+        """Who is connected and publishing, as this node knows it now (it took the room
+        over: members it cannot see are not connected). Audience members gone from it
+        leave the room."""
+        for username, member in list(self.members.items()):
+            member.connections = 1 if username in connected else 0
+            member.publishing = username in publishing
+            if not member.connections and not member.on_stage and not member.publishing:
+                del self.members[username]
+        self._emit({"type": "room", "room": self.to_json()})
+
     def replicate_listeners(self, count: int) -> None:
         if count != self.listener_count:
             self.listener_count = count
@@ -513,94 +526,54 @@ def new_room_id() -> str:
     return secrets.token_urlsafe(9)
 
 
-class RoomStore:
-    """Durable part of rooms: identity, title, life cycle, blocks."""
-
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self._db = db
-
-    def insert(self, room: Room, host_id: int) -> None:
-        self._db.table("rooms").insert(
-            {
-                "id": room.id,
-                "host_id": host_id,
-                "title": room.title,
-                "description": room.description,
-                "visibility": room.visibility.value,
-                "state": room.state.value,
-                "created_at": room.created_at,
-                "started_at": room.started_at,
-                "ended_at": room.ended_at,
-            }
-        )
-
-    def save(self, room: Room) -> None:
-        self._db.table("rooms").update(
-            room.id,
-            {
-                "title": room.title,
-                "description": room.description,
-                "state": room.state.value,
-                "started_at": room.started_at,
-                "ended_at": room.ended_at,
-            },
-        )
-
-    def save_block(self, room_id: str, account_id: int) -> None:
-        self._db.table("room_blocks").insert(
-            {"room_id": room_id, "account_id": account_id, "created_at": time.time()},
-            replace=True,
-        )
-
-    def rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
-        sql = (
-            "select rooms.*, accounts.username as host_username, "
-            "accounts.display_name as host_display_name from rooms "
-            "join accounts on accounts.id = rooms.host_id where " + where
-        )
-        return [dict(r) for r in self._db.query(sql, params)]
-
-    def blocked_usernames(self, room_id: str) -> set[str]:
-        sql = (
-            "select accounts.username from room_blocks join accounts "
-            "on accounts.id = room_blocks.account_id where room_blocks.room_id = ?"
-        )
-        return {r["username"] for r in self._db.query(sql, [room_id])}
-
-    def end_unfinished(self, now: float, keep: Collection[str] = ()) -> int:
-        """Rooms left live by a previous run of this node end at start-up: their audio
-        and connections did not survive the restart. ``keep``: rooms that other nodes may
-        carry on (node.relay asks them first, FEDERATION.md "Survival")."""
-        marks = ", ".join("?" for _ in keep)
-        cursor = self._db.execute(
-            "update rooms set state = 'ended', ended_at = ? where state = 'live'"
-            + (f" and id not in ({marks})" if keep else ""),
-            [now, *keep],
-        )
-        return int(cursor.rowcount)
-
-    def end_live(self, room_id: str, now: float) -> None:
-        self._db.execute(
-            "update rooms set state = 'ended', ended_at = ? where id = ? and state = 'live'",
-            [now, room_id],
-        )
-
-    def exists(self, room_id: str) -> bool:
-        return bool(self._db.execute("select 1 from rooms where id = ?", [room_id]).fetchone())
-
-
-def room_from_row(row: dict[str, Any], *, max_speakers: int, blocked: set[str]) -> Room:
-    return Room(
-        id=row["id"],
-        host=row["host_username"],
-        host_display_name=row["host_display_name"] or row["host_username"],
-        title=row["title"],
-        description=row["description"] or "",
-        visibility=Visibility(row["visibility"]),
-        state=RoomState(row["state"]),
-        max_speakers=max_speakers,
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        blocked=blocked,
+def replicate(room: Room, doc: dict[str, Any], name: Callable[[str], str]) -> None:
+    """Make ``room`` what ``doc`` (a room JSON from the carrying node) says. Its texts are
+    another server's: plain text only (federation.sanitize)."""
+    members = []
+    hands = [name(h) for h in doc.get("hands", []) if isinstance(h, str)]
+    for raw in [*doc.get("speakers", []), *doc.get("audience", [])]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("username"), str):
+            continue
+        members.append(member_from_json({**raw, "username": name(raw["username"])}, hands))
+    host = doc.get("host") or {}
+    room.replicate(
+        title=plain_text(str(doc.get("title") or room.title), MAX_TITLE),
+        description=plain_text(str(doc.get("description") or ""), MAX_DESCRIPTION),
+        state=RoomState(doc.get("state", room.state.value)),
+        host=name(str(host.get("username") or room.host)),
+        host_display_name=plain_text(
+            str(host.get("display_name") or room.host_display_name), MAX_MEMBER_NAME
+        ),
+        members=members,
+        listener_count=int(doc.get("listener_count") or 0),
+        started_at=doc.get("started_at"),
     )
+
+
+def member_from_json(raw: dict[str, Any], hands: list[str]) -> Member:
+    username = str(raw["username"])
+    try:
+        role = Role(str(raw.get("role")))
+    except ValueError:
+        role = Role.LISTENER
+    hand = float(hands.index(username) + 1) if username in hands else None
+    if hand is None and raw.get("hand_raised"):
+        hand = float(len(hands) + 1)
+    return Member(
+        username=username,
+        display_name=plain_text(str(raw.get("display_name") or username), MAX_MEMBER_NAME),
+        role=role,
+        muted=bool(raw.get("muted")),
+        hand_raised_at=hand,
+        invited=bool(raw.get("invited")),
+        connections=1 if raw.get("connected") else 0,
+        publishing=bool(raw.get("publishing")),
+        csrc=valid_csrc(raw.get("csrc")),
+    )
+
+
+def visibility_of(doc: dict[str, Any]) -> Visibility:
+    try:
+        return Visibility(str(doc.get("visibility")))
+    except ValueError:
+        return Visibility.PUBLIC

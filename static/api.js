@@ -4,12 +4,14 @@
 // ApiError whose message is something a person can read in the alert area.
 
 export class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, field) {
     super(readableMessage(status, code, detail));
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.detail = detail;
+    // The request field a 422 is about ("title"), to show the error next to it.
+    this.field = typeof field === 'string' ? field : undefined;
   }
 }
 
@@ -71,7 +73,8 @@ export async function api(method, path, body) {
   if (!response.ok) {
     const code = data && typeof data === 'object' ? data.error : undefined;
     const detail = data && typeof data === 'object' ? data.detail : undefined;
-    throw new ApiError(response.status, code, detail);
+    const field = data && typeof data === 'object' ? data.field : undefined;
+    throw new ApiError(response.status, code, detail, field);
   }
   return data;
 }

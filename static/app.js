@@ -1,85 +1,45 @@
-// Parley web client: router, account pages, home and room creation.
-// The room page itself lives in room.js; profiles and follows in profile.js.
+// Parley web client: router, navigation, session, and the account forms (log in, sign
+// up, start a room). Pages live in their modules: home.js, search.js, settings.js,
+// profile.js, room.js. Shared helpers: ui.js (elements, alerts), forms.js (fields).
 
 import { ApiError, del, get, post } from './api.js';
-import { followPanel, renderProfile } from './profile.js';
+import { field, submitting } from './forms.js';
+import { renderHome } from './home.js';
+import { renderProfile } from './profile.js';
 import { mountRoom } from './room.js';
+import { renderSearch } from './search.js';
+import { renderSettings } from './settings.js';
+import { announce, clearError, h, setTitle, showError } from './ui.js';
+
+export { h, showError, clearError, announce };
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
-const alertBox = document.getElementById('alert');
-const alertText = document.getElementById('alert-text');
-const announcer = document.getElementById('announcer');
 
 const app = {
   me: null,
-  config: { registration: 'open', max_speakers: 10, ice_servers: [] },
+  config: { registration: 'open', max_speakers: 10, ice_servers: [], node: null },
   cleanup: null,
 };
 
-// --- small DOM helper -------------------------------------------------------------------
-
-/** h('button.primary', {type: 'button', onclick}, 'Text', child...) */
-export function h(tag, attrs, ...children) {
-  const [name, ...classes] = tag.split('.');
-  const el = document.createElement(name || 'div');
-  if (classes.length) el.className = classes.join(' ');
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith('on') && typeof value === 'function') {
-      el.addEventListener(key.slice(2), value);
-    } else if (key === 'dataset') {
-      Object.assign(el.dataset, value);
-    } else if (key === 'class') {
-      el.className = [el.className, value].filter(Boolean).join(' ');
-    } else if (key in el && typeof value !== 'string') {
-      el[key] = value;
-    } else {
-      el.setAttribute(key, value === true ? '' : value);
-    }
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
-// --- alerts and announcements -------------------------------------------------------------
-
-export function showError(err) {
-  const message = typeof err === 'string' ? err : err && err.message ? err.message : String(err);
-  alertText.textContent = message;
-  alertBox.hidden = false;
-}
-
-export function clearError() {
-  alertBox.hidden = true;
-  alertText.textContent = '';
-}
-
 document.getElementById('alert-close').addEventListener('click', clearError);
-
-let announceTimer = null;
-export function announce(text) {
-  // Clearing first makes screen readers repeat an identical message.
-  announcer.textContent = '';
-  clearTimeout(announceTimer);
-  announceTimer = setTimeout(() => {
-    announcer.textContent = text;
-  }, 50);
-}
 
 // --- routing ------------------------------------------------------------------------------
 
 const routes = [
-  [/^\/$/, renderHome],
+  [/^\/$/, () => withCleanup(renderHome(main, pageContext()))],
   [/^\/login\/?$/, renderLogin],
   [/^\/signup\/?$/, renderSignup],
   [/^\/new\/?$/, renderNewRoom],
+  [/^\/search\/?$/, () => withCleanup(renderSearch(main, pageContext()))],
+  [/^\/settings\/?$/, () => withCleanup(renderSettings(main, pageContext()))],
   [/^\/rooms\/([^/]+)\/?$/, renderRoom],
   [/^\/@([^/]+)\/?$/, renderProfilePage],
 ];
+
+async function withCleanup(promise) {
+  app.cleanup = (await promise) || null;
+}
 
 export function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', path);
@@ -131,10 +91,6 @@ function focusHeading() {
   }
 }
 
-function setTitle(text) {
-  document.title = text ? `${text} · Parley` : 'Parley';
-}
-
 document.addEventListener('click', (event) => {
   const link = event.target.closest('a[data-link]');
   if (!link || event.defaultPrevented || event.button !== 0) return;
@@ -159,8 +115,19 @@ async function loadMe() {
 }
 
 function renderNav() {
-  const items = [];
+  const items = [
+    h(
+      'a.button.small.ghost.nav-search',
+      {
+        href: '/search',
+        'data-link': true,
+        'aria-current': location.pathname === '/search' ? 'page' : null,
+      },
+      'Search',
+    ),
+  ];
   if (app.me) {
+    // HOOK(notifications): the bell with its unread count goes before the profile link.
     const profilePath = `/@${encodeURIComponent(app.me.username)}`;
     const onProfile = location.pathname === profilePath;
     items.push(
@@ -180,6 +147,15 @@ function renderNav() {
           (app.me.display_name || app.me.username).slice(0, 1).toUpperCase(),
         ),
         h('span.nav-user-name', {}, `@${app.me.username}`),
+      ),
+      h(
+        'a.button.small.ghost.nav-settings',
+        {
+          href: '/settings',
+          'data-link': true,
+          'aria-current': location.pathname === '/settings' ? 'page' : null,
+        },
+        'Settings',
       ),
       h('button.button.small.ghost', { type: 'button', onclick: logout }, 'Log out'),
     );
@@ -212,149 +188,9 @@ async function logout() {
 
 // --- pages --------------------------------------------------------------------------------
 
-async function renderHome() {
-  setTitle('');
-  const list = h('ul.room-list', { 'aria-label': 'Live rooms' });
-  const status = h('p.muted', { role: 'status' }, 'Loading live rooms…');
-  main.append(
-    h(
-      'div.page-head',
-      {},
-      h('h1', {}, 'Live now'),
-      app.me
-        ? h('a.button.primary', { href: '/new', 'data-link': true }, 'Start a room')
-        : h(
-            'p.muted',
-            {},
-            h('a', { href: '/login', 'data-link': true }, 'Log in'),
-            ' or ',
-            h('a', { href: '/signup', 'data-link': true }, 'sign up'),
-            ' to start a room. Anyone can listen.',
-          ),
-    ),
-    status,
-    list,
-  );
-  const panel = app.me ? followPanel(pageContext(), { onChange: () => refresh() }) : null;
-  if (panel) main.append(panel.element);
-
-  let stopped = false;
-  async function refresh() {
-    try {
-      const data = await get('/api/v1/rooms');
-      if (stopped) return;
-      const rooms = (data && data.rooms) || [];
-      status.textContent = rooms.length ? '' : 'No rooms are live right now.';
-      status.hidden = rooms.length > 0;
-      list.replaceChildren(...rooms.map(roomCard));
-    } catch (err) {
-      if (!stopped) showError(err);
-    }
-  }
-  await refresh();
-  const timer = setInterval(refresh, 15000);
-  app.cleanup = () => {
-    stopped = true;
-    clearInterval(timer);
-    if (panel) panel.stop();
-  };
-}
-
-function roomCard(room) {
-  if (room.remote) return remoteRoomCard(room);
-  const speakers = room.speakers || [];
-  const names = speakers
-    .slice(0, 4)
-    .map((m) => m.display_name || m.username)
-    .join(', ');
-  const count = room.listener_count || 0;
-  return h(
-    'li.room-card',
-    {},
-    h(
-      'a.room-card-link',
-      { href: `/rooms/${encodeURIComponent(room.id)}`, 'data-link': true },
-      h('span.live-badge', { 'aria-hidden': 'true' }, 'LIVE'),
-      h('span.room-card-title', {}, room.title),
-      room.description ? h('span.room-card-desc', {}, room.description) : null,
-      h(
-        'span.room-card-meta',
-        {},
-        `Host: ${room.host ? room.host.display_name || room.host.username : '?'}`,
-        names ? ` · On stage: ${names}` : '',
-        ` · ${count} listening`,
-      ),
-    ),
-  );
-}
-
-/** A live room on another server, known because someone here follows its host. */
-function remoteRoomCard(room) {
-  const origin = room.origin || hostOf(room.url);
-  const host = room.host || {};
-  const hostName = host.display_name || host.username || '?';
-  // `local_url` is this server's view of the room (it relays the audio here, and you can
-  // raise your hand with your account); without it the card leaves for the room's server.
-  const local = Boolean(room.local_url);
-  return h(
-    'li.room-card.remote',
-    {},
-    h(
-      'a.room-card-link',
-      local ? { href: room.local_url, 'data-link': true } : { href: room.url, rel: 'noopener' },
-      h(
-        'span.badges',
-        {},
-        h('span.live-badge', { 'aria-hidden': 'true' }, 'LIVE'),
-        h('span.origin-badge', {}, `on ${origin}`),
-      ),
-      h('span.room-card-title', {}, room.title),
-      room.description ? h('span.room-card-desc', {}, room.description) : null,
-      h(
-        'span.room-card-meta',
-        {},
-        `Host: ${hostName}`,
-        host.handle ? ` (@${host.handle})` : '',
-        local ? ' · relayed here' : ' · opens on their server',
-      ),
-    ),
-  );
-}
-
-function hostOf(url) {
-  try {
-    return new URL(url).host;
-  } catch {
-    return 'another server';
-  }
-}
-
-function field(label, input, hint) {
-  const id = input.id || `f-${Math.random().toString(36).slice(2, 8)}`;
-  input.id = id;
-  const hintEl = hint ? h('small.hint', { id: `${id}-hint` }, hint) : null;
-  if (hintEl) input.setAttribute('aria-describedby', hintEl.id);
-  return h('div.field', {}, h('label', { for: id }, label), input, hintEl);
-}
-
 function formPage(title, form, footer) {
   setTitle(title);
   main.append(h('section.card.narrow', {}, h('h1', {}, title), form, footer || null));
-}
-
-async function submitting(form, action) {
-  const button = form.querySelector('button[type=submit]');
-  clearError();
-  if (button) button.disabled = true;
-  form.setAttribute('aria-busy', 'true');
-  try {
-    await action();
-  } catch (err) {
-    showError(err);
-  } finally {
-    if (button) button.disabled = false;
-    form.removeAttribute('aria-busy');
-  }
 }
 
 async function renderLogin() {
@@ -413,7 +249,7 @@ async function renderSignup() {
   }
   const username = h('input', {
     name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none',
-    spellcheck: false, pattern: '[a-z0-9_]{1,30}', maxlength: '30',
+    spellcheck: false,
     oninput: (event) => {
       // Usernames are lowercase on the node; fold as the user types.
       const el = event.target;
@@ -421,7 +257,7 @@ async function renderSignup() {
       if (lower !== el.value) el.value = lower;
     },
   });
-  const displayName = h('input', { name: 'display_name', autocomplete: 'name', maxlength: '60' });
+  const displayName = h('input', { name: 'display_name', autocomplete: 'name' });
   const password = h('input', {
     name: 'password', type: 'password', autocomplete: 'new-password', required: true,
     minlength: '8',
@@ -458,8 +294,8 @@ async function renderSignup() {
         });
       },
     },
-    field('Username', username, 'Lowercase letters, digits and _ only.'),
-    field('Display name (optional)', displayName),
+    field('Username', username, 'Lowercase letters, digits and _ only.', { limit: 30 }),
+    field('Display name (optional)', displayName, null, { limit: 64 }),
     field('Password', password, 'At least 8 characters.'),
     registration === 'approval'
       ? h('p.hint', {}, 'New accounts on this node need an admin’s approval.')
@@ -483,8 +319,9 @@ async function renderNewRoom() {
     navigate(`/login?next=${encodeURIComponent('/new')}`, { replace: true });
     return;
   }
-  const title = h('input', { name: 'title', required: true, maxlength: '120' });
-  const description = h('textarea', { name: 'description', rows: 3, maxlength: '1000' });
+  // No maxlength: it cuts a pasted title without a word. The counter tells, the node refuses.
+  const title = h('input', { name: 'title', required: true, autocomplete: 'off' });
+  const description = h('textarea', { name: 'description', rows: 3 });
   const pub = h('input', {
     type: 'radio', name: 'visibility', value: 'public', checked: true, id: 'vis-public',
   });
@@ -506,8 +343,8 @@ async function renderNewRoom() {
         });
       },
     },
-    field('Title', title),
-    field('Description (optional)', description),
+    field('Title', title, null, { limit: 120 }),
+    field('Description (optional)', description, null, { limit: 1000 }),
     h(
       'fieldset.field',
       {},
@@ -530,10 +367,11 @@ async function renderNewRoom() {
   formPage('Start a room', form, h('p.muted', {}, 'You can go live when you are ready.'));
 }
 
-/** What profile.js needs from the page, the same way room.js gets it. */
+/** What the page modules need from the app, the same way room.js gets it. */
 function pageContext() {
   return {
     me: app.me,
+    config: app.config,
     h,
     field,
     submitting,
@@ -544,6 +382,10 @@ function pageContext() {
     setTitle,
     setMe(account) {
       app.me = account;
+      renderNav();
+    },
+    signedOut() {
+      app.me = null;
       renderNav();
     },
   };

@@ -6,6 +6,8 @@
 // Both are non-trickle: we wait for ICE gathering to finish and POST one complete offer.
 
 import { ApiError } from './api.js';
+import { HlsSession } from './hls-player.js';
+import { Playback } from './playback.js';
 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 const FFT_SIZE = 8192;
@@ -27,6 +29,58 @@ export function setVoiceProcessing(on) {
     localStorage.setItem(VOICE_PROCESSING_KEY, on ? 'on' : 'off');
   } catch {
     // Private mode without storage: the toggle still applies to this page.
+  }
+}
+
+// The microphone people picked in the room's microphone check (mic-check.js).
+export const MIC_DEVICE_KEY = 'parley.micDevice';
+
+export function chosenMicDevice() {
+  try {
+    return localStorage.getItem(MIC_DEVICE_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+export function chooseMicDevice(deviceId) {
+  try {
+    if (deviceId) localStorage.setItem(MIC_DEVICE_KEY, deviceId);
+    else localStorage.removeItem(MIC_DEVICE_KEY);
+  } catch {
+    // Private mode without storage: the choice holds for this page.
+  }
+}
+
+/** The microphone, with the chosen device and voice-processing setting. */
+export async function openMicrophone() {
+  const processing = voiceProcessingEnabled();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error('This browser cannot use a microphone here (it needs HTTPS).');
+  }
+  const device = chosenMicDevice();
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      audio: {
+        // `ideal`: a device that was unplugged falls back to the default one.
+        ...(device ? { deviceId: { ideal: device } } : {}),
+        echoCancellation: processing,
+        noiseSuppression: processing,
+        autoGainControl: processing,
+      },
+      video: false,
+    });
+  } catch (err) {
+    if (err && err.name === 'NotAllowedError') {
+      throw new DOMException(
+        'Microphone access was refused. Allow it in the browser to speak.',
+        'NotAllowedError',
+      );
+    }
+    if (err && err.name === 'NotFoundError') {
+      throw new Error('No microphone was found.');
+    }
+    throw err;
   }
 }
 
@@ -66,13 +120,14 @@ async function errorFromResponse(response) {
  * `kind` is "whep" (listen) or "whip" (speak; pass `track`).
  */
 class HttpSession {
-  constructor({ kind, url, iceServers, track = null, onStream, onFailed }) {
+  constructor({ kind, url, iceServers, track = null, onStream, onFailed, onConnection }) {
     this.kind = kind;
     this.url = url;
     this.iceServers = iceServers || [];
     this.track = track;
     this.onStream = onStream;
     this.onFailed = onFailed;
+    this.onConnection = onConnection;
     this.pc = null;
     this.sender = null;
     this.location = null;
@@ -93,6 +148,7 @@ class HttpSession {
     pc.addEventListener('connectionstatechange', () => {
       if (this.closed) return;
       if (pc.connectionState === 'failed' && this.onFailed) this.onFailed(this);
+      else if (this.onConnection) this.onConnection(pc.connectionState);
     });
     if (this.kind === 'whip') {
       const transceiver = pc.addTransceiver(this.track, { direction: 'sendrecv' });
@@ -156,15 +212,19 @@ class HttpSession {
 /**
  * What the user hears: one <audio> element plus an AnalyserNode fed from the same
  * MediaStream. Chromium only delivers WebRTC audio into WebAudio when the stream is
- * also attached to a media element, so the element is always attached.
+ * also attached to a media element, so the element is always attached. Whether sound
+ * really plays (autoplay may be refused) is `playback.state` (playback.js).
  */
 export class AudioOutput {
-  constructor(audioElement) {
+  constructor(audioElement, { onPlayback } = {}) {
     this.audio = audioElement;
+    this.playback = new Playback({ onChange: onPlayback });
+    this.playback.addElement(audioElement);
     this.context = null;
     this.analyser = null;
     this.source = null;
     this.stream = null;
+    this.element = null;
     this.freqData = new Float32Array(FFT_SIZE / 2);
     this.timeData = new Float32Array(FFT_SIZE);
   }
@@ -176,12 +236,18 @@ export class AudioOutput {
     this.analyser = this.context.createAnalyser();
     this.analyser.fftSize = FFT_SIZE;
     this.analyser.smoothingTimeConstant = 0.5;
+    this.playback.addContext(this.context);
   }
 
   /** Play `stream` (or nothing when null). Returns false if autoplay was refused. */
   async attach(stream) {
     if (stream === this.stream) return true;
     this.stream = stream;
+    if (this.element) {
+      // An HLS session's element: it plays no more, so it holds nothing back either.
+      this.playback.remove(this.element);
+      this.element = null;
+    }
     if (this.source) {
       try {
         this.source.disconnect();
@@ -191,33 +257,36 @@ export class AudioOutput {
       this.source = null;
     }
     this.audio.srcObject = stream;
+    this.playback.update();
     if (!stream) return true;
     this.ensureContext();
     // The analyser is not connected to the destination: the <audio> element plays the
     // sound, WebAudio only measures it (no double playback).
     this.source = this.context.createMediaStreamSource(stream);
     this.source.connect(this.analyser);
-    return this.resume();
+    return (await this.playback.start()) !== 'blocked';
   }
 
-  /** Start playback; call again from a click handler if the browser blocked autoplay. */
+  /**
+   * Play a media element (an HLS session's) instead of a stream: through WebAudio, to
+   * the speakers and the analyser. Registered with `playback` like the <audio> element,
+   * so the same honesty rules apply. Returns false if autoplay was refused.
+   */
+  async attachElement(element) {
+    await this.attach(null);
+    this.ensureContext();
+    this.element = element;
+    this.stream = element;
+    this.source = this.context.createMediaElementSource(element);
+    this.source.connect(this.analyser);
+    this.source.connect(this.context.destination);
+    this.playback.addElement(element);
+    return (await this.playback.start()) !== 'blocked';
+  }
+
+  /** Start playback from a click handler (a user gesture) when the browser blocked it. */
   async resume() {
-    let ok = true;
-    if (this.context && this.context.state === 'suspended') {
-      try {
-        await this.context.resume();
-      } catch {
-        ok = false;
-      }
-    }
-    if (this.audio.srcObject) {
-      try {
-        await this.audio.play();
-      } catch {
-        ok = false;
-      }
-    }
-    return ok && (!this.context || this.context.state === 'running');
+    return (await this.playback.unlock()) !== 'blocked';
   }
 
   /** Hz of the loudest FFT bin, or null when silent or nothing is playing. */
@@ -260,6 +329,7 @@ export class AudioOutput {
 
   close() {
     this.attach(null);
+    this.playback.dispose();
     if (this.context) {
       this.context.close().catch(() => {});
       this.context = null;
@@ -273,13 +343,20 @@ export class AudioOutput {
  * "speak". It keeps at most one session running and plays its stream on `output`.
  */
 export class RoomAudio {
-  constructor({ output, iceServers, onError, onStatus }) {
+  constructor({ output, iceServers, onError, onStatus, onMicStream }) {
     this.output = output;
     this.iceServers = iceServers;
     this.onError = onError || (() => {});
     this.onStatus = onStatus || (() => {});
+    // The microphone stream while speaking (null otherwise), for the level meter.
+    this.onMicStream = onMicStream || (() => {});
     this.mode = 'off';
-    this.urls = { whep: null, whip: null };
+    this.urls = { whep: null, whip: null, hls: null };
+    // How a listener hears the room: WebRTC unless the node sent us to HLS.
+    this.transport = null;
+    this.viaHls = false;
+    this.rtcLatency = null;
+    this.latencyTimer = null;
     this.session = null;
     this.micStream = null;
     this.muted = true;
@@ -295,11 +372,12 @@ export class RoomAudio {
   }
 
   /** Desired state; safe to call often, acts only on changes. */
-  update({ mode, whepUrl, whipUrl, muted }) {
-    this.urls = { whep: whepUrl, whip: whipUrl };
+  update({ mode, whepUrl, whipUrl, hlsUrl, muted }) {
+    this.urls = { whep: whepUrl, whip: whipUrl, hls: hlsUrl || null };
     if (muted !== undefined) this.setMuted(muted);
     if (mode === this.mode) return;
     this.mode = mode;
+    this.viaHls = false; // the node decides again at each start
     this.retryDelay = 1000;
     this.restart();
   }
@@ -324,6 +402,7 @@ export class RoomAudio {
     if (this.micStream) {
       for (const track of this.micStream.getTracks()) track.stop();
       this.micStream = null;
+      this.onMicStream(null);
     }
   }
 
@@ -342,7 +421,10 @@ export class RoomAudio {
     try {
       let session;
       if (this.mode === 'speak') {
-        if (!this.micStream) this.micStream = await this.openMic();
+        if (!this.micStream) {
+          this.micStream = await this.openMic();
+          this.onMicStream(this.micStream);
+        }
         if (generation !== this.generation) return;
         this.setMuted(this.muted);
         session = new HttpSession({
@@ -352,6 +434,13 @@ export class RoomAudio {
           track: this.micStream.getAudioTracks()[0],
           onStream: (stream) => this.play(stream, generation),
           onFailed: () => this.scheduleRetry(generation),
+          onConnection: (state) => this.connectionChanged(state, generation),
+        });
+      } else if (this.viaHls) {
+        session = new HlsSession({
+          url: this.urls.hls,
+          output: this.output,
+          onFailed: () => this.scheduleRetry(generation),
         });
       } else {
         session = new HttpSession({
@@ -360,16 +449,27 @@ export class RoomAudio {
           iceServers: this.iceServers,
           onStream: (stream) => this.play(stream, generation),
           onFailed: () => this.scheduleRetry(generation),
+          onConnection: (state) => this.connectionChanged(state, generation),
         });
       }
       this.session = session;
       await session.start();
       if (generation !== this.generation) return;
+      this.transport = this.mode === 'speak' ? 'webrtc' : this.viaHls ? 'hls' : 'webrtc';
       this.retryDelay = 1000;
-      this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+      // "listening"/"speaking" only once media flows (ICE and DTLS done), not at the answer;
+      // over HLS once hls.js has the element. Whether the browser lets it sound is the
+      // output's playback state (playback.js), not ours.
+      if (session.pc) this.connectionChanged(session.pc.connectionState, generation);
+      else this.setStatus('listening');
     } catch (err) {
       if (generation !== this.generation) return;
       if (err && err.message === 'cancelled') return;
+      if (err instanceof ApiError && err.code === 'use_hls' && this.urls.hls && !this.viaHls) {
+        this.viaHls = true; // the node has no WebRTC room for us: its HLS it is
+        this.restart();
+        return;
+      }
       this.stopSession();
       this.setStatus('error');
       this.onError(err);
@@ -378,6 +478,13 @@ export class RoomAudio {
         this.scheduleRetry(generation);
       }
     }
+  }
+
+  /** The peer connection's state: connected means audio can flow; disconnected is a gap. */
+  connectionChanged(state, generation) {
+    if (generation !== this.generation || this.mode === 'off') return;
+    if (state === 'connected') this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
+    else if (state === 'disconnected' && this.status !== 'connecting') this.setStatus('reconnecting');
   }
 
   scheduleRetry(generation) {
@@ -391,46 +498,17 @@ export class RoomAudio {
     }, delay);
   }
 
-  /** Playback was allowed after all (a click): no longer "blocked". */
-  resumed() {
-    if (this.status === 'blocked') this.setStatus(this.mode === 'speak' ? 'speaking' : 'listening');
-  }
-
   async play(stream, generation) {
     if (generation !== this.generation) return;
-    const ok = await this.output.attach(stream);
-    if (!ok) this.setStatus('blocked');
+    // Whether the browser lets it sound is the output's playback state, not ours.
+    await this.output.attach(stream);
   }
 
   async openMic() {
-    const processing = voiceProcessingEnabled();
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      throw new Error('This browser cannot use a microphone here (it needs HTTPS).');
-    }
-    try {
-      return await navigator.mediaDevices.getUserMedia({
-        audio: {
-          echoCancellation: processing,
-          noiseSuppression: processing,
-          autoGainControl: processing,
-        },
-        video: false,
-      });
-    } catch (err) {
-      if (err && err.name === 'NotAllowedError') {
-        throw new DOMException(
-          'Microphone access was refused. Allow it in the browser to speak.',
-          'NotAllowedError',
-        );
-      }
-      if (err && err.name === 'NotFoundError') {
-        throw new Error('No microphone was found.');
-      }
-      throw err;
-    }
+    return openMicrophone();
   }
 
-  /** Voice processing changed: swap in a new mic track without renegotiating. */
+  /** Voice processing or the device changed: swap in a new mic track, no renegotiation. */
   async reopenMic() {
     if (this.mode !== 'speak' || !this.micStream) return;
     const fresh = await this.openMic();
@@ -441,6 +519,13 @@ export class RoomAudio {
       await this.session.sender.replaceTrack(fresh.getAudioTracks()[0]);
     }
     for (const track of old.getTracks()) track.stop();
+    this.onMicStream(fresh);
+  }
+
+  /** Seconds behind the room: HLS from hls.js, WebRTC from the last stats() reading. */
+  latency() {
+    if (this.session instanceof HlsSession) return this.session.latency();
+    return this.session ? this.rtcLatency : null;
   }
 
   /** The RTCRtpReceiver of the WebRTC listening session, or null (speaking, off). */
@@ -452,13 +537,27 @@ export class RoomAudio {
 
   /** RTP counters of the running session, for diagnostics and tests. */
   async stats() {
-    const result = { mode: this.mode, status: this.status, muted: this.muted };
+    const result = {
+      mode: this.mode,
+      status: this.status,
+      muted: this.muted,
+      transport: this.session ? this.transport : null,
+      latency: this.latency(),
+    };
     const pc = this.session && this.session.pc;
     if (!pc) return result;
     result.connectionState = pc.connectionState;
     const report = await pc.getStats();
     report.forEach((entry) => {
+      if (entry.type === 'candidate-pair' && entry.nominated && entry.currentRoundTripTime) {
+        result.roundTrip = entry.currentRoundTripTime;
+      }
       if (entry.type === 'inbound-rtp' && entry.kind === 'audio') {
+        // Network half a round trip, plus what the jitter buffer holds.
+        const buffered = entry.jitterBufferEmittedCount
+          ? entry.jitterBufferDelay / entry.jitterBufferEmittedCount
+          : 0;
+        result.jitterBuffer = buffered;
         result.inbound = {
           packetsReceived: entry.packetsReceived,
           bytesReceived: entry.bytesReceived,
@@ -470,6 +569,10 @@ export class RoomAudio {
         result.source = { audioLevel: entry.audioLevel };
       }
     });
+    if (result.jitterBuffer !== undefined) {
+      this.rtcLatency = result.jitterBuffer + (result.roundTrip || 0) / 2;
+      result.latency = this.rtcLatency;
+    }
     return result;
   }
 

@@ -1,11 +1,13 @@
-// Profile pages (/@username) and the fediverse follow panel.
+// Profile pages (/@username here, /@user@host for people on other servers), the Follow
+// button every profile carries, and the "people you follow" panel of the home page.
 //
-// The follow panel is also shown on the home page for signed-in users, so it is built as
-// a component that returns its element and a stop() for the router's cleanup.
-// Like room.js, this module gets the page helpers (h, showError, announce...) from app.js
-// through a context object rather than importing app.js, which imports us.
+// Like room.js, this module gets the router's helpers (navigate, setMe...) through a
+// context object rather than importing app.js, which imports us.
 
 import { ApiError, del, get, patch, post } from './api.js';
+import { handleText, personSummary, profilePath, roomCard } from './cards.js';
+import { field, setFieldError, submitting } from './forms.js';
+import { announce, avatar, clearError, h, setTitle, showError } from './ui.js';
 
 // A follow request is usually answered within a second or two; check often while one is
 // pending, then stop polling (the list is static otherwise).
@@ -25,40 +27,72 @@ function sameHandle(a, b) {
   return norm(a) === norm(b);
 }
 
-function initials(name) {
-  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
-  const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2);
-  return letters.toUpperCase();
-}
-
-export function avatar(h, name, size) {
-  return h(`span.avatar.${size}`, { 'aria-hidden': 'true' }, initials(name));
-}
-
 const STATE_TEXT = { pending: 'Pending', accepted: 'Accepted' };
 
-function stateBadge(h, state) {
+function stateBadge(state) {
   return h(`span.follow-state.follow-${state}`, {}, STATE_TEXT[state] || state);
 }
 
-/** A link to someone's actor; the actor URL sends browsers to their HTML profile. */
-function personLink(h, entry) {
-  // On a phone, break a long handle before its server rather than inside it.
-  const at = entry.handle.indexOf('@');
-  const parts = at > 0
-    ? [`@${entry.handle.slice(0, at)}`, h('wbr', {}), entry.handle.slice(at)]
-    : [`@${entry.handle}`];
-  return h('a.person-handle', { href: entry.actor, rel: 'noopener' }, ...parts);
-}
-
-// --- follow panel ------------------------------------------------------------------------
+// --- Follow button -------------------------------------------------------------------------
 
 /**
- * "Follow someone on another server": the form and my following list with Unfollow.
- * Returns {element, stop}.
+ * Follow / Unfollow for one person: `{handle, state}` where state is null, "pending" or
+ * "accepted". Logged-out visitors get a link to log in instead. Returns an element.
+ */
+export function followButton(ctx, person, { onChange } = {}) {
+  const handle = String(person.handle || '').replace(/^@/, '');
+  if (!ctx.me) {
+    const next = encodeURIComponent(location.pathname + location.search);
+    return h('a.button.small', { href: `/login?next=${next}`, 'data-link': true }, 'Log in to follow');
+  }
+  let state = person.following || null;
+  const note = h('span.follow-note', { role: 'status' });
+  const button = h('button.button.small', { type: 'button', onclick: toggle });
+  function render() {
+    button.textContent = state ? 'Unfollow' : 'Follow';
+    button.className = `button small ${state ? 'ghost' : 'primary'}`;
+    button.setAttribute('aria-label', `${state ? 'Unfollow' : 'Follow'} ${handle}`);
+    note.textContent =
+      state === 'accepted'
+        ? 'You follow them.'
+        : state === 'pending'
+          ? 'Request sent; waiting for their server.'
+          : '';
+  }
+  async function toggle() {
+    clearError();
+    button.disabled = true;
+    try {
+      if (state) {
+        await del(`/api/v1/follows?handle=${encodeURIComponent(handle)}`);
+        state = null;
+        announce(`You unfollowed ${handle}.`);
+      } else {
+        const followed = await post('/api/v1/follows', { handle });
+        state = followed.state;
+        announce(state === 'accepted' ? `You follow ${handle}.` : `Follow request sent to ${handle}.`);
+      }
+      if (onChange) onChange(state);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404 && state) state = null;
+      else showError(err);
+    } finally {
+      button.disabled = false;
+      render();
+    }
+  }
+  render();
+  return h('span.follow-control', {}, button, note);
+}
+
+// --- people you follow (home page) ---------------------------------------------------------
+
+/**
+ * "People you follow": the form to follow by handle (here or on another server) and the
+ * list, with Unfollow and a live badge for whoever is live now. Returns
+ * {element, refresh, setLive(actorIds), stop}.
  */
 export function followPanel(ctx, { headingLevel = 'h2', onChange } = {}) {
-  const { h, showError, clearError, announce } = ctx;
   const uid = Math.random().toString(36).slice(2, 8);
   const input = h('input', {
     id: `follow-handle-${uid}`,
@@ -69,20 +103,18 @@ export function followPanel(ctx, { headingLevel = 'h2', onChange } = {}) {
     spellcheck: false,
     inputmode: 'email',
     placeholder: 'alice@other.example',
-    'aria-describedby': `follow-hint-${uid}`,
-    oninput: () => input.removeAttribute('aria-invalid'),
   });
   const button = h('button.button.primary', { type: 'submit' }, 'Follow');
-  const result = h('p.follow-result', { id: `follow-result-${uid}`, hidden: true });
-  const listHeadingId = `following-${uid}`;
-  const list = h('ul.people-list', { 'aria-labelledby': listHeadingId });
-  const empty = h('p.muted.empty-note', {}, 'You do not follow anyone on other servers yet.');
+  const result = h('p.follow-result', { id: `follow-result-${uid}`, role: 'status', hidden: true });
+  const list = h('ul.people-list', { 'aria-labelledby': `follow-title-${uid}` });
+  const empty = h('p.muted.empty-note', {}, 'You do not follow anyone yet.');
   const count = h('span.count', {});
 
   let stopped = false;
   let pollTimer = null;
   let polls = 0;
   let following = [];
+  let live = new Set();
   // The handle the result line talks about, to update it when the request is accepted.
   let lastFollowed = null;
 
@@ -107,11 +139,12 @@ export function followPanel(ctx, { headingLevel = 'h2', onChange } = {}) {
           },
           'Unfollow',
         );
+        const extra = [stateBadge(entry.state)];
+        if (live.has(entry.actor)) extra.unshift(h('span.live-badge', {}, 'LIVE'));
         return h(
           'li.person',
           { dataset: { handle: entry.handle } },
-          avatar(h, entry.handle, 'sm'),
-          h('span.person-main', {}, personLink(h, entry), stateBadge(h, entry.state)),
+          personSummary({ handle: entry.handle, display_name: entry.handle }, extra),
           unfollow,
         );
       }),
@@ -156,17 +189,14 @@ export function followPanel(ctx, { headingLevel = 'h2', onChange } = {}) {
   async function doFollow(event) {
     event.preventDefault();
     const handle = input.value.trim();
-    clearError();
     if (!isHandle(handle)) {
-      input.setAttribute('aria-invalid', 'true');
-      showError('Enter a handle like alice@other.example (their name, @, their server).');
+      clearError();
+      setFieldError(input, 'Enter a handle like alice@other.example (their name, @, their server).');
       input.focus();
       return;
     }
-    button.disabled = true;
-    form.setAttribute('aria-busy', 'true');
     setResult(`Looking up ${handle}…`, '');
-    try {
+    const ok = await submitting(form, async () => {
       const followed = await post('/api/v1/follows', { handle });
       lastFollowed = followed.handle;
       input.value = '';
@@ -183,15 +213,8 @@ export function followPanel(ctx, { headingLevel = 'h2', onChange } = {}) {
       polls = 0;
       await refresh();
       if (onChange) onChange();
-    } catch (err) {
-      setResult('', '');
-      input.setAttribute('aria-invalid', 'true');
-      showError(err);
-      input.focus();
-    } finally {
-      button.disabled = false;
-      form.removeAttribute('aria-busy');
-    }
+    });
+    if (!ok) setResult('', '');
   }
 
   async function doUnfollow(entry, unfollowButton) {
@@ -221,30 +244,32 @@ export function followPanel(ctx, { headingLevel = 'h2', onChange } = {}) {
 
   const form = h(
     'form.follow-form',
-    { onsubmit: doFollow, 'aria-labelledby': `follow-title-${uid}` },
-    h('label', { for: input.id }, 'Handle'),
-    h('div.follow-row', {}, input, button),
-    h(
-      'small.hint',
-      { id: `follow-hint-${uid}` },
-      'Their name and server, like alice@other.example. Their live rooms will show up on your home page.',
+    { onsubmit: doFollow, 'aria-label': 'Follow someone by handle' },
+    field(
+      'Follow by handle',
+      input,
+      'Their name and server, like alice@other.example. Their live rooms show up here.',
     ),
+    button,
   );
 
   const element = h(
     'section.card.follow-panel',
     { 'aria-labelledby': `follow-title-${uid}` },
-    h(`${headingLevel}.panel-title`, { id: `follow-title-${uid}` }, 'Follow someone on another server'),
-    form,
-    result,
-    h('h3.list-title', { id: listHeadingId }, 'Following', count),
+    h(`${headingLevel}.panel-title`, { id: `follow-title-${uid}` }, 'People you follow', count),
     empty,
     list,
+    form,
+    result,
   );
   refresh();
   return {
     element,
     refresh,
+    setLive(actors) {
+      live = new Set(actors);
+      renderList();
+    },
     stop() {
       stopped = true;
       clearTimeout(pollTimer);
@@ -252,25 +277,9 @@ export function followPanel(ctx, { headingLevel = 'h2', onChange } = {}) {
   };
 }
 
-// --- profile page ------------------------------------------------------------------------
+// --- profile page --------------------------------------------------------------------------
 
-function roomItem(h, room) {
-  const ended = room.state === 'ended';
-  const stateText = ended ? 'Ended' : room.state === 'live' ? 'Live' : 'Scheduled';
-  return h(
-    'li.room-card',
-    {},
-    h(
-      'a.room-card-link',
-      { href: `/rooms/${encodeURIComponent(room.id)}`, 'data-link': true },
-      h(`span.state-badge.state-${room.state}`, {}, stateText),
-      h('span.room-card-title', {}, room.title),
-      room.description ? h('span.room-card-desc', {}, room.description) : null,
-    ),
-  );
-}
-
-function peopleSection(h, title, entries, emptyText) {
+function peopleSection(title, entries, emptyText) {
   const id = `people-${title.toLowerCase()}-${Math.random().toString(36).slice(2, 6)}`;
   return h(
     'section.card.people',
@@ -284,12 +293,9 @@ function peopleSection(h, title, entries, emptyText) {
             h(
               'li.person',
               {},
-              avatar(h, entry.handle, 'sm'),
-              h(
-                'span.person-main',
-                {},
-                personLink(h, entry),
-                entry.state === 'pending' ? stateBadge(h, entry.state) : null,
+              personSummary(
+                { handle: entry.handle, display_name: entry.handle },
+                entry.state === 'pending' ? [stateBadge(entry.state)] : [],
               ),
             ),
           ),
@@ -298,12 +304,11 @@ function peopleSection(h, title, entries, emptyText) {
   );
 }
 
-function editForm(ctx, account, onDone) {
-  const { h, field, submitting, announce } = ctx;
+function editForm(account, onDone) {
   const displayName = h('input', {
-    name: 'display_name', autocomplete: 'name', maxlength: '64', value: account.display_name || '',
+    name: 'display_name', autocomplete: 'name', value: account.display_name || '',
   });
-  const bio = h('textarea', { name: 'bio', rows: 4, maxlength: '500' });
+  const bio = h('textarea', { name: 'bio', rows: 4 });
   bio.value = account.bio || '';
   const form = h(
     'form.form.profile-edit',
@@ -321,8 +326,8 @@ function editForm(ctx, account, onDone) {
         });
       },
     },
-    field('Display name', displayName),
-    field('Bio', bio, 'Up to 500 characters.'),
+    field('Display name', displayName, null, { limit: 64 }),
+    field('Bio', bio, null, { limit: 500 }),
     h(
       'div.row',
       {},
@@ -333,22 +338,34 @@ function editForm(ctx, account, onDone) {
   return { form, focus: () => displayName.focus() };
 }
 
-/** Render /@username into `main`; returns a cleanup function for the router. */
+function notFound(main, title, text) {
+  setTitle(title);
+  main.replaceChildren(
+    h('h1', {}, title),
+    h('p', {}, text),
+    h('p', {}, h('a', { href: '/', 'data-link': true }, 'Go to the live rooms')),
+  );
+  return null;
+}
+
+/** The viewer's follow state for an actor, from their following list. */
+async function followStateOf(ctx, actor) {
+  if (!ctx.me) return null;
+  const data = await get('/api/v1/follows');
+  const entry = ((data && data.following) || []).find((f) => f.actor === actor);
+  return entry ? entry.state : null;
+}
+
+/** Render /@username (or /@user@host) into `main`; returns a cleanup function. */
 export async function renderProfile(main, username, ctx) {
-  const { h, setTitle } = ctx;
   const name = username.replace(/^@/, '');
+  if (name.includes('@')) return renderRemoteProfile(main, name, ctx);
   let account;
   try {
     account = await get(`/api/v1/accounts/${encodeURIComponent(name)}`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
-      setTitle('No such account');
-      main.append(
-        h('h1', {}, 'No such account'),
-        h('p', {}, `There is no account @${name} on this server.`),
-        h('p', {}, h('a', { href: '/', 'data-link': true }, 'Go to the live rooms')),
-      );
-      return null;
+      return notFound(main, 'No such account', `There is no account @${name} on this server.`);
     }
     throw err;
   }
@@ -358,11 +375,12 @@ export async function renderProfile(main, username, ctx) {
     get(`/api/v1/accounts/${encodeURIComponent(name)}/following`),
   ]);
   const own = Boolean(ctx.me && ctx.me.username === account.username);
+  const actor = `${location.origin}/users/${account.username}`;
   const shown = () => account.display_name || account.username;
   setTitle(shown());
 
-  const heading = h('h1.profile-name', {}, shown());
-  const handleEl = h('p.profile-handle', {}, account.handle);
+  const heading = h('h1.profile-name', { id: 'profile-name' }, shown());
+  const handleEl = h('p.profile-handle', {}, ...handleText(account.handle));
   const bioEl = h('p.profile-bio', {});
   const avatarEl = h('div.profile-avatar', {});
   const actions = h('div.profile-actions', {});
@@ -370,14 +388,14 @@ export async function renderProfile(main, username, ctx) {
 
   function renderHead() {
     heading.textContent = shown();
-    avatarEl.replaceChildren(avatar(h, shown(), 'lg'));
+    avatarEl.replaceChildren(avatar(shown(), 'lg'));
     bioEl.textContent = account.bio || (own ? 'No bio yet.' : '');
     bioEl.classList.toggle('muted', !account.bio);
     bioEl.hidden = !bioEl.textContent;
   }
 
   function openEdit() {
-    const { form, focus } = editForm(ctx, account, (updated) => {
+    const { form, focus } = editForm(account, (updated) => {
       editSlot.replaceChildren();
       actions.hidden = false;
       if (updated) {
@@ -394,7 +412,15 @@ export async function renderProfile(main, username, ctx) {
   }
 
   const editButton = h('button.button.small', { type: 'button', onclick: openEdit }, 'Edit profile');
-  if (own) actions.append(editButton);
+  if (own) {
+    actions.append(
+      editButton,
+      h('a.button.small.ghost', { href: '/settings', 'data-link': true }, 'Settings'),
+    );
+  } else {
+    const state = await followStateOf(ctx, actor);
+    actions.append(followButton(ctx, { handle: account.handle, following: state }));
+  }
   renderHead();
 
   const rooms = (roomsData && roomsData.rooms) || [];
@@ -403,25 +429,61 @@ export async function renderProfile(main, username, ctx) {
     { 'aria-labelledby': 'profile-rooms-title' },
     h('h2', { id: 'profile-rooms-title' }, 'Rooms'),
     rooms.length
-      ? h('ul.room-list', { 'aria-labelledby': 'profile-rooms-title' }, rooms.map((r) => roomItem(h, r)))
+      ? h('ul.room-list', { 'aria-labelledby': 'profile-rooms-title' }, rooms.map(roomCard))
       : h('p.muted', {}, own ? 'You have not hosted a room yet.' : 'No public rooms yet.'),
   );
 
   const followers = (followersData && followersData.followers) || [];
   const followingList = (followingData && followingData.following) || [];
-  let panel = null;
   const columns = h(
     'div.profile-columns',
     {},
-    peopleSection(h, 'Followers', followers, own ? 'Nobody follows you yet.' : 'No followers yet.'),
+    peopleSection('Followers', followers, own ? 'Nobody follows you yet.' : 'No followers yet.'),
+    peopleSection(
+      'Following',
+      followingList,
+      own ? 'You do not follow anyone yet.' : 'Not following anyone yet.',
+    ),
   );
-  if (own) {
-    panel = followPanel(ctx);
-    columns.append(panel.element);
-  } else {
-    columns.append(peopleSection(h, 'Following', followingList, 'Not following anyone yet.'));
-  }
 
+  main.append(
+    h(
+      'div.profile',
+      {},
+      h(
+        'section.card.profile-head',
+        { 'aria-labelledby': 'profile-name' },
+        h('div.profile-id', {}, avatarEl, h('div.profile-names', {}, heading, handleEl), actions),
+        bioEl,
+        editSlot,
+      ),
+      roomsSection,
+      columns,
+    ),
+  );
+  return null;
+}
+
+/** Someone on another server, looked up through this node (WebFinger and their actor). */
+async function renderRemoteProfile(main, handle, ctx) {
+  let found;
+  try {
+    found = await get(`/api/v1/search?q=${encodeURIComponent(handle)}`);
+  } catch (err) {
+    showError(err);
+    return notFound(main, 'Cannot look this person up', `@${handle} could not be looked up.`);
+  }
+  const person = (found.accounts || []).find((p) => sameHandle(p.handle, handle));
+  if (!person) {
+    const why = found.lookup && found.lookup.detail ? ` (${found.lookup.detail})` : '';
+    return notFound(main, 'No such account', `@${handle} was not found${why}.`);
+  }
+  if (person.local) {
+    history.replaceState(null, '', profilePath(person.handle));
+    return renderProfile(main, person.username, ctx);
+  }
+  const shown = person.display_name || person.username;
+  setTitle(shown);
   main.append(
     h(
       'div.profile',
@@ -432,19 +494,24 @@ export async function renderProfile(main, username, ctx) {
         h(
           'div.profile-id',
           {},
-          avatarEl,
-          h('div.profile-names', {}, heading, handleEl),
-          actions,
+          h('div.profile-avatar', {}, avatar(shown, 'lg')),
+          h(
+            'div.profile-names',
+            {},
+            h('h1.profile-name', { id: 'profile-name' }, shown),
+            h('p.profile-handle', {}, ...handleText(person.handle)),
+          ),
+          h('div.profile-actions', {}, followButton(ctx, person)),
         ),
-        bioEl,
-        editSlot,
+        h(
+          'p.muted',
+          {},
+          'On another server. ',
+          h('a', { href: person.url, rel: 'noopener' }, 'See their profile there'),
+          '.',
+        ),
       ),
-      roomsSection,
-      columns,
     ),
   );
-  heading.id = 'profile-name';
-  return () => {
-    if (panel) panel.stop();
-  };
+  return null;
 }

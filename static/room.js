@@ -9,12 +9,8 @@
 
 import { ApiError, get, memberPath, post, roomPath, del } from './api.js';
 import { ContributingSources } from './levels.js';
-import {
-  AudioOutput,
-  RoomAudio,
-  setVoiceProcessing,
-  voiceProcessingEnabled,
-} from './media.js';
+import { AudioOutput, RoomAudio, openMicrophone } from './media.js';
+import { micPanel } from './mic-check.js';
 
 const SPEAKING_THRESHOLD = 0.03;
 const SPEAKING_HOLD_MS = 600;
@@ -131,7 +127,7 @@ export async function mountRoom(main, roomId, ctx) {
   // --- audio ----------------------------------------------------------------------------
   const audioEl = h('audio', { autoplay: true, 'aria-hidden': 'true' });
   audioEl.playsInline = true;
-  const output = new AudioOutput(audioEl);
+  const output = new AudioOutput(audioEl, { onPlayback: () => renderStatus() });
   const roomAudio = new RoomAudio({
     output,
     iceServers: (ctx.config && ctx.config.ice_servers) || [],
@@ -140,6 +136,46 @@ export async function mountRoom(main, roomId, ctx) {
       audioStatus = status;
       renderStatus();
       followAudioLevels();
+    },
+    onMicStream: (stream) => {
+      if (stream) stopPreview();
+      mic.setStream(stream);
+    },
+  });
+
+  // "Your microphone" (mic-check.js) for whoever can speak: muted state, level, device.
+  // An invited listener may check the microphone before accepting (a preview stream).
+  let preview = null;
+  function stopPreview() {
+    if (!preview) return;
+    for (const track of preview.getTracks()) track.stop();
+    preview = null;
+  }
+  async function reopenMicrophone() {
+    try {
+      if (roomAudio.mode === 'speak') {
+        await roomAudio.reopenMic();
+      } else if (preview) {
+        stopPreview();
+        preview = await openMicrophone();
+        mic.setStream(preview);
+      }
+    } catch (err) {
+      showError(audioErrorMessage(err));
+    }
+  }
+  const mic = micPanel({
+    announce,
+    onDeviceChange: reopenMicrophone,
+    onVoiceProcessing: reopenMicrophone,
+    onCheck: async () => {
+      stopPreview();
+      try {
+        preview = await openMicrophone();
+      } catch (err) {
+        showError(audioErrorMessage(err));
+      }
+      return preview;
     },
   });
   window.parley = {
@@ -151,6 +187,9 @@ export async function mountRoom(main, roomId, ctx) {
     energyAt: (hz, widthHz) => output.energyAt(hz, widthHz),
     get audioStatus() {
       return audioStatus;
+    },
+    get playback() {
+      return output.playback.state;
     },
     get connection() {
       return connection;
@@ -165,12 +204,6 @@ export async function mountRoom(main, roomId, ctx) {
     stats: () => roomAudio.stats(),
   };
 
-  /** After a user gesture: play what the browser refused to autoplay. */
-  async function resumeAudio() {
-    if (await output.resume()) roomAudio.resumed();
-    renderStatus();
-  }
-
   function audioErrorMessage(err) {
     const base = err && err.message ? err.message : String(err);
     return `Audio: ${base}`;
@@ -184,7 +217,10 @@ export async function mountRoom(main, roomId, ctx) {
   const joinEl = h('section.panel.join-choice', { 'aria-labelledby': 'join-h', hidden: true });
   const descEl = h('p.room-desc', {});
   const hostEl = h('p.muted.room-host', {});
-  const statusEl = h('p.room-status', { role: 'status' });
+  // The live region says what changes the listener's situation (screen readers announce
+  // it); how far behind the room we hear changes every second, so it sits beside it.
+  const statusEl = h('span.room-status', { role: 'status' });
+  const latencyEl = h('span.room-latency', { hidden: true });
   const listenersEl = h('span.listeners', {});
   const endedEl = h('div.notice', { hidden: true });
   const inviteEl = h('div.invite-banner', { hidden: true });
@@ -199,27 +235,21 @@ export async function mountRoom(main, roomId, ctx) {
   const controls = h('div.controls', { role: 'toolbar', 'aria-label': 'Room controls' });
   const hostControls = h('div.host-controls', { hidden: true });
   const playerLink = h('a.small-link', { target: '_blank', rel: 'noopener' }, 'Open in a player');
+  // The one button that starts the sound when the browser refused to (playback.js).
   const resumeButton = h(
-    'button.button.primary',
-    { type: 'button', hidden: true, onclick: () => resumeAudio() },
-    'Tap to listen',
-  );
-  const vpToggle = h('input', {
-    type: 'checkbox',
-    id: 'voice-processing',
-    role: 'switch',
-    checked: voiceProcessingEnabled(),
-    onchange: async () => {
-      setVoiceProcessing(vpToggle.checked);
-      announce(`Voice processing ${vpToggle.checked ? 'on' : 'off'}.`);
-      try {
-        await roomAudio.reopenMic();
-      } catch (err) {
-        showError(audioErrorMessage(err));
-      }
+    'button.button.primary.start-listening',
+    {
+      type: 'button',
+      hidden: true,
+      onclick: () => {
+        output.resume().then(() => {
+          renderStatus();
+          if (output.playback.state === 'playing') announce('Sound on.');
+        });
+      },
     },
-  });
-
+    'Start listening',
+  );
   handsSection.append(
     h('h2', { id: 'hands-h' }, 'Raised hands'),
     handsList,
@@ -236,12 +266,13 @@ export async function mountRoom(main, roomId, ctx) {
         titleEl,
         hostEl,
         descEl,
-        statusEl,
+        h('p.room-status-line', {}, statusEl, latencyEl),
         resumeButton,
       ),
       endedEl,
       joinEl,
       inviteEl,
+      mic.element,
       h(
         'section.panel.stage',
         { 'aria-labelledby': 'stage-h' },
@@ -250,22 +281,7 @@ export async function mountRoom(main, roomId, ctx) {
       ),
       handsSection,
       h('section.panel.audience', { 'aria-labelledby': 'audience-h' }, audienceHeading, audienceList),
-      h(
-        'section.panel.settings',
-        { 'aria-label': 'Audio settings' },
-        h(
-          'div.switch',
-          {},
-          vpToggle,
-          h(
-            'label',
-            { for: 'voice-processing' },
-            'Voice processing',
-            h('small.hint.block', {}, 'Echo cancellation, noise suppression, auto gain'),
-          ),
-        ),
-        playerLink,
-      ),
+      h('section.panel.settings', { 'aria-label': 'Other ways to listen' }, playerLink),
       controls,
       audioEl,
     ),
@@ -605,6 +621,7 @@ export async function mountRoom(main, roomId, ctx) {
       mode,
       whepUrl: room.whep_url,
       whipUrl: room.whip_url,
+      hlsUrl: room.hls_url,
       muted: mine ? Boolean(mine.muted) : true,
     });
   }
@@ -1008,8 +1025,15 @@ export async function mountRoom(main, roomId, ctx) {
   }
 
   function renderStatus() {
+    // "Listening…" only when the browser really plays (playback.js); when it refuses, say so
+    // and show the one button that starts the sound, on every path (guest, signed in,
+    // relayed room, after a reconnect).
+    const playback = output.playback.state;
+    const live = room && room.state === 'live' && !ended && !kickedMessage;
+    const blocked = Boolean(live) && playback === 'blocked';
     if (!room) {
       statusEl.textContent = connection === 'reconnecting' ? 'Reconnecting…' : 'Connecting…';
+      latencyEl.hidden = true;
       return;
     }
     let text = '';
@@ -1020,16 +1044,38 @@ export async function mountRoom(main, roomId, ctx) {
     else if (connection === 'closed') text = 'Disconnected.';
     else if (room.state === 'scheduled') {
       text = myRole() === 'host' ? 'Not live yet. Go live when you are ready.' : 'This room has not started yet.';
+    } else if (blocked) {
+      text = 'Your browser is holding back the sound. Press “Start listening” to hear the room.';
     } else if (audioStatus === 'connecting') text = 'Connecting audio…';
     else if (audioStatus === 'reconnecting') text = 'Audio interrupted. Reconnecting…';
-    else if (audioStatus === 'blocked') text = 'Your browser paused the audio.';
+    else if (audioStatus === 'error') text = 'No audio. Retrying…';
+    else if (playback !== 'playing') text = 'Starting audio…';
     else if (audioStatus === 'speaking') {
       const mine = myMember();
       text = mine && mine.muted ? 'You are on stage, muted.' : 'You are on stage. Your mic is on.';
-    } else if (audioStatus === 'listening') text = 'Listening.';
+    } else if (audioStatus === 'listening') text = listeningText();
     if (statusEl.textContent !== text) statusEl.textContent = text;
-    resumeButton.hidden = audioStatus !== 'blocked';
-    statusEl.classList.toggle('warn', connection === 'reconnecting' || audioStatus === 'reconnecting');
+    renderLatency(text === listeningText());
+    resumeButton.hidden = !blocked;
+    statusEl.classList.toggle(
+      'warn',
+      blocked || connection === 'reconnecting' || audioStatus === 'reconnecting',
+    );
+  }
+
+  /** Which way the room reaches us. */
+  function listeningText() {
+    return roomAudio.transport === 'hls'
+      ? 'Listening over HLS (a cache or CDN serves it).'
+      : 'Listening over WebRTC.';
+  }
+
+  /** How far behind the room we hear it, while we listen (outside the live region). */
+  function renderLatency(listening) {
+    const latency = listening ? roomAudio.latency() : null;
+    const text = latency === null ? '' : `${latency.toFixed(1)} s behind`;
+    if (latencyEl.textContent !== text) latencyEl.textContent = text;
+    latencyEl.hidden = !text;
   }
 
   function renderSpeaking() {
@@ -1060,6 +1106,7 @@ export async function mountRoom(main, roomId, ctx) {
     } else {
       playerLink.hidden = true;
     }
+    playerLink.parentElement.hidden = playerLink.hidden;
 
     const relayedFrom = room.remote && room.origin ? hostOf(room.origin) : null;
     originEl.hidden = !relayedFrom;
@@ -1097,6 +1144,16 @@ export async function mountRoom(main, roomId, ctx) {
     handsSection.hidden = !moderator;
     handsList.replaceChildren(...queue.map(handRow));
     if (!queue.length) handsList.append(h('li.empty', {}, 'No raised hands.'));
+
+    const mine = myMember();
+    const live = room.state === 'live' && !ended && !kickedMessage;
+    const onStage = live && ON_STAGE.has(myRole());
+    mic.update({
+      canSpeak: Boolean(live && mine && (onStage || mine.invited)),
+      onStage,
+      muted: mine ? Boolean(mine.muted) : true,
+    });
+    if (!live || !mine || !(onStage || mine.invited)) stopPreview();
 
     renderControls();
     renderStatus();
@@ -1164,13 +1221,15 @@ export async function mountRoom(main, roomId, ctx) {
   connect();
 
   const speakingTimer = setInterval(renderSpeaking, 250);
+  // The latency shown with the listening mode: WebRTC's comes from the RTP stats.
+  const latencyTimer = setInterval(() => {
+    if (audioStatus === 'listening') roomAudio.stats().then(renderStatus, () => {});
+  }, 1000);
   const onPageHide = () => roomAudio.close();
   window.addEventListener('pagehide', onPageHide);
   // Resuming audio needs a user gesture when autoplay is blocked; any click will do.
   const onFirstGesture = () => {
-    if (audioStatus === 'blocked' || (output.context && output.context.state === 'suspended')) {
-      resumeAudio();
-    }
+    if (output.playback.state === 'blocked') output.resume().then(renderStatus);
   };
   document.addEventListener('click', onFirstGesture, true);
 
@@ -1180,6 +1239,7 @@ export async function mountRoom(main, roomId, ctx) {
     clearInterval(pingTimer);
     clearInterval(speakingTimer);
     if (csrcWatch) csrcWatch.stop();
+    clearInterval(latencyTimer);
     clearTimeout(flashTimer);
     window.removeEventListener('pagehide', onPageHide);
     document.removeEventListener('click', onFirstGesture, true);
@@ -1190,6 +1250,8 @@ export async function mountRoom(main, roomId, ctx) {
     }
     roomAudio.close();
     output.close();
+    stopPreview();
+    mic.dispose();
     if (window.parley && window.parley.level) delete window.parley;
   };
 }

@@ -18,12 +18,20 @@ from typing import Any
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
+from hypothesis import settings
 
 from node.media.ice import IceSettings, install_ice_policy
 from node.media.peers import PeerSessions
 from tests.fedify_peer import FedifyPeer, check_installed
+from tests.hostile import HostileServer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests: a short run in `make test`; HYPOTHESIS_PROFILE=long for a long one
+# (docs/SECURITY.md). No deadline: the machine is shared and timing is not the property.
+settings.register_profile("ci", max_examples=150, deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=20_000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
@@ -250,3 +258,18 @@ def fedify_peers(tmp_path: Path) -> Iterator[Callable[..., FedifyPeer]]:
     yield start
     for peer in started:
         peer.stop()
+
+
+@pytest.fixture
+def hostile_servers() -> Iterator[Callable[[], HostileServer]]:
+    """Start attacker servers on loopback (tests/hostile.py); stopped after the test."""
+    started: list[HostileServer] = []
+
+    def start() -> HostileServer:
+        server = HostileServer().start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

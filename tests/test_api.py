@@ -19,7 +19,12 @@ ROOM_KEYS = {
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error", "detail"} and body["detail"]
+    assert body["detail"]
+    # A bad field is named, for the client to show the error next to it.
+    if body["error"] == "invalid_input":
+        assert set(body) == {"error", "detail", "field"} and body["field"], body
+    else:
+        assert set(body) - {"field"} == {"error", "detail"}, body
     if code:
         assert body["error"] == code
 
@@ -209,5 +214,6 @@ def test_openapi_and_pages(api: Api) -> None:
         "/api/v1/rooms/{room_id}/whip",
     ):
         assert path in schema["paths"]
+    # An unknown room is still the client's page (it says so), with status 404.
     page = api.http.get("/rooms/anything")
-    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert page.status_code == 404 and "text/html" in page.headers["content-type"]

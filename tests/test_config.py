@@ -43,6 +43,8 @@ def test_shipped_node_toml_loads_with_open_registration() -> None:
         ({"media": {"ice_servers": "stun:x:3478"}}, "media.ice_servers"),
         ({"federation": {"authorized_fetch": "yes"}}, "federation.authorized_fetch"),
         ({"media": {"webrtc_fanout": "c"}}, "media.webrtc_fanout"),
+        ({"node": {"description": 3}}, "node.description"),
+        ({"node": {"description": "x" * 501}}, "node.description"),
     ],
 )
 def test_bad_settings_name_the_key(raw: dict, key: str) -> None:
@@ -100,3 +102,19 @@ def test_create_user_admin_from_stdin(tmp_path: Path) -> None:
     )
     assert again.returncode == 1
     assert "taken" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("HTTPS://Rooms.Example:443/", "https://rooms.example"),
+        ("http://rooms.example:80", "http://rooms.example"),
+        ("https://rooms.example:8443", "https://rooms.example:8443"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_base_url_is_written_one_way(given: str, canonical: str) -> None:
+    """Handles (``alice@host[:port]``) and signing keys' hosts compare as strings: the
+    port appears only when it is not the scheme's default (FEDERATION.md, "Terms")."""
+    assert parse_config({"node": {"base_url": given}}).node.base_url == canonical

@@ -7,7 +7,6 @@ import pytest
 
 from federation.activities import (
     LIVE_HASHTAG,
-    PARLEY_NS,
     RoomAnnouncement,
     RoomState,
     build_accept,
@@ -22,6 +21,7 @@ from federation.activities import (
     room_from_note,
 )
 from federation.actors import AS_CONTEXT, AS_PUBLIC
+from federation.context import PARLEY_NS
 from federation.errors import ActivityParseError
 
 ALICE = "https://parley.example/users/alice"
@@ -40,6 +40,7 @@ def room(state: RoomState = RoomState.LIVE, title: str = "Fediverse <3 audio") -
         listen_url="https://parley.example/rooms/r1/listen.ogg",
         whep_url="https://parley.example/rooms/r1/whep",
         speakers=(ALICE, BOB),
+        relay_url="wss://parley.example/relay/v1/rooms/r1",
     )
 
 
@@ -82,7 +83,8 @@ def test_room_note_for_mastodon() -> None:
     assert doc["published"] == "2025-03-01T12:00:00Z"
     assert "Alice is live: Fediverse &lt;3 audio" in doc["content"]
     assert "relays &amp; survival" in doc["content"]
-    assert '<a href="https://parley.example/rooms/r1">' in doc["content"]
+    link = '<a href="https://parley.example/rooms/r1" rel="nofollow noopener noreferrer">'
+    assert link in doc["content"]
     assert "#<span>ParleyLive</span>" in doc["content"]
     assert doc["tag"] == [
         {
@@ -118,6 +120,7 @@ def test_room_round_trip() -> None:
     assert parsed.whep_url == "https://parley.example/rooms/r1/whep"
     assert parsed.speakers == (ALICE, BOB)
     assert parsed.note_id == "https://parley.example/notes/n1"
+    assert parsed.relay_url == "wss://parley.example/relay/v1/rooms/r1"
 
 
 def test_update_and_ended() -> None:
@@ -150,6 +153,9 @@ def test_plain_note_has_no_room() -> None:
         (lambda r: r.update(id="https://evil.example/rooms/x"), "room.id"),
         (lambda r: r.update(speakers="x"), "room.speakers"),
         (lambda r: r.update(listenUrl="javascript:alert(1)"), "room.listenUrl"),
+        (lambda r: r.update(relayUrl="https://parley.example/relay"), "room.relayUrl"),
+        (lambda r: r.update(relayUrl="wss://evil.example/relay/v1/rooms/r1"), "room.relayUrl"),
+        (lambda r: r.update(relayUrl="ws://parley.example/relay/v1/rooms/r1"), "room.relayUrl"),
     ],
 )
 def test_room_validation(mutate: Any, field: str) -> None:

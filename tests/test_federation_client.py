@@ -251,7 +251,9 @@ async def test_actor_resolver_fetches_caches_and_checks_key(keys: KeyPair) -> No
     fetched: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        fetched.append(str(request.url))
+        # The client connects to the checked address and names the host in Host.
+        assert request.url.host == "93.184.215.14"
+        fetched.append(f"https://{request.headers['host']}{request.url.raw_path.decode()}")
         assert "Signature" in request.headers
         return httpx.Response(200, json=doc)
 

@@ -223,14 +223,17 @@ class Rooms:
     async def upsert(self, room: RemoteRoom) -> None:
         self.rooms[room.id] = room
 
-    async def end(self, room_id: str) -> bool:
+    async def end(self, room_id: str, by: str) -> bool:
+        room = self.rooms.get(room_id)
+        if room is not None and room.host != by:
+            return False
         self.ended.append(room_id)
         return self.rooms.pop(room_id, None) is not None
 
-    async def end_by_note(self, note_id: str) -> bool:
+    async def end_by_note(self, note_id: str, by: str) -> bool:
         for room in list(self.rooms.values()):
             if room.note_id == note_id:
-                return await self.end(room.id)
+                return await self.end(room.id, by)
         return False
 
     async def list_rooms(self) -> list[RemoteRoom]:

@@ -120,6 +120,7 @@ def test_collections_are_paged(node: NodeProcess, api: Api, alice: str) -> None:
     assert page["orderedItems"][0]["object"]["room"]["roomState"] == "live"
     bad = httpx.get(f"{outbox_url}?page=0", headers=AP)
     assert bad.status_code == 400
+    assert bad.json() == {"error": "invalid_input", "detail": "page: must be a positive integer"}
     followers = httpx.get(f"{node.base_url}/users/alice/followers", headers=AP).json()
     assert followers == {
         "@context": "https://www.w3.org/ns/activitystreams",

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from node.mailbox import Mailbox
-from node.relay import RelaySubscriber
-from node.stage import Watcher
+from node.onair.on_air import Watcher
+from node.relaying.hub import RelaySubscriber
 
 
 @pytest.mark.parametrize(

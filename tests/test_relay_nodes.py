@@ -394,6 +394,9 @@ async def test_a_crashed_origin_comes_back_as_a_relay_of_its_successor(
     ]
     assert db_rows(a, "select state from rooms where id = ?", (room["id"],)) == [("live",)]
     assert "ended" not in a.log().split("Parley node starting")[-1].lower()
+    # The host's own node lists her live room, carried on by B.
+    rooms_on_a = await get_json(f"{a.base_url}/api/v1/rooms")
+    assert room["id"] in [r["id"] for r in rooms_on_a["rooms"]]
     await s["bob_socket"].close()
 
 
@@ -447,6 +450,9 @@ async def test_moving_a_live_room_to_one_of_its_relays(
         await hears(peer, 440, tries=30)
     # A is no longer an acting origin: a second move from A is refused.
     assert (await post(move, alice, {"to": c.base_url})).status_code == 403
+    # Alice's own node still lists her live room.
+    rooms_on_a = await get_json(f"{a.base_url}/api/v1/rooms")
+    assert room["id"] in [r["id"] for r in rooms_on_a["rooms"]]
 
 
 # --------------------------------------------------------------------------- faults
@@ -565,19 +571,31 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
     provoke deterministically between processes)."""
     from types import SimpleNamespace
 
-    from node.relay import SUBSCRIBER_QUEUE, Names, RelayCounters, RelayHub, RelaySubscriber
+    from federation.relay import CloseCode, SequenceFilter, SuccessionEntry
+    from node.onair.events import RoomEvents
+    from node.relaying.counters import RelayCounters
+    from node.relaying.hub import SUBSCRIBER_QUEUE, RelayHub, RelaySubscriber
+    from node.relaying.names import Names
+    from node.succession import Carriage
 
-    service = SimpleNamespace(
-        counters=RelayCounters(),
-        names=Names("a.example"),
-        base_url="http://a.example",
-        relay_url=lambda room_id: f"ws://a.example/relay/v1/rooms/{room_id}",
-        stage=SimpleNamespace(room_json=lambda room: {"url": "http://a.example/rooms/r1"}),
-        persist_succession=lambda on_air: None,
+    counters = RelayCounters()
+    own = SuccessionEntry("http://a.example", "ws://a.example/relay/v1/rooms/r1")
+    on_air = SimpleNamespace(
+        room=SimpleNamespace(id="r1"),
+        events=RoomEvents(),
+        carriage=Carriage.origin_of(own, "http://a.example/rooms/r1"),
+        relayed_listeners=0,
+        count_listeners=lambda: None,
+        source=None,
     )
-    room = SimpleNamespace(id="r1", connect=None, disconnect=None)
-    on_air = SimpleNamespace(room=room, count_listeners=lambda: None, mirror=None, epoch=0)
-    hub = RelayHub(on_air, service)  # type: ignore[arg-type]
+    hub = RelayHub(
+        on_air,  # type: ignore[arg-type]
+        names=Names("a.example"),
+        counters=counters,
+        uplink_filter=SequenceFilter(),
+        room_json=lambda o: {"url": "http://a.example/rooms/r1"},
+        changed=lambda o: None,
+    )
     slow, fast = RelaySubscriber("slow.example", None), RelaySubscriber("fast.example", None)
     hub.subscribers = [slow, fast]
     for _ in range(SUBSCRIBER_QUEUE + 5):
@@ -585,7 +603,97 @@ async def test_a_slow_relay_is_dropped_not_waited_for() -> None:
             hub._send(subscriber, b"packet")
         fast.queue.get_nowait()  # the fast one keeps up
     assert hub.subscribers == [fast]
-    assert slow.closed and service.counters.slow_dropped == 1
+    assert slow.closed and counters.slow_dropped == 1
+    assert slow.close_code == CloseCode.TOO_SLOW
     # What is left for the fast one: the new snapshot (the succession list changed).
     left = [fast.queue.get_nowait() for _ in range(fast.queue.qsize())]
     assert len(left) <= 1
+
+
+# --------------------------------------------------------------------------- survival
+
+
+async def levels_seen(ws_url: str, token: str | None, name: str) -> dict[str, float]:
+    """The first ``levels`` event on a room WebSocket in which ``name`` speaks."""
+    import json
+
+    import websockets
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with websockets.connect(ws_url, additional_headers=headers) as socket:
+        while True:
+            message = json.loads(await asyncio.wait_for(socket.recv(), 30))
+            if message["type"] == "levels" and message["levels"].get(name, 0) > 0.01:
+                return dict(message["levels"])
+
+
+async def test_speaking_levels_reach_watchers_of_every_relay(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    s = await remote_speaker_setup(node_factory, api_factory, clients)
+    a, b = s["a"], s["b"]
+    # On C (A -> B -> C), alice of A and bob of B both light up, named as C names them.
+    levels = await levels_seen(s["mirror_c"]["ws_url"], None, f"alice@127.0.0.1:{a.port}")
+    assert set(levels) >= {f"alice@127.0.0.1:{a.port}", f"bob@127.0.0.1:{b.port}"}
+    levels = await levels_seen(s["mirror_b"]["ws_url"], s["bob_token"], "bob")
+    assert f"alice@127.0.0.1:{a.port}" in levels
+    await s["bob_socket"].close()
+
+
+async def test_room_survives_a_frozen_origin_and_tells_the_truth(
+    node_factory: NodeFactory, api_factory: ApiFactory, clients: list[RTCPeerConnection]
+) -> None:
+    import os
+    import signal
+
+    s = await remote_speaker_setup(node_factory, api_factory, clients)
+    a, b, c = s["a"], s["b"], s["c"]
+    on_b = await whep(s["mirror_b"]["whep_url"], clients)
+    on_c = await whep(s["mirror_c"]["whep_url"], clients)
+    await mixed(on_b, 440, 660)
+    await mixed(on_c, 440, 660)
+    alice_on_b = f"alice@127.0.0.1:{a.port}"
+
+    assert a.process is not None
+    os.kill(a.process.pid, signal.SIGSTOP)  # sockets open, nothing arrives: a cut link
+    try:
+        await asyncio.gather(hears(on_b, 660, tries=40), hears(on_c, 660, tries=40))
+
+        async def truthful() -> dict[str, Any] | None:
+            doc = await room_doc(b, s["mirror_b"]["id"])
+            if doc is None or not doc["promoted"] or doc["epoch"] != 1:
+                return None
+            nodes = [e["node"] for e in doc["succession"]]
+            alice = next(m for m in doc["speakers"] if m["username"] == alice_on_b)
+            ok = (
+                nodes == [b.base_url, c.base_url]  # A dropped, C present
+                and not alice["publishing"]
+                and not alice["connected"]
+                and doc["whep_url"].startswith(b.base_url)
+            )
+            return doc if ok else None
+
+        await until(truthful, what="B's room JSON: acting origin, A gone, C listed")
+    finally:
+        os.kill(a.process.pid, signal.SIGCONT)
+
+    # A wakes up thinking it is the origin; it finds B carrying the room at a higher
+    # epoch and follows it; its own room list still shows its host's live room.
+    async def a_follows_b() -> bool:
+        doc = await room_doc(a, s["room"]["id"])
+        return bool(
+            doc
+            and doc.get("remote") is True
+            and doc["epoch"] == 1
+            and doc["acting_origin"] == b.base_url
+        )
+
+    await until(a_follows_b, what="A steps down and follows B")
+    rooms_on_a = await get_json(f"{a.base_url}/api/v1/rooms")
+    assert s["room"]["id"] in [r["id"] for r in rooms_on_a["rooms"]]
+    # Alice's session on A outlived the freeze: her voice now goes up the relay to B,
+    # and everyone hears both of them again, as B mixes them.
+    on_a = await whep(s["room"]["whep_url"], clients)
+    await mixed(on_a, 440, 660)
+    await mixed(on_b, 440, 660)
+    await s["bob_socket"].close()

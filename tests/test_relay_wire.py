@@ -22,11 +22,11 @@ from federation.relay import (
 
 
 def test_program_frame_layout() -> None:
-    frame = AudioFrame(FrameKind.PROGRAM, "", 7, 960 * 7, b"\xfc\x01\x02")
+    frame = AudioFrame(FrameKind.PROGRAM, "", 7, 960 * 7, b"\xf8\x01\x02")
     data = frame.serialize()
     # version 1, kind 0, empty key, seq 7, pts 6720, then the Opus bytes.
     assert data == bytes([1, 0, 0]) + (7).to_bytes(4, "big") + (6720).to_bytes(8, "big") + (
-        b"\xfc\x01\x02"
+        b"\xf8\x01\x02"
     )
     assert AudioFrame.parse(data) == frame
 
@@ -58,6 +58,26 @@ def test_malformed_frames_are_refused(data: bytes, reason: str) -> None:
         AudioFrame.parse(data)
 
 
+@pytest.mark.parametrize(
+    ("toc", "reason"),
+    [
+        (0xFC, "stereo"),  # CELT FB 20 ms, s = 1
+        (0xF9, "more than one frame"),  # c = 1: two frames
+        (0xFB, "more than one frame"),  # c = 3: a count follows
+        (0xF0, "not 20 ms"),  # CELT FB 10 ms
+        (0x18, "not 20 ms"),  # SILK NB 60 ms
+    ],
+)
+def test_a_payload_is_one_mono_20_ms_opus_frame(toc: int, reason: str) -> None:
+    data = bytes([1, 0, 0]) + bytes(12) + bytes([toc, 1, 2])
+    with pytest.raises(RelayFrameError, match=reason):
+        AudioFrame.parse(data)
+    with pytest.raises(RelayFrameError, match=reason):
+        AudioFrame(FrameKind.PROGRAM, "", 0, 0, bytes([toc, 1, 2])).serialize()
+    for config in (1, 5, 9, 13, 15, 19, 23, 27, 31):  # every 20 ms configuration
+        assert AudioFrame.parse(bytes([1, 0, 0]) + bytes(12) + bytes([config << 3])).payload
+
+
 def test_serialize_refuses_what_parse_would() -> None:
     with pytest.raises(RelayFrameError):
         AudioFrame(FrameKind.UPLINK, "", 0, 0, b"x").serialize()
@@ -84,6 +104,8 @@ def test_control_messages() -> None:
     snapshot = {
         "type": "snapshot",
         "room": {"id": "r1"},
+        "origin": "https://a.example/rooms/r1",
+        "acting_origin": "https://b.example/",
         "epoch": 3,
         "succession": [
             {"node": "https://b.example/", "relay": "wss://b.example/relay/v1/rooms/x"}
@@ -93,6 +115,8 @@ def test_control_messages() -> None:
     assert parsed["succession"] == [
         {"node": "https://b.example", "relay": "wss://b.example/relay/v1/rooms/x"}
     ]
+    assert parsed["acting_origin"] == "https://b.example"
+    assert parsed["path"] == []  # an older node's snapshot without a path
     assert parse_control('{"type":"listeners","count":4}', UPSTREAM_TYPES)["count"] == 4
     assert parse_control('{"type":"presence","users":["bob"]}', UPSTREAM_TYPES)["users"] == ["bob"]
 
@@ -115,11 +139,26 @@ def test_bad_upstream_control_messages(text: str) -> None:
 
 
 def test_bad_snapshots() -> None:
+    urls = {"origin": "https://a.example/rooms/r1", "acting_origin": "https://a.example"}
     for doc in (
-        {"type": "snapshot", "room": [], "epoch": 1},
-        {"type": "snapshot", "room": {}, "epoch": -1},
-        {"type": "snapshot", "room": {}, "epoch": 1, "succession": [{"node": "ftp://x"}]},
-        {"type": "snapshot", "room": {}, "epoch": 1, "succession": "b"},
+        {"type": "snapshot", "room": [], "epoch": 1, **urls},
+        {"type": "snapshot", "room": {}, "epoch": -1, **urls},
+        {"type": "snapshot", "room": {}, "epoch": 2**53, **urls},
+        {"type": "snapshot", "room": {}, "epoch": 1},
+        {"type": "snapshot", "room": {}, "epoch": 1, **urls, "acting_origin": "ws://a"},
+        {"type": "snapshot", "room": {}, "epoch": 1, **urls, "path": "https://a.example"},
+        {"type": "snapshot", "room": {}, "epoch": 1, **urls, "path": [7]},
+        {"type": "snapshot", "room": {}, "epoch": 1, **urls, "succession": [{"node": "ftp://x"}]},
+        {"type": "snapshot", "room": {}, "epoch": 1, **urls, "succession": "b"},
+        {"type": "levels", "levels": {"alice": 2}},
+        {"type": "levels", "levels": {"alice": {"deep": 1}}},
+        {"type": "levels", "levels": [0.5]},
+        {"type": "member", "member": {"username": "bob"}},
+        {"type": "member_left"},
+        {"type": "kicked", "username": "bob"},
+        {"type": "room", "room": None},
+        {"type": "handover", "epoch": 0, "acting_origin": "https://b", "relay": "wss://b/r"},
+        {"type": "handover", "epoch": 2, "acting_origin": "https://b", "relay": "https://b/r"},
     ):
         with pytest.raises(RelayFrameError):
             parse_control(json.dumps(doc), DOWNSTREAM_TYPES)
@@ -131,3 +170,12 @@ def test_succession_merge_keeps_order_and_one_entry_per_node() -> None:
     c2 = SuccessionEntry("http://c", "ws://c/relay/v1/rooms/9")
     assert merge_succession([b], [c2, b, c]) == [b, c2]
     assert parse_succession(None) == []
+
+
+def test_a_relays_report_is_a_succession_list() -> None:
+    text = '{"type":"relays","relays":[{"node":"http://c.example","relay":"ws://c.example/r"}]}'
+    assert parse_control(text, UPSTREAM_TYPES)["relays"] == [
+        {"node": "http://c.example", "relay": "ws://c.example/r"}
+    ]
+    with pytest.raises(RelayFrameError):
+        parse_control('{"type":"relays","relays":[{"node":"ftp://x"}]}', UPSTREAM_TYPES)

@@ -15,14 +15,20 @@ import pytest
 import sqlite_utils
 from aiortc import RTCPeerConnection
 
-from node.accounts import Account, AccountDirectory
+from node.accounts import Account
 from node.config import parse_config
-from node.db import open_database
 from node.media.packets import OpusPacket
 from node.media.peers import PeerSessions
-from node.relay import Mirror, RelayService
-from node.rooms import Role, RoomStore, Visibility
-from node.stage import OnAir, Stage
+from node.onair.on_air import OnAir
+from node.onair.stage import Stage
+from node.relaying.counters import RelayCounters
+from node.relaying.mirror import Upstream
+from node.relaying.names import Names
+from node.rooms import Role, Room, RoomState, Visibility, replicate
+from node.store.accounts import AccountDirectory
+from node.store.database import open_database
+from node.store.rooms import RoomStore
+from node.succession import Carriage
 from tests.conftest import LOOPBACK
 from tests.tonekit import (
     ToneTrack,
@@ -141,7 +147,7 @@ async def test_a_speaker_moved_to_the_audience_while_connecting_is_taken_off_the
     assert on_air.room.member("bob").publishing is False
 
 
-class CapturedUplink(Mirror):
+class CapturedUplink(Upstream):
     """A carried room whose relay socket is this list: what would go up to the origin."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -153,11 +159,11 @@ class CapturedUplink(Mirror):
 
 
 async def test_an_unmute_while_connecting_to_a_carried_room_goes_up_to_the_origin(
-    stage: Stage, db: sqlite_utils.Database, clients: list[RTCPeerConnection]
+    stage: Stage, clients: list[RTCPeerConnection]
 ) -> None:
     # Bob's own node carries a room of 127.0.0.2:9 where he was just invited on stage.
     bob = account(stage, "bob")
-    relay = RelayService(stage, db, "http://127.0.0.1:9")
+    names = Names("127.0.0.1:9")
     origin = "http://127.0.0.2:9/rooms/far"
     doc = {
         "id": "far",
@@ -170,10 +176,26 @@ async def test_an_unmute_while_connecting_to_a_carried_room_goes_up_to_the_origi
             {"username": "bob@127.0.0.1:9", "role": "speaker", "muted": True},
         ],
     }
-    on_air = stage.open_mirror(doc, relay.names, "127.0.0.2:9")
-    mirror = CapturedUplink(relay, on_air, origin=origin, upstream="ws://127.0.0.2:9/relay")
-    on_air.attach_mirror(mirror)
-    assert on_air.relaying
+    room = Room(id="copy", host="carol@127.0.0.2:9", host_display_name="", title="Far away")
+    room.state = RoomState.LIVE
+    replicate(room, doc, lambda n: names.from_peer(n, "127.0.0.2:9"))
+    carriage = Carriage.relay_of(stage.own_entry("copy"), origin, "ws://127.0.0.2:9/relay")
+    captured: list[CapturedUplink] = []
+
+    def source(on_air: OnAir) -> CapturedUplink:
+        upstream = CapturedUplink(
+            on_air,
+            names=names,
+            counters=RelayCounters(),
+            signer=None,  # type: ignore[arg-type]  # nothing is signed here
+            relay_presence=set,
+        )
+        captured.append(upstream)
+        return upstream
+
+    on_air = stage.put_on_air(room, carriage, source)
+    uplink = captured[0]
+    assert on_air.carriage.remote
     speaker, offer = await make_offer("sendonly", ToneTrack(440))
     clients.append(speaker)
 
@@ -186,11 +208,10 @@ async def test_an_unmute_while_connecting_to_a_carried_room_goes_up_to_the_origi
     await accept_answer(speaker, answer)
 
     async def uplinked(seconds: float) -> None:
-        while len(mirror.sent) < seconds * 50:
+        while len(uplink.sent) < seconds * 50:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(uplinked(2.0), 10)
-    packets = [OpusPacket(i, i * 960, data) for i, data in enumerate(mirror.sent)]
+    packets = [OpusPacket(i, i * 960, data) for i, data in enumerate(uplink.sent)]
     heard = decode_opus_packets(packets)[24000:]
     assert dominant_frequency(heard) == pytest.approx(440, abs=5)
-    await relay.close()

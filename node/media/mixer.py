@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
+from typing import Protocol
 
 import av
 import numpy as np
@@ -28,7 +29,7 @@ import numpy.typing as npt
 from node.media.packets import MAX_CSRCS, OPUS_RATE, Contributors, OpusPacket, PacketStream
 from node.media.rtpwire import dbov
 
-__all__ = ["OpusFrameEncoder", "RoomMixer", "SpeakerInput"]
+__all__ = ["AudioSink", "OpusFrameEncoder", "RoomMixer", "SpeakerInput"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,19 @@ Chromium gives no level per CSRC (rtpwire.py), so being listed must mean speakin
 Samples = npt.NDArray[np.int16]
 
 
+class AudioSink(Protocol):
+    """Where a speaker's decoded audio is pushed (node.media.peers feeds one per WHIP
+    session): the mixer's SpeakerInput, or anything that forwards to one."""
+
+    def push(self, frame: av.AudioFrame) -> None: ...
+
+
 class SpeakerInput:
-    """Where one speaker's decoded audio goes: a small jitter queue of mono frames."""
+    """Where one speaker's decoded audio goes: a small jitter queue of mono frames.
+
+    The mixer pops one frame per tick; anything else that consumes 20 ms frames at its
+    own pace (an encoder sending a speaker's voice to another node) uses ``pop_frame``.
+    """
 
     def __init__(self, speaker_id: str, *, frame_samples: int, clock: Callable[[], float]) -> None:
         self.speaker_id = speaker_id
@@ -107,7 +119,8 @@ class SpeakerInput:
         """Frames queued and not yet mixed."""
         return len(self._frames)
 
-    def _pop(self) -> Samples | None:
+    def pop_frame(self) -> Samples | None:
+        """The next 20 ms frame, or None; trims a standing queue (TRIM_WINDOW_TICKS)."""
         frames = self._frames
         depth = len(frames)
         if depth < self._floor:
@@ -259,7 +272,7 @@ class RoomMixer:
                 speaker_input._clear()
                 own = None
             else:
-                own = speaker_input._pop()
+                own = speaker_input.pop_frame()
             rms = 0.0
             if own is not None:
                 np.add(total, own, out=total)

@@ -50,7 +50,7 @@ from node.media.fanout import RtpFanout, RtpListener
 from node.media.fanout_attach import FanoutTrack, listener_for, report_slowly
 from node.media.ice import IceSettings, rtc_configuration
 from node.media.lean import release_after_handshake, shed_setup_state
-from node.media.mixer import SpeakerInput
+from node.media.mixer import AudioSink
 from node.media.packets import PacketReader, PacketStream
 from node.media.rtpwire import CSRC_AUDIO_LEVEL, LISTENER_EXTENSIONS
 
@@ -190,7 +190,7 @@ class PeerSessions:
         self._callbacks.append(callback)
 
     async def publish(
-        self, offer_sdp: str, *, sink: SpeakerInput, returns: PacketStream | None
+        self, offer_sdp: str, *, sink: AudioSink, returns: PacketStream | None
     ) -> tuple[str, str]:
         """WHIP: receive a speaker's audio into ``sink``; returns (session id, answer).
 
@@ -437,7 +437,7 @@ def _decode_on_arrival(transceiver: RTCRtpTransceiver) -> None:
         setattr(transceiver.receiver, name, ArrivalOrderBuffer())
 
 
-async def _pump(track: MediaStreamTrack, sink: SpeakerInput) -> None:
+async def _pump(track: MediaStreamTrack, sink: AudioSink) -> None:
     """Feed a speaker's decoded frames to the mixer until the track ends."""
     while True:
         try:

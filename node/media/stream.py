@@ -68,6 +68,10 @@ def ogg_crc(data: bytes) -> int:
     return _reverse32(reflected)
 
 
+MAX_SEGMENTS = 255
+"""Entries in one page's segment table (RFC 3533 section 6)."""
+
+
 def lacing(packets: Sequence[bytes]) -> bytes:
     """The segment table for complete packets (each ends with a value below 255)."""
     table = bytearray()
@@ -75,7 +79,7 @@ def lacing(packets: Sequence[bytes]) -> bytes:
         full, rest = divmod(len(packet), 255)
         table.extend(b"\xff" * full)
         table.append(rest)
-    if len(table) > 255:
+    if len(table) > MAX_SEGMENTS:
         raise ValueError("too many segments for one Ogg page")
     return bytes(table)
 
@@ -150,21 +154,33 @@ class OggOpusPages:
 
     async def _build(self, reader: PacketReader) -> None:
         batch: list[bytes] = []
+        segments = 0
+        end = 0
         try:
             while True:
                 packet = await reader.next()
+                size = len(packet.data) // 255 + 1
+                if batch and segments + size > MAX_SEGMENTS:
+                    # Large packets (a relay may send up to 1275 bytes each) fill the
+                    # page's segment table before packets_per_page: close the page early.
+                    self._publish(batch, end)
+                    batch, segments = [], 0
                 batch.append(packet.data)
+                segments += size
+                # Granule: end of the page's last packet, in 48 kHz samples.
+                end = packet.pts + SAMPLES_PER_FRAME
                 if len(batch) == self.packets_per_page:
-                    # Granule: end of the page's last packet, in 48 kHz samples.
-                    granule = packet.pts + SAMPLES_PER_FRAME
-                    data = ogg_page(0, granule, self.serial, self._seq, batch)
-                    self.pages.publish(OggPage(self._seq, data))
-                    self._seq += 1
-                    batch = []
+                    self._publish(batch, end)
+                    batch, segments = [], 0
         except StreamClosed:
             pass
         finally:
             self.pages.close()
+
+    def _publish(self, batch: list[bytes], granule: int) -> None:
+        data = ogg_page(0, granule, self.serial, self._seq, batch)
+        self.pages.publish(OggPage(self._seq, data))
+        self._seq += 1
 
 
 async def ogg_listener(

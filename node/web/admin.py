@@ -1,4 +1,5 @@
-"""Administration: approving sign-ups when `[accounts] registration = "approval"`."""
+"""Administration: approving sign-ups when `[accounts] registration = "approval"`; the
+storage's state (free space, writes refused because the disk is full)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.accounts import Account, AccountDirectory
+from node.accounts import Account
 from node.errors import Conflict, Forbidden
+from node.store.accounts import AccountDirectory
+from node.store.health import StorageHealth
 from node.web.api import account_json
 from node.web.auth import require_account
 
@@ -33,7 +36,14 @@ async def approve_account(request: Request) -> Response:
     return JSONResponse(account_json(request, accounts.approve(account.username)))
 
 
+async def storage(request: Request) -> Response:
+    _admin(request)
+    health: StorageHealth = request.app.state.storage
+    return JSONResponse(health.to_json())
+
+
 routes = [
+    Route("/api/v1/admin/storage", storage, methods=["GET"]),
     Route("/api/v1/admin/accounts/pending", pending_accounts, methods=["GET"]),
     Route("/api/v1/admin/accounts/{username}/approve", approve_account, methods=["POST"]),
 ]

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.accounts import AccountDirectory
+from federation import jsonlimits
+from federation.errors import ActivityParseError
 from node.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from node.media.workers import WorkerPool
-from node.relay import RelayService
-from node.rooms import Role, RoomState, validate_description, validate_title, validate_visibility
-from node.stage import OnAir, Stage
+from node.onair.on_air import OnAir
+from node.onair.stage import Stage
+from node.relaying.service import RelayService
+from node.room_actions import action_named
+from node.rooms import (
+    Room,
+    RoomState,
+    Visibility,
+    validate_description,
+    validate_title,
+    validate_visibility,
+)
+from node.store.accounts import AccountDirectory
+from node.web.about import node_about
 from node.web.auth import (
     clear_session_cookie,
     optional_account,
     require_account,
     set_session_cookie,
 )
+from node.web.limits import client_address
 
 
 async def read_json(request: Request) -> dict[str, Any]:
@@ -37,9 +49,9 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not body:
         return {}
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("body", f"not valid JSON: {exc}", status=400) from None
+        value = jsonlimits.loads(body)
+    except ActivityParseError as exc:
+        raise InvalidInput("body", f"not valid JSON: {exc.reason}", status=400) from None
     if not isinstance(value, dict):
         raise InvalidInput("body", "must be a JSON object", status=400)
     return value
@@ -59,10 +71,6 @@ def _secure(request: Request) -> bool:
     return bool(request.app.state.config.node.base_url.startswith("https://"))
 
 
-def _client_key(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def account_json(request: Request, account: Any) -> dict[str, Any]:
     host = request.app.state.host
     return {
@@ -78,7 +86,7 @@ def account_json(request: Request, account: Any) -> dict[str, Any]:
 
 
 async def create_account(request: Request) -> Response:
-    request.app.state.auth_limiter.check(_client_key(request))
+    request.app.state.auth_limiter.check(client_address(request))
     body = await read_json(request)
     registration = request.app.state.config.accounts.registration
     if registration == "closed":
@@ -100,7 +108,7 @@ async def create_account(request: Request) -> Response:
 
 
 async def create_session(request: Request) -> Response:
-    request.app.state.auth_limiter.check(_client_key(request))
+    request.app.state.auth_limiter.check(client_address(request))
     body = await read_json(request)
     account = _accounts(request).authenticate(body.get("username"), body.get("password"))
     token = _accounts(request).open_session(
@@ -163,6 +171,7 @@ async def node_config(request: Request) -> Response:
             "registration": config.accounts.registration,
             "max_speakers": config.media.max_speakers,
             "ice_servers": request.app.state.browser_ice_servers,
+            "node": node_about(request.app.state).to_json(),
         }
     )
 
@@ -184,26 +193,41 @@ def _relay(request: Request) -> RelayService:
     return relay
 
 
-async def _forwarded(
-    request: Request, on_air: OnAir, account: Any, kind: str, **extra: Any
-) -> Response | None:
-    """In a room carried from another node, our user's action goes to the acting origin
-    as a signed activity; the new state comes back over the relay stream."""
-    if not on_air.relaying:
-        return None
-    await _relay(request).forward(on_air, account, kind, extra)
-    return JSONResponse(_stage(request).room_json(on_air.room), 202)
-
-
-def _not_relayed(on_air: OnAir) -> None:
-    if on_air.relaying:
-        raise Forbidden("this room is carried from another node; do this on its origin")
+async def _act(
+    request: Request, action: str, target: str | None = None, body: dict[str, Any] | None = None
+) -> Response:
+    """Apply one of the room actions (node/room_actions.py) for the signed-in user. In a
+    room carried from another node it goes to the acting origin as a signed activity
+    (202; the new state comes back over the relay stream)."""
+    account = require_account(request)
+    on_air = _on_air(request)
+    room_action = action_named(action)
+    arguments = room_action.parse(body or {})
+    applied = await on_air.act(account, room_action, target or account.username, arguments)
+    return _room_response(request, on_air, 200 if applied else 202)
 
 
 async def remote_rooms(request: Request) -> Response:
     account = require_account(request)
+    request.app.state.fetch_limiter.check(request, account)
     on_air = await _relay(request).open_mirror(account, await read_json(request))
-    return _room_response(request, on_air, 201 if on_air.mirror is not None else 200)
+    return _room_response(request, on_air, 201 if on_air.carriage.remote else 200)
+
+
+def _listed(request: Request) -> list[dict[str, Any]]:
+    """Rooms announced to us; a room we relay is listed with our own links (its node
+    may be gone, and our users listen here anyway)."""
+    relay = _relay(request)
+    stage = _stage(request)
+    listed = []
+    for doc in request.app.state.fediverse.remote_rooms():
+        on_air = relay.mirror_of(doc["url"])
+        if on_air is not None:
+            ours = stage.room_json(on_air.room)
+            doc = {**doc, **{k: ours[k] for k in ("whep_url", "listen_url") if k in ours}}
+            doc["local_url"] = ours["url"]
+        listed.append(doc)
+    return listed
 
 
 async def rooms(request: Request) -> Response:
@@ -218,34 +242,39 @@ async def rooms(request: Request) -> Response:
             validate_visibility(body.get("visibility")),
         )
         return JSONResponse(stage.room_json(room), 201)
+    wanted = request.query_params.get("state", "live")
+    if wanted == "scheduled":
+        # "Upcoming" on the home page: public rooms created and not started yet.
+        return JSONResponse({"rooms": [stage.room_json(r) for r in upcoming_rooms(stage)]})
+    if wanted != "live":
+        raise InvalidInput("state", "must be live or scheduled")
     local = [stage.room_json(r) for r in stage.live_public_rooms()]
-    return JSONResponse({"rooms": local + request.app.state.fediverse.remote_rooms()})
+    return JSONResponse({"rooms": local + _listed(request)})
+
+
+def upcoming_rooms(stage: Stage) -> list[Room]:
+    rooms = [
+        on_air.room
+        for on_air in stage.rooms_on_air.values()
+        if on_air.room.state is RoomState.SCHEDULED
+        and on_air.room.visibility == Visibility.PUBLIC
+        and not on_air.carriage.remote
+    ]
+    return sorted(rooms, key=lambda r: r.created_at, reverse=True)
 
 
 async def room(request: Request) -> Response:
-    on_air = _on_air(request)
     if request.method == "PATCH":
-        account = require_account(request)
-        _not_relayed(on_air)
-        on_air.room.update(account.username, await read_json(request))
-    return _room_response(request, on_air)
+        return await _act(request, "update", body=await read_json(request))
+    return _room_response(request, _on_air(request))
 
 
 async def start_room(request: Request) -> Response:
-    account = require_account(request)
-    on_air = _on_air(request)
-    _not_relayed(on_air)
-    on_air.room.start(account.username)
-    on_air.ensure_mixer()
-    return _room_response(request, on_air)
+    return await _act(request, "start")
 
 
 async def end_room(request: Request) -> Response:
-    account = require_account(request)
-    on_air = _on_air(request)
-    _not_relayed(on_air)
-    on_air.room.end(account.username)
-    return _room_response(request, on_air)
+    return await _act(request, "end")
 
 
 async def move_room(request: Request) -> Response:
@@ -257,103 +286,39 @@ async def move_room(request: Request) -> Response:
 
 
 async def hand(request: Request) -> Response:
-    account = require_account(request)
-    on_air = _on_air(request)
-    kind = "parley:RaiseHand" if request.method == "POST" else "parley:LowerHand"
-    if (forwarded := await _forwarded(request, on_air, account, kind)) is not None:
-        return forwarded
-    if request.method == "POST":
-        on_air.room.raise_hand(account.username)
-    else:
-        on_air.room.lower_hand(account.username, account.username)
-    return _room_response(request, on_air)
+    return await _act(request, "raise_hand" if request.method == "POST" else "lower_hand")
 
 
 async def self_mute(request: Request) -> Response:
-    account = require_account(request)
-    on_air = _on_air(request)
-    muted = _bool(await read_json(request), "muted")
-    forwarded = await _forwarded(
-        request, on_air, account, "parley:Mute", **{"parley:muted": muted}
-    )
-    if forwarded is not None:
-        return forwarded
-    on_air.room.set_muted(account.username, account.username, muted)
-    return _room_response(request, on_air)
+    return await _act(request, "mute", body=await read_json(request))
 
 
 async def invitation(request: Request) -> Response:
-    account = require_account(request)
-    on_air = _on_air(request)
-    accept = _bool(await read_json(request), "accept")
-    forwarded = await _forwarded(
-        request, on_air, account, "parley:AnswerInvitation", **{"parley:accept": accept}
-    )
-    if forwarded is not None:
-        return forwarded
-    on_air.room.answer_invitation(account.username, accept)
-    return _room_response(request, on_air)
+    return await _act(request, "answer_invitation", body=await read_json(request))
 
 
-def _bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if not isinstance(value, bool):
-        raise InvalidInput(key, "must be true or false")
-    return value
+MEMBER_ACTIONS = {
+    "invite": "invite",
+    "mute": "mute",
+    "hand": "lower_hand",
+    "role": "set_role",
+    "remove": "remove",
+    "block": "block",
+}
+"""The URL's word for an action on a member -> the action (node/room_actions.py)."""
 
 
 async def member_action(request: Request) -> Response:
-    account = require_account(request)
-    on_air = _on_air(request)
-    target = request.path_params["username"]
-    action = request.path_params["action"]
-    room = on_air.room
+    action = MEMBER_ACTIONS.get(request.path_params["action"])
+    if action is None:
+        require_account(request)
+        raise NotFound(f"no action {request.path_params['action']}")
     body = await read_json(request)
-    if on_air.relaying:
-        return await _forward_member_action(request, on_air, account, target, action, body)
-    if action == "invite":
-        room.invite(account.username, target)
-    elif action == "mute":
-        room.set_muted(account.username, target, _bool(body, "muted"))
-    elif action == "hand":
-        room.lower_hand(account.username, target)
-    elif action == "role":
-        try:
-            role = Role(str(body.get("role")))
-        except ValueError:
-            raise InvalidInput("role", "must be cohost, speaker or listener") from None
-        room.set_role(account.username, target, role)
-    elif action == "remove":
-        room.remove(account.username, target)
-    elif action == "block":
-        room.remove(account.username, target, block=True)
-    else:
-        raise NotFound(f"no action {action}")
-    return _room_response(request, on_air)
-
-
-async def _forward_member_action(
-    request: Request, on_air: OnAir, account: Any, target: str, action: str, body: dict[str, Any]
-) -> Response:
-    member: dict[str, Any] = {"parley:member": _relay(request).member_handle(target)}
-    if action == "invite":
-        kind, extra = "parley:Invite", member
-    elif action == "mute":
-        kind, extra = "parley:Mute", {**member, "parley:muted": _bool(body, "muted")}
-    elif action == "hand":
-        kind, extra = "parley:LowerHand", member
-    elif action == "role":
-        kind, extra = "parley:SetRole", {**member, "parley:role": str(body.get("role"))}
-    else:
-        raise Forbidden(f"{action} in a carried room is done on its origin")
-    forwarded = await _forwarded(request, on_air, account, kind, **extra)
-    assert forwarded is not None
-    return forwarded
+    return await _act(request, action, request.path_params["username"], body)
 
 
 async def member_hand_delete(request: Request) -> Response:
-    request.path_params["action"] = "hand"
-    return await member_action(request)
+    return await _act(request, "lower_hand", request.path_params["username"])
 
 
 async def account_rooms(request: Request) -> Response:

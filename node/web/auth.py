@@ -9,8 +9,9 @@ from collections.abc import Callable
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from node.accounts import Account, AccountDirectory
+from node.accounts import Account
 from node.errors import RateLimited, Unauthorized
+from node.store.accounts import AccountDirectory
 
 SESSION_COOKIE = "parley_session"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 180

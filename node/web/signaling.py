@@ -7,34 +7,38 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from federation.errors import BlockedDomain, FederationError, SignatureError
-from federation.relay import SuccessionEntry
-from federation.routes import verify_signed_get
-from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable
+from federation import jsonlimits
+from federation.errors import ActivityParseError, FederationError
+from federation.relay import RELAY_PATH, RELAY_SILENCE_S, CloseCode
+from federation.routes import error_status, verify_subscription
+from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable, UseHls
 from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
-from node.relay import RelayHub, RelayService, RelaySubscriber
+from node.onair.on_air import OnAir
+from node.onair.stage import Stage
+from node.relaying.hub import RelayHub, RelaySubscriber
+from node.relaying.service import RelayService
 from node.rooms import RoomState, Visibility
-from node.stage import OnAir, Stage
-from node.web.auth import optional_account, require_account
+from node.web.auth import optional_account
 from node.web.connections import transport_of
+from node.web.publish_keys import publisher
 
 logger = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
 PING_INTERVAL_S = 20.0
+CLOSE_TIMEOUT_S = 1.0
 
 
 async def _read_offer(request: Request) -> str:
@@ -71,7 +75,9 @@ def _sdp_created(request: Request, kind: str, session_id: str, answer: str) -> R
 
 
 async def whip(request: Request) -> Response:
-    account = require_account(request)
+    # A publish key (OBS) or a session: publish_keys.publisher tells.
+    account = publisher(request, request.path_params["room_id"])
+    assert account is not None
     on_air = _on_air(request)
     offer = await _read_offer(request)
     try:
@@ -85,12 +91,15 @@ async def whep(request: Request) -> Response:
     on_air = _on_air(request)
     _check_listener(request, on_air)
     offer = await _read_offer(request)
+    after = request.app.state.config.hls.after_listeners
+    if len(on_air.listener_sessions) + on_air.http_listeners >= after:
+        raise UseHls(f"this node serves {after} listeners of the room: play its hls_url")
     try:
         session_id, answer = await on_air.listen(offer)
     except InvalidOffer as exc:
         raise InvalidInput("offer", exc.reason, status=400) from None
     except WorkerUnavailable as exc:
-        raise Unavailable(f"{exc}; try again") from None
+        raise UseHls(f"{exc}: play the room's hls_url") from None
     return _sdp_created(request, "whep", session_id, answer)
 
 
@@ -104,7 +113,8 @@ def _check_listener(request: Request, on_air: OnAir) -> None:
 
 async def end_session(request: Request) -> Response:
     on_air = _on_air(request)
-    account = optional_account(request)
+    # The encoder that opened a WHIP session with its publish key ends it with the same.
+    account = publisher(request, request.path_params["room_id"], required=False)
     await on_air.close_session(
         request.path_params["session_id"], account.username if account else None
     )
@@ -228,7 +238,7 @@ async def room_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
 
-    sender = asyncio.create_task(_send_mailbox(websocket, watcher, close_code=4001))
+    sender = asyncio.create_task(_send_mailbox(websocket, watcher, close_code=lambda: 4001))
     try:
         while True:
             receive = asyncio.create_task(websocket.receive_text())
@@ -245,8 +255,10 @@ async def room_socket(websocket: WebSocket) -> None:
             text = receive.result()
             if len(text) > 4096:
                 break
-            with contextlib.suppress(ValueError, AttributeError):
-                message = json.loads(text)
+            with contextlib.suppress(ActivityParseError):
+                message = jsonlimits.loads(text)
+                if not isinstance(message, dict):
+                    continue
                 if message.get("type") == "ping":
                     watcher.send({"type": "pong"})
                 elif message.get("type") == "levels_source":
@@ -258,13 +270,15 @@ async def room_socket(websocket: WebSocket) -> None:
         on_air.unwatch(watcher)
 
 
-async def _send_mailbox(websocket: WebSocket, mailbox: Mailbox[Any], *, close_code: int) -> None:
+async def _send_mailbox(
+    websocket: WebSocket, mailbox: Mailbox[Any], *, close_code: Callable[[], int]
+) -> None:
     """Send what the room queues for this client (bytes as binary, str as text, anything
-    else as JSON) until the room closes its mailbox; then close with ``close_code``."""
+    else as JSON) until the room closes its mailbox; then close with ``close_code()``."""
     while True:
         message = await mailbox.queue.get()
         if message is None:
-            await websocket.close(code=close_code)
+            await websocket.close(code=close_code())
             return
         if isinstance(message, bytes):
             await websocket.send_bytes(message)
@@ -276,29 +290,40 @@ async def _send_mailbox(websocket: WebSocket, mailbox: Mailbox[Any], *, close_co
 
 async def relay_socket(websocket: WebSocket) -> None:
     """The node-to-node relay stream (FEDERATION.md): signed by the relaying node's
-    instance actor; program and events down, listener counts, presence and uplink up."""
+    instance actor; program and events down, listener counts, presence and uplink up.
+    Refusals answer before the upgrade with the JSON errors of docs/API.md; once open, the
+    connection ends with a close code that tells the relay why (federation.relay)."""
     relay: RelayService = websocket.app.state.relay
     try:
         hub, subscriber = await _relay_subscribe(websocket, relay)
-    except (SignatureError, BlockedDomain, ParleyError, FederationError) as exc:
+    except (ParleyError, FederationError) as exc:
         relay.counters.refused_subscriptions += 1
-        status = 401 if isinstance(exc, SignatureError) else 403
         if isinstance(exc, ParleyError):
-            status = exc.status
-        logger.info("relay subscription refused (%d): %s", status, exc)
+            status, code, detail = exc.status, exc.code, exc.detail
+        else:
+            (status, code), detail = error_status(exc), str(exc)
+        logger.info("relay subscription refused (%d %s): %s", status, code, detail)
         await websocket.send_denial_response(
-            JSONResponse({"error": "refused", "detail": str(exc)}, status)
+            JSONResponse({"error": code, "detail": detail}, status)
         )
         return
     await websocket.accept()
 
-    sender = asyncio.create_task(_send_mailbox(websocket, subscriber, close_code=4008))
+    sender = asyncio.create_task(
+        _send_mailbox(websocket, subscriber, close_code=lambda: subscriber.close_code)
+    )
+    silent = False
     try:
         while True:
             receive = asyncio.create_task(websocket.receive())
-            done, _ = await asyncio.wait({receive, sender}, return_when=asyncio.FIRST_COMPLETED)
-            if sender in done:
+            done, _ = await asyncio.wait(
+                {receive, sender}, timeout=RELAY_SILENCE_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if sender in done or receive not in done:
+                # The room let it go (closed with its reason), or the relay went silent
+                # (it must send something every 5 s): frozen or cut off.
                 receive.cancel()
+                silent = sender not in done
                 break
             message = receive.result()
             if message["type"] == "websocket.disconnect":
@@ -312,7 +337,11 @@ async def relay_socket(websocket: WebSocket) -> None:
     finally:
         sender.cancel()
         hub.remove(subscriber)
-        subscriber.close()
+        subscriber.close(CloseCode.SILENT if silent else CloseCode.GOING_AWAY)
+    if silent:
+        # Never wait on a peer that may be frozen: the close frame goes out or not.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(code=CloseCode.SILENT), CLOSE_TIMEOUT_S)
 
 
 async def _relay_subscribe(
@@ -320,24 +349,14 @@ async def _relay_subscribe(
 ) -> tuple[RelayHub, RelaySubscriber]:
     fediverse = websocket.app.state.fediverse
     if fediverse.site is None:
-        raise Conflict("federation is not running")
-    owner = await verify_signed_get(fediverse.site, websocket)  # type: ignore[arg-type]
-    host = httpx.URL(owner.id).netloc.decode().lower()
+        raise Unavailable("the node is starting")
+    who = await verify_subscription(fediverse.site, websocket)  # type: ignore[arg-type]
     stage: Stage = websocket.app.state.stage
     on_air = stage.get(websocket.path_params["room_id"])
     if on_air.room.state is not RoomState.LIVE:
         raise Conflict("the room is not live")
-    entry = None
-    relay_url = websocket.query_params.get("relay")
-    if relay_url:
-        if httpx.URL(relay_url).netloc.decode().lower() != host:
-            raise Forbidden("relay URL is not on the signing node")
-        scheme = "https" if relay_url.startswith("wss://") else "http"
-        entry = SuccessionEntry(f"{scheme}://{host}", relay_url)
-    subscriber = RelaySubscriber(host, entry)
-    hub = relay.hub(on_air)
-    hub.add(subscriber)
-    return hub, subscriber
+    subscriber = RelaySubscriber(who.host, who.entry)
+    return relay.subscribe(on_air, subscriber), subscriber
 
 
 def room_urls(base_url: str, room_id: str, visibility: Visibility) -> dict[str, str]:
@@ -349,6 +368,8 @@ def room_urls(base_url: str, room_id: str, visibility: Visibility) -> dict[str, 
         "whep_url": f"{api}/whep",
         "listen_url": f"{api}/listen.ogg",
         "ws_url": f"{ws_base}/api/v1/rooms/{room_id}/ws",
+        # Where another node subscribes to this node's copy of the room (FEDERATION.md).
+        "relay_url": ws_base + RELAY_PATH.format(room_id=room_id),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import struct
 import threading
 import wave
@@ -25,6 +26,12 @@ PASSWORD = "correct horse battery"
 # Audio paths have jitter buffers and a mixer in between; generous, not timing asserts.
 AUDIO_TIMEOUT_MS = 20_000
 UI_TIMEOUT_MS = 10_000
+# What the room page says while it really plays (never while the browser holds it back).
+LISTENING = re.compile(r"^Listening over (WebRTC|HLS)")
+LISTENING_OVER_WEBRTC = "Listening over WebRTC."
+LISTENING_OVER_HLS = "Listening over HLS (a cache or CDN serves it)."
+# How far behind, shown beside the status line (not in its live region: it changes).
+BEHIND = re.compile(r"^\d+\.\d s behind$")
 
 
 def write_tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48_000) -> Path:
@@ -41,8 +48,8 @@ def write_tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48_
 
 
 def launch(playwright: Playwright, wav: Path | None = None, *, autoplay: bool = True) -> Browser:
-    """Chromium as the tests run it; `wav` becomes its fake microphone. With ``autoplay``
-    False, Chromium's own autoplay policy holds: pages play sound after a user gesture."""
+    """Chromium as the tests run it; `wav` becomes its fake microphone. `autoplay=False`
+    keeps Chromium's default policy, as people browse: no sound before a user gesture."""
     microphone = (
         [
             "--use-fake-device-for-media-stream",

@@ -63,8 +63,7 @@ def test_follow_across_nodes_in_the_browser(
         page.get_by_role("button", name="Create account").click()
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
         expect(page.get_by_role("heading", name="Live now")).to_be_visible()
-        follow_heading = page.get_by_role("heading", name="Follow someone on another server")
-        expect(follow_heading).to_be_visible()
+        expect(page.get_by_role("heading", name="People you follow")).to_be_visible()
 
         # The header links to his profile; he edits it there.
         page.get_by_role("link", name="Your profile (@bob)").click()
@@ -81,13 +80,15 @@ def test_follow_across_nodes_in_the_browser(
         )
         expect(page.get_by_role("button", name="Edit profile")).to_be_focused()
 
-        # Nonsense and unknown handles give readable errors in the alert area.
-        follow_input = page.get_by_label("Handle")
+        # Back home. Nonsense is refused next to the field; an unknown handle gets a
+        # readable error in the alert area.
+        page.get_by_role("link", name="Parley home").click()
+        follow_input = page.get_by_label("Follow by handle")
         follow_input.fill("not a handle")
         page.get_by_role("button", name="Follow", exact=True).click()
+        expect(page.locator(".follow-panel .field-error")).to_contain_text("alice@other.example")
+        expect(follow_input).to_have_attribute("aria-invalid", "true")
         alert = page.get_by_role("alert")
-        expect(alert).to_be_visible()
-        expect(alert).to_contain_text("alice@other.example")
         follow_input.fill(f"nobody@127.0.0.1:{a.port}")
         page.get_by_role("button", name="Follow", exact=True).click()
         expect(alert).to_contain_text("nobody@127.0.0.1")
@@ -127,7 +128,7 @@ def test_follow_across_nodes_in_the_browser(
         followers = guest.get_by_role("region", name=re.compile(r"^Followers"))
         expect(followers).to_contain_text(f"@{bob}")
         expect(guest.locator(".profile-rooms")).to_contain_text("Aardvark hour")
-        expect(guest.locator(".profile-rooms .state-badge")).to_have_text("Live")
+        expect(guest.locator(".profile-rooms .live-badge")).to_have_text("LIVE")
         guest.screenshot(path=str(ARTIFACTS / "profile-guest.png"), full_page=True)
         guest.context.close()
 

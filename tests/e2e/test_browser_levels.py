@@ -1,101 +1,88 @@
-"""Speaking rings from the audio: a WebRTC listener reads who speaks from the CSRCs of
-the program packets (RTCRtpReceiver.getContributingSources), with no WebSocket message.
+"""Speaking rings across a relay chain, in a real Chromium (issue 10).
 
-The listener's page gets the room WebSocket through a filter that drops every `levels`
-message, so a ring it lights can only come from the audio; the page also says which
-source of truth it uses (`window.parley.levelsSource`, `data-levels-source`).
+Alice speaks on node A (440 Hz from a WHIP speaker process). Node B relays A's room and
+node C relays B's copy (A -> B -> C). A guest opens the room on C: alice's avatar lights
+up (the ``speaking`` ring) while she speaks, because speaking levels travel the same
+event bus as the room's state, from A's mixer down every relay.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
-import time
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
-from pathlib import Path
 
-import httpx
 import pytest
-from playwright.sync_api import Page, Playwright, WebSocketRoute, expect
+from playwright.sync_api import Playwright, expect
 
-from tests.conftest import NodeProcess
-from tests.e2e.browser import AUDIO_TIMEOUT_MS, hears, launch, new_context, sign_up
+from tests.conftest import ROOT, Api, NodeProcess
+from tests.e2e.browser import ARTIFACTS, launch, new_context
 
-
-def drop_levels(page: Page, dropped: list[str]) -> None:
-    """Relay the page's room WebSocket, leaving out the node's `levels` messages."""
-
-    def route(ws: WebSocketRoute) -> None:
-        server = ws.connect_to_server()
-
-        def down(message: str | bytes) -> None:
-            if isinstance(message, str) and json.loads(message).get("type") == "levels":
-                dropped.append(message)
-                return
-            ws.send(message)
-
-        server.on_message(down)
-        ws.on_message(server.send)
-
-    page.route_web_socket(re.compile(r"/ws$"), route)
+RING_TIMEOUT_MS = 20_000
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("fanout", ["native", "batched"])
-def test_a_webrtc_listener_lights_the_speaking_ring_from_csrcs(
+def test_a_speaker_on_a_lights_up_on_c(
     node_factory: Callable[..., NodeProcess],
-    tones: dict[int, Path],
+    api_factory: Callable[[NodeProcess], Api],
     playwright_instance: Playwright,
-    fanout: str,
 ) -> None:
-    node = node_factory(media={"webrtc_fanout": fanout})
-    alice = f"alice_{secrets.token_hex(3)}"
-    speaker_browser = launch(playwright_instance, tones[440])
-    # The listener's browser keeps Chromium's autoplay policy: sound after a click.
-    listener_browser = launch(playwright_instance, autoplay=False)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    a, b, c = node_factory(), node_factory(), node_factory()
+    api_a, api_b, api_c = api_factory(a), api_factory(b), api_factory(c)
+    alice = api_a.signup("alice")
+    room = api_a.live_room(alice, "Rings down the chain")
+    response = api_a.request(
+        "POST", f"/api/v1/rooms/{room['id']}/mute", alice, json={"muted": False}
+    )
+    assert response.status_code == 200, response.text
+    speaker = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "speaker_client.py"),
+            room["whip_url"],
+            alice,
+            "440",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    browser = launch(playwright_instance)
     try:
-        host = new_context(speaker_browser, node.base_url).new_page()
-        sign_up(host, alice)
-        host.get_by_role("link", name="Start a room").first.click()
-        host.get_by_label("Title").fill("Rings")
-        host.get_by_role("button", name="Create room").click()
-        expect(host).to_have_url(re.compile(r"/rooms/[^/]+$"))
-        host.get_by_role("button", name="Go live").click()
-        expect(host.locator(".state-badge")).to_have_text("Live")
+        assert speaker.stdout is not None
+        assert speaker.stdout.readline().strip() == "publishing"
+        bob = api_b.signup("bob")
+        on_b = api_b.request("POST", "/api/v1/remote-rooms", bob, json={"url": room["url"]})
+        assert on_b.status_code in (200, 201), on_b.text
+        carol = api_c.signup("carol")
+        on_c = api_c.request(
+            "POST", "/api/v1/remote-rooms", carol, json={"url": on_b.json()["url"]}
+        )
+        assert on_c.status_code in (200, 201), on_c.text
+        assert on_c.json()["origin"] == room["url"]
 
-        listener = new_context(listener_browser, node.base_url).new_page()
-        dropped: list[str] = []
-        drop_levels(listener, dropped)
-        listener.goto(host.url)
-        expect(listener.get_by_role("heading", name="Rings")).to_be_visible()
-        listener.get_by_role("heading", name="Rings").click()  # a user gesture
-        ring = listener.locator(f'.avatar[data-speaker="{alice}"]')
-        expect(ring).to_have_count(1)
-        expect(ring).not_to_have_class(re.compile(r"\bspeaking\b"))
+        page = new_context(browser, c.base_url).new_page()
+        page.goto(f"/rooms/{on_c.json()['id']}")
+        expect(page.get_by_role("heading", name="Rings down the chain")).to_be_visible()
+        ring = page.locator(f'.avatar[data-speaker="alice@127.0.0.1:{a.port}"]').first
+        expect(ring).to_be_visible()
+        expect(ring).to_have_class(re.compile(r"\bspeaking\b"), timeout=RING_TIMEOUT_MS)
+        page.screenshot(path=str(ARTIFACTS / "room-levels-on-c.png"), full_page=True)
 
-        host.get_by_role("button", name="Unmute microphone").click()
-        expect(host.get_by_role("button", name="Mute microphone")).to_be_visible()
-        hears(listener, 440)
-        expect(ring).to_have_class(re.compile(r"\bspeaking\b"), timeout=AUDIO_TIMEOUT_MS)
-        assert listener.evaluate("window.parley.levelsSource") == "audio"
-        expect(listener.locator(".stage-grid")).to_have_attribute("data-levels-source", "audio")
-        # The node does send levels (four times a second while they change): the filter
-        # drops them, the ring is the audio's.
-        deadline = time.monotonic() + AUDIO_TIMEOUT_MS / 1000
-        while not dropped and time.monotonic() < deadline:
-            listener.wait_for_timeout(100)  # lets Playwright run the WebSocket route
-        assert dropped
-        # The CSRC is Alice's, as the room JSON maps it.
-        room = httpx.get(f"{node.base_url}/api/v1/rooms/{host.url.rsplit('/', 1)[1]}").json()
-        csrc = next(m["csrc"] for m in room["speakers"] if m["username"] == alice)
-        sources = listener.evaluate("window.parley.contributingSources().map(s => s.source)")
-        assert csrc in sources
-
-        # Muted, Alice is no longer a contributing source: the ring goes out.
-        host.get_by_role("button", name="Mute microphone").click()
-        expect(ring).not_to_have_class(re.compile(r"\bspeaking\b"), timeout=AUDIO_TIMEOUT_MS)
-        assert listener.evaluate("window.parley.levelsSource") == "audio"
+        # She stops: the ring goes out on C too.
+        speaker.send_signal(signal.SIGTERM)
+        speaker.wait(timeout=10)
+        expect(ring).not_to_have_class(re.compile(r"\bspeaking\b"), timeout=RING_TIMEOUT_MS)
     finally:
-        speaker_browser.close()
-        listener_browser.close()
+        browser.close()
+        if speaker.poll() is None:
+            speaker.send_signal(signal.SIGTERM)
+            try:
+                speaker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                speaker.kill()
+                speaker.wait()
+        if speaker.stdout is not None:
+            speaker.stdout.close()

@@ -19,6 +19,8 @@ from tests.conftest import free_port
 from tests.e2e.browser import (
     ARTIFACTS,
     AUDIO_TIMEOUT_MS,
+    BEHIND,
+    LISTENING_OVER_WEBRTC,
     FlakyLink,
     hears,
     launch,
@@ -70,6 +72,11 @@ def test_room_is_heard_across_browsers(
         guest.goto(room_url)
         expect(guest.get_by_role("heading", name="Tuning forks")).to_be_visible()
         hears(guest, 440)
+        # Autoplay allowed (the flag): it plays at once, says so, and shows no button.
+        expect(guest.locator(".room-status")).to_have_text(LISTENING_OVER_WEBRTC)
+        # How far behind is beside the status line, outside its live region.
+        expect(guest.locator(".room-latency")).to_have_text(BEHIND)
+        expect(guest.get_by_role("button", name="Start listening")).to_be_hidden()
 
         # Bob (660 Hz mic) signs up from the room link, raises his hand.
         speaker = new_context(browser_660, base).new_page()
