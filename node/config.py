@@ -21,6 +21,7 @@ Registration = Literal["open", "approval", "closed"]
 WebRtcFanout = Literal["native", "batched", "aiortc"]
 EventLoop = Literal["asyncio", "uvloop"]
 HttpParser = Literal["h11", "httptools"]
+RoomEventsPath = Literal["shared", "per_watcher"]
 
 
 class ConfigError(Exception):
@@ -48,6 +49,14 @@ class NodeSettings:
     # less CPU per Ogg listener than asyncio + h11, and no worse for WebRTC (bench/RESULTS.md).
     event_loop: EventLoop = "uvloop"
     http_parser: HttpParser = "httptools"
+    # How a room's events reach its WebSocket clients: "shared" (encoded once per room,
+    # the same strings to every socket, gathered per event-loop tick) or "per_watcher"
+    # (each event to each client on its own: the path before issue 18, kept for
+    # bench/). node/onair/watchers.py.
+    room_events: RoomEventsPath = "shared"
+    # permessage-deflate on WebSockets. Off: a room's events are tiny JSON messages, and
+    # compressing each for each client costs more CPU than it saves bytes (bench/RESULTS.md).
+    ws_compression: bool = False
     # What this node is, in a sentence or two: shown to logged-out visitors on the home
     # page and in link previews. Optional (node.web.about reads it).
     description: str = ""

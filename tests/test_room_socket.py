@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +16,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import Api, NodeProcess
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(params=["shared", "per_watcher"])
+def node(request: pytest.FixtureRequest, node_factory: Callable[..., NodeProcess]) -> NodeProcess:
+    """Every test here runs on both paths of ``[node] room_events``."""
+    return node_factory(node={"room_events": request.param})
 
 
 def socket(api: Api, room: dict[str, Any], token: str | None = None) -> ClientConnection:
@@ -157,3 +169,65 @@ def test_ws_ping_and_oversized_messages(api: Api) -> None:
             while True:
                 ws.recv(timeout=10)
     assert api.http.get(f"/api/v1/rooms/{room['id']}").status_code == 200
+
+
+def types_for(ws: ClientConnection, seconds: float) -> list[str]:
+    """The types of the messages ``ws`` receives over ``seconds``."""
+    types = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            types.append(json.loads(ws.recv(timeout=left))["type"])
+        except TimeoutError:
+            break
+    return types
+
+
+def test_a_watcher_that_reads_levels_from_its_audio_gets_state_only(
+    node_factory: Callable[..., NodeProcess], api_factory: Callable[[NodeProcess], Api]
+) -> None:
+    node = node_factory()  # room_events = "shared", the default
+    api = api_factory(node)
+    host = api.signup("host")
+    room = api.live_room(host)
+    base = f"/api/v1/rooms/{room['id']}"
+    assert api.request("POST", f"{base}/mute", host, json={"muted": False}).status_code == 200
+    speaker = subprocess.Popen(
+        [sys.executable, str(HERE / "speaker_client.py"), room["whip_url"], host, "440"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert speaker.stdout is not None
+        assert speaker.stdout.readline().strip() == "publishing"
+        with socket(api, room) as ringing, socket(api, room) as plain:
+            next_of(ringing, "snapshot")
+            next_of(plain, "snapshot")
+            # The node does not compress: the same bytes go to every socket.
+            assert ringing.response is not None
+            assert "Sec-WebSocket-Extensions" not in ringing.response.headers
+            ringing.send(json.dumps({"type": "levels_source", "source": "audio"}))
+            next_of(plain, "levels")  # the speaker is heard: levels flow
+            types_for(ringing, 0.5)  # what was on its way before the node read the hook
+            assert (
+                api.request("POST", f"{base}/mute", host, json={"muted": True}).status_code == 200
+            )
+            assert (
+                api.request("POST", f"{base}/mute", host, json={"muted": False}).status_code == 200
+            )
+            got = types_for(ringing, 3.0)
+            assert "levels" not in got
+            assert got.count("member") >= 2  # the mute and the unmute: state still comes
+            assert "levels" in types_for(plain, 2.0)
+            # Back to the WebSocket's levels (it listens over HLS now, say).
+            ringing.send(json.dumps({"type": "levels_source", "source": "websocket"}))
+            next_of(ringing, "levels")
+    finally:
+        speaker.send_signal(signal.SIGTERM)
+        try:
+            speaker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            speaker.kill()
+            speaker.wait()
+        if speaker.stdout is not None:
+            speaker.stdout.close()

@@ -21,7 +21,6 @@ from typing import Any
 
 from node.accounts import Account
 from node.errors import Conflict, Forbidden, NotFound
-from node.mailbox import Mailbox
 from node.media.errors import SessionNotFound, StreamClosed, WorkerUnavailable
 from node.media.packets import PacketStream
 from node.media.peers import ListenerSessions, PeerSessions
@@ -29,6 +28,7 @@ from node.media.stream import OggOpusPages
 from node.media.workers import WorkerPool
 from node.onair.events import Event, RoomEvents
 from node.onair.source import ProgramSource, Republisher, Speaker
+from node.onair.watchers import RoomEventsPath, RoomWatchers, Watcher
 from node.room_actions import Act, RoomAction
 from node.rooms import Role, Room, RoomState
 from node.succession import Carriage
@@ -36,18 +36,6 @@ from node.succession import Carriage
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 0.25
-
-
-class Watcher(Mailbox[dict[str, Any]]):
-    """One WebSocket client of a room: events are queued and sent by its own task, so a
-    slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
-
-    def __init__(self, username: str | None) -> None:
-        super().__init__(maxsize=256)
-        self.username = username
-        self.levels_in_audio = False
-        """The client said it reads speaking levels from its WebRTC audio (the CSRCs of
-        program packets), so ``levels`` messages are of no use to it."""
 
 
 @dataclass
@@ -76,6 +64,7 @@ class Sessions:
     forget: Callable[[OnAir], None]
     ogg_packets_per_page: int
     speaker_timeout_s: float
+    room_events: RoomEventsPath = "shared"
 
 
 class OnAir:
@@ -98,13 +87,14 @@ class OnAir:
         self.http_listeners = 0
         self.relayed_listeners = 0
         """Listeners of the relays subscribed to this room (node.relaying.hub)."""
-        self.watchers: set[Watcher] = set()
+        self.watchers = RoomWatchers(path=node.room_events, dropped=self._watcher_dropped)
+        """The room's WebSocket clients (node/onair/watchers.py)."""
         self.source: ProgramSource | None = source
         self._started = False
         self._housekeeping: asyncio.Task[None] | None = None
         self._ogg_pages: OggOpusPages | None = None
         room.subscribe(self._room_event)
-        self.events.subscribe(self._to_watchers)
+        self.events.subscribe(self.watchers.publish)
         self.events.subscribe(self._to_sessions)
 
     # -- the source -----------------------------------------------------------------------
@@ -316,20 +306,15 @@ class OnAir:
         return watcher
 
     def unwatch(self, watcher: Watcher) -> None:
-        if watcher not in self.watchers:
+        if not self.watchers.discard(watcher):
             return
-        self.watchers.discard(watcher)
         if watcher.username is not None and self.source is not None:
             self.source.leave(watcher.username)
 
-    def _to_watchers(self, event: Event) -> None:
-        for watcher in list(self.watchers):
-            if not watcher.send(event):
-                logger.info("dropping a WebSocket client that cannot keep up")
-                self.watchers.discard(watcher)
-                watcher.close()
-                if watcher.username is not None and self.source is not None:
-                    self.source.leave(watcher.username)
+    def _watcher_dropped(self, watcher: Watcher) -> None:
+        """A watcher too slow to keep up was dropped: its user leaves."""
+        if watcher.username is not None and self.source is not None:
+            self.source.leave(watcher.username)
 
     # -- room events -> the bus -> sessions -----------------------------------------------
 
@@ -346,8 +331,7 @@ class OnAir:
             username = event["username"]
             self._close_later(username)
             for watcher in [w for w in self.watchers if w.username == username]:
-                self.watchers.discard(watcher)
-                watcher.close()
+                self.watchers.close(watcher)
             if event["blocked"]:
                 self._node.persist_block(self.room, username)
         elif kind == "room" and self.room.state is RoomState.LIVE:
@@ -400,7 +384,5 @@ class OnAir:
         if self._ogg_pages is not None:
             await self._ogg_pages.close()
             self._ogg_pages = None
-        for watcher in list(self.watchers):
-            watcher.close()
-        self.watchers.clear()
+        self.watchers.close_all()
         self._node.forget(self)

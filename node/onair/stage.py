@@ -70,6 +70,7 @@ class Stage:
             forget=lambda on_air: self._forget(on_air),
             ogg_packets_per_page=config.media.ogg_page_ms // 20,
             speaker_timeout_s=config.media.speaker_timeout_s,
+            room_events=config.node.room_events,
         )
         peers.on_closed(self._peer_closed)
         if self.listeners is not peers:

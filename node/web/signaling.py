@@ -273,14 +273,19 @@ async def room_socket(websocket: WebSocket) -> None:
 async def _send_mailbox(
     websocket: WebSocket, mailbox: Mailbox[Any], *, close_code: Callable[[], int]
 ) -> None:
-    """Send what the room queues for this client (bytes as binary, str as text, anything
-    else as JSON) until the room closes its mailbox; then close with ``close_code()``."""
+    """Send what the room queues for this client (bytes as binary, str as text, a tuple
+    of str as one text message each, anything else as JSON) until the room closes its
+    mailbox; then close with ``close_code()``."""
     while True:
         message = await mailbox.queue.get()
         if message is None:
             await websocket.close(code=close_code())
             return
-        if isinstance(message, bytes):
+        if isinstance(message, tuple):
+            # A room's events of one tick, encoded once for every watcher.
+            for text in message:
+                await websocket.send_text(text)
+        elif isinstance(message, bytes):
             await websocket.send_bytes(message)
         elif isinstance(message, str):
             await websocket.send_text(message)
