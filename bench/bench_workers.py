@@ -79,13 +79,35 @@ def held_by_workers(node: NodeUnderTest, point: Point) -> None:
         point.per_worker = list(stats["media_workers"]["listeners"])
 
 
+ROOM_EVENTS = {
+    "before": {"room_events": "per_watcher", "ws_compression": True},
+    "deflate": {"room_events": "shared", "ws_compression": True},
+    "after": {"room_events": "shared", "ws_compression": False},
+}
+"""``--room-events``: how room events reach WebSockets. ``before``: each event to each
+watcher on its own, JSON-encoded and compressed (permessage-deflate) per watcher, as
+before issue 18; ``after``: encoded once per room and tick, the same strings to every
+socket, uncompressed (the default); ``deflate``: the shared path with compression."""
+
+
 def measure(
-    fanout: str, workers: int, listeners: int, args: argparse.Namespace, workdir: Path
+    fanout: str,
+    workers: int,
+    listeners: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    events: str | None = None,
 ) -> Point:
-    point = Point(fanout=fanout, workers=workers, listeners=listeners)
-    directory = workdir / f"{fanout}-workers{workers}-{listeners}"
+    label = fanout if events is None else f"{fanout}/{events}"
+    point = Point(fanout=label, workers=workers, listeners=listeners)
+    directory = workdir / f"{label.replace('/', '-')}-workers{workers}-{listeners}"
     directory.mkdir()
-    node = NodeUnderTest(directory, {"media": {"workers": workers, "webrtc_fanout": fanout}})
+    settings: dict[str, dict[str, object]] = {
+        "media": {"workers": workers, "webrtc_fanout": fanout}
+    }
+    if events is not None:
+        settings["node"] = dict(ROOM_EVENTS[events])
+    node = NodeUnderTest(directory, settings)
     node.start()
     speaker: SpeakerProcess | None = None
     generators: list[LoadGen] = []
@@ -102,7 +124,14 @@ def measure(
             "browser": (
                 "webrtc",
                 room.whep_url,
-                ("--ws-url", room.ws_url, "--receiver-reports", str(BROWSER_RR_S)),
+                (
+                    "--ws-url",
+                    room.ws_url,
+                    "--receiver-reports",
+                    str(BROWSER_RR_S),
+                    # As the web client, once the program's CSRCs name a speaker.
+                    "--levels-from-audio",
+                ),
             ),
             "http": ("http", room.listen_url, ()),
             "ws": ("ws", room.ws_url, ()),
@@ -351,6 +380,11 @@ def main(argv: list[str] | None = None) -> list[Point]:
     parser.add_argument(
         "--fanouts", default="native", help="settings of [media] webrtc_fanout to compare"
     )
+    parser.add_argument(
+        "--room-events",
+        default="",
+        help=f"how room events reach WebSockets, variants to compare: {', '.join(ROOM_EVENTS)}",
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -360,29 +394,34 @@ def main(argv: list[str] | None = None) -> list[Point]:
     counts = [0] + [int(c) for c in args.counts.split(",") if c.strip()]
     settings = [int(w) for w in args.workers.split(",") if w.strip()]
     fanouts = [f for f in args.fanouts.split(",") if f.strip()]
+    variants: list[str | None] = [v for v in args.room_events.split(",") if v.strip()] or [None]
+    for variant in variants:
+        if variant is not None and variant not in ROOM_EVENTS:
+            parser.error(f"--room-events: {variant} is none of {', '.join(ROOM_EVENTS)}")
     workdir = run_dir("workers")
     points = []
     for n in counts:
-        for fanout in fanouts:
-            for workers in settings:
-                started = time.monotonic()
-                point = measure(fanout, workers, n, args, workdir)
-                points.append(point)
-                print(
-                    json.dumps(
-                        {
-                            "fanout": fanout,
-                            "workers": workers,
-                            "n": n,
-                            "node_cpu": round(point.cpu_percent, 1),
-                            "worker_cpu": [round(c, 1) for c in point.worker_cpu()],
-                            "per_worker": point.per_worker,
-                            "took_s": round(time.monotonic() - started, 1),
-                            "error": point.error,
-                        }
-                    ),
-                    flush=True,
-                )
+        for fanout, variant, workers in (
+            (f, v, w) for f in fanouts for v in variants for w in settings
+        ):
+            started = time.monotonic()
+            point = measure(fanout, workers, n, args, workdir, variant)
+            points.append(point)
+            print(
+                json.dumps(
+                    {
+                        "fanout": point.fanout,
+                        "workers": workers,
+                        "n": n,
+                        "node_cpu": round(point.cpu_percent, 1),
+                        "worker_cpu": [round(c, 1) for c in point.worker_cpu()],
+                        "per_worker": point.per_worker,
+                        "took_s": round(time.monotonic() - started, 1),
+                        "error": point.error,
+                    }
+                ),
+                flush=True,
+            )
     body = report(points, args, workdir)
     print(body)
     if args.write:

@@ -233,6 +233,7 @@ class Generator:
         self.http_client: httpx.AsyncClient | None = None
         self.burst: bool = args.burst
         self.receiver_reports: float = args.receiver_reports
+        self.levels_from_audio: bool = args.levels_from_audio
 
     # -- connecting --------------------------------------------------------------------
 
@@ -370,7 +371,7 @@ class Generator:
     async def _connect_ws(self, url: str) -> None:
         watcher = Watcher()
         connected = asyncio.get_running_loop().create_future()
-        watcher.task = asyncio.create_task(_watch(url, watcher, connected))
+        watcher.task = asyncio.create_task(_watch(url, watcher, connected, self.levels_from_audio))
         self.watchers.append(watcher)
         await asyncio.wait_for(connected, 30)
 
@@ -552,19 +553,26 @@ async def _drain_canary(receiver: Any, listener: WebRtcListener) -> None:
             got += frame.samples
 
 
-async def _watch(url: str, watcher: Watcher, connected: asyncio.Future[None]) -> None:
-    """A guest on the room WebSocket, as the web client's page is, counting what comes."""
+async def _watch(
+    url: str, watcher: Watcher, connected: asyncio.Future[None], levels_from_audio: bool
+) -> None:
+    """A guest on the room WebSocket, as the web client's page is, counting what comes.
+    With ``levels_from_audio`` it says it reads speaking levels from its WebRTC audio, as
+    the web client does once the program names a speaker (CSRCs)."""
     try:
         async with websockets.asyncio.client.connect(url, max_size=1 << 20) as ws:
+            if levels_from_audio:
+                await ws.send(json.dumps({"type": "levels_source", "source": "audio"}))
             async for message in ws:
                 if not connected.done():
                     connected.set_result(None)
                 watcher.messages += 1
                 watcher.octets += len(message)
                 text = message if isinstance(message, str) else ""
-                # '{"type": "levels", ...': the type without parsing the whole message.
-                start = text.find('"type": "')
-                kind = text[start + 9 : text.find('"', start + 9)] if start >= 0 else "?"
+                # '{"type":"levels", ...': the type without parsing the whole message.
+                start = text.find('"type":')
+                start = text.find('"', start + 7) + 1 if start >= 0 else -1
+                kind = text[start : text.find('"', start)] if start > 0 else "?"
                 watcher.by_type[kind] = watcher.by_type.get(kind, 0) + 1
         watcher.ended = True
     except asyncio.CancelledError:
@@ -711,6 +719,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         metavar="S",
         help="WebRTC: send RTCP receiver reports every S s as browsers do (0: none)",
+    )
+    parser.add_argument(
+        "--levels-from-audio",
+        action="store_true",
+        help="room WebSockets say they read speaking levels from the WebRTC audio "
+        "(levels_source), as the web client does when listening over WebRTC",
     )
     args = parser.parse_args(argv)
     if not 0 < args.count <= 5000:
