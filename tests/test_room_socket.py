@@ -20,10 +20,16 @@ from tests.conftest import Api, NodeProcess
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(params=["shared", "per_watcher"])
+PATHS = [("shared", 0), ("per_watcher", 0), ("shared", 1)]
+"""[node] room_events, and [media] workers: with a worker, the node process hands each
+room WebSocket's connection over to it (node/media/ws_fanout.py)."""
+
+
+@pytest.fixture(params=PATHS, ids=["shared", "per_watcher", "in_a_worker"])
 def node(request: pytest.FixtureRequest, node_factory: Callable[..., NodeProcess]) -> NodeProcess:
-    """Every test here runs on both paths of ``[node] room_events``."""
-    return node_factory(node={"room_events": request.param})
+    """Every test here runs on each path of the room's events."""
+    events, workers = request.param
+    return node_factory(node={"room_events": events}, media={"workers": workers})
 
 
 def socket(api: Api, room: dict[str, Any], token: str | None = None) -> ClientConnection:
@@ -50,6 +56,12 @@ def member_event(username: str, **fields: Any) -> Callable[[dict], bool]:
     return match
 
 
+def websockets_in_workers(api: Api) -> int | None:
+    """Room WebSockets the media workers hold (None: the node has no workers)."""
+    stats = api.http.get("/api/v1/node/stats").json()
+    return sum(stats["media_workers"]["websockets"]) if "media_workers" in stats else None
+
+
 def test_snapshot_then_events_through_hand_invite_and_block(api: Api) -> None:
     host = api.signup("host")
     bob = api.signup("bob")
@@ -65,6 +77,7 @@ def test_snapshot_then_events_through_hand_invite_and_block(api: Api) -> None:
         assert next_of(bob_ws, "snapshot")["you"]["role"] == "listener"
         assert next_of(guest_ws, "snapshot")["you"] is None
         next_of(host_ws, "member", member_event("bob", role="listener", connected=True))
+        assert websockets_in_workers(api) in (None, 3)  # all three, when it has workers
 
         base = f"/api/v1/rooms/{room['id']}"
         assert api.request("POST", f"{base}/hand", bob).status_code == 200
@@ -99,9 +112,11 @@ def test_snapshot_then_events_through_hand_invite_and_block(api: Api) -> None:
 
         assert api.request("POST", f"{base}/members/bob/block", host).status_code == 200
         assert next_of(host_ws, "kicked")["username"] == "bob"
-        with pytest.raises(ConnectionClosed):
+        assert next_of(bob_ws, "kicked")["username"] == "bob"  # then the room closes it
+        with pytest.raises(ConnectionClosed) as closed:
             while True:
                 bob_ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
     # Blocked: the socket refuses with 4403, and WHEP too.
     with socket(api, room, bob) as again:
         error = json.loads(again.recv(timeout=10))
@@ -120,12 +135,20 @@ def test_listener_count_and_room_end_reach_watchers(api: Api) -> None:
         ended = next_of(host_ws, "room", lambda m: m["room"]["state"] == "ended")
         assert ended["room"]["ended_at"] is not None
         assert ended["room"]["whep_url"].endswith("/whep")
+        with pytest.raises(ConnectionClosed) as closed:  # the room ended: no more events
+            while True:
+                host_ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["node process", "in a worker"])
 def test_host_who_leaves_without_ending_has_a_grace_period(
-    node_factory: Callable[..., NodeProcess], api_factory: Callable[[NodeProcess], Api]
+    node_factory: Callable[..., NodeProcess],
+    api_factory: Callable[[NodeProcess], Api],
+    workers: int,
 ) -> None:
-    node = node_factory(media={"host_grace_s": 1.5})
+    # In a worker, the host's leaving comes back to the node process as "gone".
+    node = node_factory(media={"host_grace_s": 1.5, "workers": workers})
     api = api_factory(node)
     host = api.signup("host")
     room = api.live_room(host)
@@ -183,10 +206,13 @@ def types_for(ws: ClientConnection, seconds: float) -> list[str]:
     return types
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["node process", "in a worker"])
 def test_a_watcher_that_reads_levels_from_its_audio_gets_state_only(
-    node_factory: Callable[..., NodeProcess], api_factory: Callable[[NodeProcess], Api]
+    node_factory: Callable[..., NodeProcess],
+    api_factory: Callable[[NodeProcess], Api],
+    workers: int,
 ) -> None:
-    node = node_factory()  # room_events = "shared", the default
+    node = node_factory(media={"workers": workers})  # room_events = "shared", the default
     api = api_factory(node)
     host = api.signup("host")
     room = api.live_room(host)
@@ -203,6 +229,7 @@ def test_a_watcher_that_reads_levels_from_its_audio_gets_state_only(
         with socket(api, room) as ringing, socket(api, room) as plain:
             next_of(ringing, "snapshot")
             next_of(plain, "snapshot")
+            assert websockets_in_workers(api) == (2 if workers else None)
             # The node does not compress: the same bytes go to every socket.
             assert ringing.response is not None
             assert "Sec-WebSocket-Extensions" not in ringing.response.headers

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -28,7 +29,7 @@ from node.media.stream import OggOpusPages
 from node.media.workers import WorkerPool
 from node.onair.events import Event, RoomEvents
 from node.onair.source import ProgramSource, Republisher, Speaker
-from node.onair.watchers import RoomEventsPath, RoomWatchers, Watcher
+from node.onair.watchers import RemoteWatcher, RoomEventsPath, RoomWatchers, Watcher
 from node.room_actions import Act, RoomAction
 from node.rooms import Role, Room, RoomState
 from node.succession import Carriage
@@ -87,7 +88,10 @@ class OnAir:
         self.http_listeners = 0
         self.relayed_listeners = 0
         """Listeners of the relays subscribed to this room (node.relaying.hub)."""
-        self.watchers = RoomWatchers(path=node.room_events, dropped=self._watcher_dropped)
+        pool = node.listeners if isinstance(node.listeners, WorkerPool) else None
+        self.watchers = RoomWatchers(
+            path=node.room_events, dropped=self._watcher_dropped, host=pool
+        )
         """The room's WebSocket clients (node/onair/watchers.py)."""
         self.source: ProgramSource | None = source
         self._started = False
@@ -292,18 +296,55 @@ class OnAir:
     # -- watchers (WebSocket clients) -----------------------------------------------------
 
     def watch(self, account: Account | None) -> Watcher:
+        self._join_as_watcher(account)
+        watcher = Watcher(account.username if account else None)
+        self.watchers.add(watcher)
+        watcher.send(self._snapshot(account))
+        return watcher
+
+    def watch_elsewhere(
+        self, account: Account | None, sock: socket.socket, head: Callable[[str], bytes]
+    ) -> RemoteWatcher | None:
+        """Hand a watcher's accepted connection to a media worker ([media] workers):
+        ``head(snapshot_json)`` is what the worker writes first (the handshake's answer
+        and the snapshot). None when it stays here (no workers, the per-watcher path, or
+        no worker can take it now); then the caller calls :meth:`watch`."""
+        pool = self.watchers.host
+        if not isinstance(pool, WorkerPool) or self.watchers.path != "shared":
+            return None
+        self._join_as_watcher(account)
+        self.watchers.flush()  # what came before is in the snapshot
+        snapshot = json.dumps(self._snapshot(account))
+        try:
+            session_id = pool.hand_off_ws(sock, feed=self.watchers, head=head(snapshot))
+        except WorkerUnavailable as exc:
+            logger.warning("serving a room WebSocket in the node process: %s", exc)
+            if account is not None and self.source is not None:
+                self.source.leave(account.username)
+            return None
+        watcher = RemoteWatcher(account.username if account else None, session_id)
+        self.watchers.add_remote(watcher)
+        self._node.by_id[session_id] = self
+        return watcher
+
+    def remote_watcher_gone(self, session_id: str) -> None:
+        self._node.by_id.pop(session_id, None)
+        watcher = self.watchers.remote_gone(session_id)
+        if watcher is not None and watcher.username is not None and self.source is not None:
+            self.source.leave(watcher.username)
+
+    def _join_as_watcher(self, account: Account | None) -> None:
         if account is not None:
             if account.username in self.room.blocked:
                 raise Forbidden("you are blocked from this room")
             self._source().join(account.username, account.display_name)
-        watcher = Watcher(account.username if account else None)
-        self.watchers.add(watcher)
+
+    def _snapshot(self, account: Account | None) -> dict[str, Any]:
         you = None
         if account is not None:
             role = self.room.role_of(account.username) or Role.LISTENER
             you = {"username": account.username, "role": role}
-        watcher.send({"type": "snapshot", "room": self._node.room_json(self), "you": you})
-        return watcher
+        return {"type": "snapshot", "room": self._node.room_json(self), "you": you}
 
     def unwatch(self, watcher: Watcher) -> None:
         if not self.watchers.discard(watcher):

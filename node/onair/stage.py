@@ -111,6 +111,8 @@ class Stage:
             return
         if session_id in on_air.listener_sessions:
             on_air.listener_gone(session_id)
+        elif on_air.watchers.remote(session_id) is not None:
+            on_air.remote_watcher_gone(session_id)
         else:
             on_air.publisher_gone(session_id)
 

@@ -8,6 +8,11 @@ client reads its speaking levels from the WebRTC audio (``levels_in_audio``) is 
 the same tuple without the ``levels`` events, also built once per tick. A watcher that
 cannot keep up (its bounded queue is full) is dropped, as before.
 
+With ``[media] workers`` the clients' connections are handed to the media workers
+(``RemoteWatcher``): each tick's events go to each worker holding clients of the room
+once, as bytes, and the worker frames them once for all its clients (node/media/
+ws_fanout.py); the node process's work per tick does not grow with the clients.
+
 ``per_watcher`` (``[node] room_events``) is the path before issue 18: each event goes to
 each watcher on its own, encoded by the watcher's sender. It stays for comparison in
 bench/ (bench_workers ``--room-events``) and is run by the tests too.
@@ -18,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from node.config import RoomEventsPath
 from node.mailbox import Mailbox
@@ -27,7 +33,10 @@ from node.onair.events import Event
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RoomEventsPath", "RoomWatchers", "Watcher"]
+__all__ = ["RemoteWatcher", "RoomEventsPath", "RoomWatchers", "Watcher", "WatcherHost"]
+
+CLOSE_CODE = 4001
+"""The close code of a room WebSocket the room ends (room ended, user removed)."""
 
 MAILBOX_SIZE = 256
 """Queue entries a watcher may have waiting (one per tick with events, or one message
@@ -50,24 +59,61 @@ class Watcher(Mailbox[Outgoing]):
         program packets): the room sends it no ``levels`` events."""
 
 
+@dataclass(eq=False)
+class RemoteWatcher:
+    """A WebSocket client whose connection a media worker serves."""
+
+    username: str | None
+    session_id: str
+
+
+class WatcherHost(Protocol):
+    """Where watchers' connections can be handed (node.media.workers.WorkerPool)."""
+
+    def broadcast(self, feed: object, messages: list[tuple[bytes, bool]]) -> None: ...
+
+    def close_ws(self, session_id: str, code: int) -> None: ...
+
+    def forget_feed(self, feed: object) -> None: ...
+
+
 class RoomWatchers:
     """The watchers of one room; ``publish`` is the room's event bus subscriber."""
 
     def __init__(
-        self, *, path: RoomEventsPath = "shared", dropped: Callable[[Watcher], None]
+        self,
+        *,
+        path: RoomEventsPath = "shared",
+        dropped: Callable[[Watcher], None],
+        host: WatcherHost | None = None,
     ) -> None:
-        self._path = path
+        self.path = path
+        self.host = host
+        """Where remote watchers live (None: all are in this process)."""
         self._dropped = dropped
         """Called for a watcher dropped as too slow (after it is closed)."""
         self._all: set[Watcher] = set()
+        self._remote: dict[str, RemoteWatcher] = {}
         self._pending: list[Event] = []
         self._flush_scheduled = False
 
-    def __iter__(self) -> Any:
-        return iter(list(self._all))
+    def __iter__(self) -> Iterator[Watcher | RemoteWatcher]:
+        return iter([*self._all, *self._remote.values()])
 
     def __len__(self) -> int:
-        return len(self._all)
+        return len(self._all) + len(self._remote)
+
+    def add_remote(self, watcher: RemoteWatcher) -> None:
+        """A watcher handed to ``host`` (after ``flush``: it gets the batches from the
+        next one on; its snapshot holds what came before)."""
+        self._remote[watcher.session_id] = watcher
+
+    def remote(self, session_id: str) -> RemoteWatcher | None:
+        return self._remote.get(session_id)
+
+    def remote_gone(self, session_id: str) -> RemoteWatcher | None:
+        """Its connection ended; the watcher if it was still one of the room's."""
+        return self._remote.pop(session_id, None)
 
     def add(self, watcher: Watcher) -> None:
         # Events published before it came are in the snapshot it gets: not sent again.
@@ -81,10 +127,14 @@ class RoomWatchers:
         self._all.discard(watcher)
         return True
 
-    def close(self, watcher: Watcher) -> None:
-        """Close ``watcher`` after what the room published so far reached its queue (a
-        kicked client gets its ``kicked`` event, then the close)."""
+    def close(self, watcher: Watcher | RemoteWatcher) -> None:
+        """Close ``watcher`` after what the room published so far reached it (a kicked
+        client gets its ``kicked`` event, then the close)."""
         self.flush()
+        if isinstance(watcher, RemoteWatcher):
+            if self._remote.pop(watcher.session_id, None) is not None and self.host:
+                self.host.close_ws(watcher.session_id, CLOSE_CODE)
+            return
         self._all.discard(watcher)
         watcher.close()
 
@@ -93,9 +143,14 @@ class RoomWatchers:
         for watcher in list(self._all):
             watcher.close()
         self._all.clear()
+        if self.host is not None:
+            for session_id in list(self._remote):
+                self.host.close_ws(session_id, CLOSE_CODE)
+            self.host.forget_feed(self)
+        self._remote.clear()
 
     def publish(self, event: Event) -> None:
-        if self._path == "per_watcher":
+        if self.path == "per_watcher":
             for watcher in list(self._all):
                 if not watcher.send(event):
                     self._drop(watcher)
@@ -111,9 +166,17 @@ class RoomWatchers:
         if not self._pending:
             return
         events, self._pending = self._pending, []
-        if not self._all:
+        if not self._all and not self._remote:
             return
         texts = tuple(json.dumps(event, separators=(",", ":")) for event in events)
+        if self._remote and self.host is not None:
+            self.host.broadcast(
+                self,
+                [
+                    (text.encode(), event["type"] == "levels")
+                    for event, text in zip(events, texts, strict=True)
+                ],
+            )
         without_levels: tuple[str, ...] | None = None
         for watcher in list(self._all):
             batch = texts

@@ -4,6 +4,7 @@ and the room's WebSocket of state events."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -16,15 +17,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.utils import accept_key
 
 from federation import jsonlimits
 from federation.errors import ActivityParseError, FederationError
 from federation.relay import RELAY_PATH, RELAY_SILENCE_S, CloseCode
 from federation.routes import error_status, verify_subscription
+from node.accounts import Account
 from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavailable, UseHls
 from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
+from node.media.ws_fanout import text_frames
 from node.onair.on_air import OnAir
 from node.onair.stage import Stage
 from node.relaying.hub import RelayHub, RelaySubscriber
@@ -230,6 +234,8 @@ async def room_socket(websocket: WebSocket) -> None:
         on_air = stage.get(websocket.path_params["room_id"])
         if on_air.room.state is RoomState.ENDED:
             raise Conflict("the room has ended")
+        if await _hand_over(websocket, on_air, account):
+            return
         watcher = on_air.watch(account)
     except ParleyError as exc:
         await websocket.accept()
@@ -268,6 +274,44 @@ async def room_socket(websocket: WebSocket) -> None:
     finally:
         sender.cancel()
         on_air.unwatch(watcher)
+
+
+async def _hand_over(websocket: WebSocket, on_air: OnAir, account: Account | None) -> bool:
+    """[media] workers: a worker serves this room WebSocket on this very connection (it
+    writes the handshake's answer and the snapshot built here, then the room's events).
+    True once it has it: this process closes only its own descriptor (no FIN, no reset)
+    and sends nothing more. False to serve it here."""
+    transport = transport_of(websocket.scope)
+    if transport is None:
+        return False
+    key = websocket.headers.get("sec-websocket-key", "")
+    if websocket.headers.get("sec-websocket-version") != "13" or not _valid_key(key):
+        return False  # uvicorn's own handshake answers it (and refuses it)
+    head = (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n"
+        f"Date: {formatdate(usegmt=True)}\r\n\r\n"
+    ).encode("latin-1")
+    watcher = on_air.watch_elsewhere(
+        account,
+        transport.get_extra_info("socket"),
+        lambda snapshot: head + text_frames([snapshot.encode()]),
+    )
+    if watcher is None:
+        return False
+    transport.abort()
+    # uvicorn now answers a handshake nobody reads (it logs a 403): ours went out already.
+    await websocket.close()
+    return True
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        return False
 
 
 async def _send_mailbox(
