@@ -73,10 +73,12 @@ class Point(LoadWindow):
         return [v for k, v in sorted(self.other_cpu_percent.items()) if k.startswith("worker")]
 
 
-def held_by_workers(node: NodeUnderTest, point: Point) -> None:
+def held_by_workers(node: NodeUnderTest, point: Point, kind: str) -> None:
     stats = node.stats()
     if "media_workers" in stats:
-        point.per_worker = list(stats["media_workers"]["listeners"])
+        # Room WebSockets handed over are not sessions: counted apart.
+        key = "websockets" if kind == "ws" else "listeners"
+        point.per_worker = list(stats["media_workers"].get(key) or [])
 
 
 ROOM_EVENTS = {
@@ -149,7 +151,7 @@ def measure(
             settle=args.settle,
             duration=args.duration,
             others={f"worker{i}": pid for i, pid in enumerate(pids)},
-            at_end=lambda: held_by_workers(node, point),
+            at_end=lambda: held_by_workers(node, point, args.kind),
         )
     except Exception as exc:
         point.error = f"{type(exc).__name__}: {exc}"

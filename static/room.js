@@ -590,8 +590,7 @@ export async function mountRoom(main, roomId, ctx) {
     sendLevelsSource();
   }
 
-  // The hook for a node that sends `levels` only to watchers that need them: it learns
-  // here which ones read the levels from their audio (docs/API.md).
+  // The node then sends this socket the room's state only, no `levels` (docs/API.md).
   function sendLevelsSource() {
     if (ws && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify({ type: 'levels_source', source: levelsSource }));
