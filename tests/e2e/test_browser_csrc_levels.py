@@ -3,7 +3,9 @@ the program packets (RTCRtpReceiver.getContributingSources), with no WebSocket m
 
 The listener's page gets the room WebSocket through a filter that drops every `levels`
 message, so a ring it lights can only come from the audio; the page also says which
-source of truth it uses (`window.parley.levelsSource`, `data-levels-source`).
+source of truth it uses (`window.parley.levelsSource`, `data-levels-source`), and the node,
+told so (`levels_source`), stops sending that socket `levels` at all. With a media worker
+the listener's WebRTC session and the room WebSockets are the worker's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,14 +43,20 @@ def drop_levels(page: Page, dropped: list[str]) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("fanout", ["native", "batched"])
+@pytest.mark.parametrize(
+    ("fanout", "workers"),
+    [("native", 0), ("batched", 0), ("native", 1)],
+    ids=["native", "batched", "native in a worker"],
+)
 def test_a_webrtc_listener_lights_the_speaking_ring_from_csrcs(
     node_factory: Callable[..., NodeProcess],
     tones: dict[int, Path],
     playwright_instance: Playwright,
     fanout: str,
+    workers: int,
 ) -> None:
-    node = node_factory(media={"webrtc_fanout": fanout})
+    # In a worker: the listener's WebRTC session and both room WebSockets live there.
+    node = node_factory(media={"webrtc_fanout": fanout, "workers": workers})
     alice = f"alice_{secrets.token_hex(3)}"
     speaker_browser = launch(playwright_instance, tones[440])
     # The listener's browser keeps Chromium's autoplay policy: sound after a click.
@@ -80,12 +87,16 @@ def test_a_webrtc_listener_lights_the_speaking_ring_from_csrcs(
         expect(ring).to_have_class(re.compile(r"\bspeaking\b"), timeout=AUDIO_TIMEOUT_MS)
         assert listener.evaluate("window.parley.levelsSource") == "audio"
         expect(listener.locator(".stage-grid")).to_have_attribute("data-levels-source", "audio")
-        # The node does send levels (four times a second while they change): the filter
-        # drops them, the ring is the audio's.
-        deadline = time.monotonic() + AUDIO_TIMEOUT_MS / 1000
-        while not dropped and time.monotonic() < deadline:
-            listener.wait_for_timeout(100)  # lets Playwright run the WebSocket route
-        assert dropped
+        # The page told the node it reads levels from the audio: the node stops sending
+        # it `levels` (any the filter saw came before that), the ring is the audio's.
+        # (Waiting lets Playwright run the WebSocket route: what was on its way settles.)
+        listener.wait_for_timeout(1000)
+        settled = len(dropped)
+        listener.wait_for_timeout(2500)  # ten levels messages, were they still sent
+        assert len(dropped) == settled, f"{len(dropped) - settled} levels after levels_source"
+        if workers:
+            stats = httpx.get(f"{node.base_url}/api/v1/node/stats").json()
+            assert stats["media_workers"]["websockets"] == [2]
         # The CSRC is Alice's, as the room JSON maps it.
         room = httpx.get(f"{node.base_url}/api/v1/rooms/{host.url.rsplit('/', 1)[1]}").json()
         csrc = next(m["csrc"] for m in room["speakers"] if m["username"] == alice)
