@@ -103,6 +103,10 @@ def measure(
     label = fanout if events is None else f"{fanout}/{events}"
     point = Point(fanout=label, workers=workers, listeners=listeners)
     directory = workdir / f"{label.replace('/', '-')}-workers{workers}-{listeners}"
+    for again in range(2, 1000):
+        if not directory.exists():
+            break
+        directory = workdir / f"{label.replace('/', '-')}-workers{workers}-{listeners}-{again}"
     directory.mkdir()
     settings: dict[str, dict[str, object]] = {
         "media": {"workers": workers, "webrtc_fanout": fanout}
@@ -387,6 +391,12 @@ def main(argv: list[str] | None = None) -> list[Point]:
         default="",
         help=f"how room events reach WebSockets, variants to compare: {', '.join(ROOM_EVENTS)}",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds over every setting and count (a busy machine: more points per fit)",
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -402,7 +412,7 @@ def main(argv: list[str] | None = None) -> list[Point]:
             parser.error(f"--room-events: {variant} is none of {', '.join(ROOM_EVENTS)}")
     workdir = run_dir("workers")
     points = []
-    for n in counts:
+    for n in [c for _ in range(args.repeat) for c in counts]:
         for fanout, variant, workers in (
             (f, v, w) for f in fanouts for v in variants for w in settings
         ):
