@@ -120,3 +120,61 @@ async def test_both_paths_deliver_the_same_events(path: Any) -> None:
     for item in drain(watcher):
         got += [json.loads(t) for t in item] if isinstance(item, tuple) else [item]
     assert got == events
+
+
+class FakeTransport:
+    """The lowest layer: what a socket's transport would take."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.buffered = 0
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+async def test_direct_watchers_get_the_same_frame_bytes_and_a_slow_one_is_dropped() -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import Protocol, Side, State
+
+    dropped: list[Watcher] = []
+    room = RoomWatchers(dropped=dropped.append)
+    a, b, ring_reader, queued = Watcher("a"), Watcher("b"), Watcher("c"), Watcher("d")
+    ta, tb, tc = FakeTransport(), FakeTransport(), FakeTransport()
+    a.direct, b.direct, ring_reader.direct = ta, tb, tc
+    ring_reader.levels_in_audio = True
+    for watcher in (a, b, ring_reader, queued):
+        room.add(watcher)
+    member = {"type": "member", "member": {"username": "bob"}}
+    levels = {"type": "levels", "levels": {"bob": 0.5}}
+    room.publish(member)
+    room.publish(levels)
+    await next_tick()
+    assert ta.written[0] is tb.written[0]  # built once, the same bytes for both
+    client = Protocol(Side.CLIENT, state=State.OPEN)
+    client.receive_data(ta.written[0])
+    frames = [f for f in client.events_received() if isinstance(f, Frame)]
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.TEXT]
+    assert [json.loads(f.data) for f in frames] == [member, levels]
+    client = Protocol(Side.CLIENT, state=State.OPEN)
+    client.receive_data(tc.written[0])
+    assert [json.loads(f.data) for f in client.events_received() if isinstance(f, Frame)] == [
+        member
+    ]
+    assert [json.loads(t) for t in drain(queued)[0]] == [member, levels]  # not direct yet
+    # Too much unsent: dropped, closed through its sender, no more writes.
+    tb.buffered = 10**6
+    tc.closing = True  # gone: dropped quietly
+    room.publish(levels)
+    room.publish(member)
+    await next_tick()
+    assert set(dropped) == {b, ring_reader}
+    assert b.closed and b.direct is None and drain(b)[-1] is None
+    assert len(tb.written) == 1 and len(ta.written) == 2

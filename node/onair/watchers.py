@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from node.config import RoomEventsPath
 from node.mailbox import Mailbox
+from node.media.ws_fanout import text_frames
 from node.onair.events import Event
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ __all__ = ["RemoteWatcher", "RoomEventsPath", "RoomWatchers", "Watcher", "Watche
 
 CLOSE_CODE = 4001
 """The close code of a room WebSocket the room ends (room ended, user removed)."""
+
+MAX_BUFFER = 256 * 1024
+"""Unsent bytes at which a watcher written to directly is dropped as too slow."""
 
 MAILBOX_SIZE = 256
 """Queue entries a watcher may have waiting (one per tick with events, or one message
@@ -47,9 +51,25 @@ Outgoing = dict[str, Any] | str | tuple[str, ...]
 pong), or the room's events of one tick, already encoded (each string one message)."""
 
 
+class Transport(Protocol):
+    """The part of an asyncio transport the room writes its events to."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+
 class Watcher(Mailbox[Outgoing]):
     """One WebSocket client of a room: events are queued and sent by its own task, so a
-    slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
+    slow client never blocks the room (its queue is bounded; overflow disconnects it).
+
+    Once its sender has sent everything queued, it may hand the room its connection's
+    transport (``direct``): from then on the room's events are written to it as
+    ready-made WebSocket frames, the same bytes for every such watcher, with no task to
+    wake (uncompressed connections only; a frame is written whole, so it never lands
+    inside one the server writes itself). Unsent bytes past ``MAX_BUFFER`` drop it."""
 
     def __init__(self, username: str | None) -> None:
         super().__init__(maxsize=MAILBOX_SIZE)
@@ -57,6 +77,11 @@ class Watcher(Mailbox[Outgoing]):
         self.levels_in_audio = False
         """The client said it reads speaking levels from its WebRTC audio (the CSRCs of
         program packets): the room sends it no ``levels`` events."""
+        self.direct: Transport | None = None
+
+    def close(self) -> None:
+        self.direct = None  # what is left goes through the sender, the close too
+        super().close()
 
 
 @dataclass(eq=False)
@@ -169,32 +194,43 @@ class RoomWatchers:
         if not self._all and not self._remote:
             return
         texts = tuple(json.dumps(event, separators=(",", ":")) for event in events)
+        encoded = [text.encode() for text in texts]
         if self._remote and self.host is not None:
             self.host.broadcast(
                 self,
                 [
-                    (text.encode(), event["type"] == "levels")
-                    for event, text in zip(events, texts, strict=True)
+                    (data, event["type"] == "levels")
+                    for event, data in zip(events, encoded, strict=True)
                 ],
             )
-        without_levels: tuple[str, ...] | None = None
+        state = [i for i, event in enumerate(events) if event["type"] != "levels"]
+        without_levels = tuple(texts[i] for i in state)
+        frames: dict[bool, bytes] = {}
         for watcher in list(self._all):
-            batch = texts
-            if watcher.levels_in_audio:
-                if without_levels is None:
-                    without_levels = tuple(
-                        text
-                        for event, text in zip(events, texts, strict=True)
-                        if event["type"] != "levels"
-                    )
-                batch = without_levels
-                if not batch:
-                    continue
-            if not watcher.send(batch):
+            batch = without_levels if watcher.levels_in_audio else texts
+            if not batch:
+                continue
+            transport = watcher.direct
+            if transport is None:
+                if not watcher.send(batch):
+                    self._drop(watcher)
+                continue
+            if transport.is_closing():  # gone: its handler is about to unwatch it
+                self._drop(watcher, slow=False)
+                continue
+            if transport.get_write_buffer_size() > MAX_BUFFER:
                 self._drop(watcher)
+                continue
+            data = frames.get(watcher.levels_in_audio)
+            if data is None:
+                chosen = [encoded[i] for i in state] if watcher.levels_in_audio else encoded
+                data = frames[watcher.levels_in_audio] = text_frames(chosen)
+            transport.write(data)
 
-    def _drop(self, watcher: Watcher) -> None:
-        logger.info("dropping a WebSocket client that cannot keep up")
+    def _drop(self, watcher: Watcher, *, slow: bool = True) -> None:
+        if slow:
+            logger.info("dropping a WebSocket client that cannot keep up")
         self._all.discard(watcher)
+        watcher.direct = None
         watcher.close()
         self._dropped(watcher)

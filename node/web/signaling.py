@@ -31,6 +31,7 @@ from node.media.stream import ogg_listener
 from node.media.ws_fanout import text_frames
 from node.onair.on_air import OnAir
 from node.onair.stage import Stage
+from node.onair.watchers import Watcher
 from node.relaying.hub import RelayHub, RelaySubscriber
 from node.relaying.service import RelayService
 from node.rooms import RoomState, Visibility
@@ -244,7 +245,11 @@ async def room_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
 
-    sender = asyncio.create_task(_send_mailbox(websocket, watcher, close_code=lambda: 4001))
+    direct = None
+    config = websocket.app.state.config
+    if config.node.room_events == "shared" and not config.node.ws_compression:
+        direct = transport_of(websocket.scope)
+    sender = asyncio.create_task(_send_watcher(websocket, watcher, direct))
     try:
         while True:
             receive = asyncio.create_task(websocket.receive_text())
@@ -314,22 +319,41 @@ def _valid_key(key: str) -> bool:
         return False
 
 
+async def _send_watcher(
+    websocket: WebSocket, watcher: Watcher, direct: asyncio.Transport | None
+) -> None:
+    """A room WebSocket's sender: what the room queues for this client, until the room
+    closes it (code 4001). Once all that was queued has gone out (the snapshot first),
+    the room may write its events straight to the connection's transport (``direct``:
+    plain TCP, uncompressed), as frames built once for all its watchers."""
+    while True:
+        message = await watcher.queue.get()
+        if message is None:
+            await websocket.close(code=4001)
+            return
+        if isinstance(message, tuple):
+            for text in message:
+                await websocket.send_text(text)
+        elif isinstance(message, str):
+            await websocket.send_text(message)
+        else:
+            await websocket.send_text(json.dumps(message))
+        if direct is not None and watcher.direct is None and watcher.queue.empty():
+            if not watcher.closed and not direct.is_closing():
+                watcher.direct = direct
+
+
 async def _send_mailbox(
     websocket: WebSocket, mailbox: Mailbox[Any], *, close_code: Callable[[], int]
 ) -> None:
-    """Send what the room queues for this client (bytes as binary, str as text, a tuple
-    of str as one text message each, anything else as JSON) until the room closes its
-    mailbox; then close with ``close_code()``."""
+    """Send what is queued for this peer (bytes as binary, str as text, anything else as
+    JSON) until its mailbox is closed; then close with ``close_code()``."""
     while True:
         message = await mailbox.queue.get()
         if message is None:
             await websocket.close(code=close_code())
             return
-        if isinstance(message, tuple):
-            # A room's events of one tick, encoded once for every watcher.
-            for text in message:
-                await websocket.send_text(text)
-        elif isinstance(message, bytes):
+        if isinstance(message, bytes):
             await websocket.send_bytes(message)
         elif isinstance(message, str):
             await websocket.send_text(message)
