@@ -35,10 +35,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
+RESERVED_PORTS = frozenset({38411, 38412, 38413})
+"""Part of the identities in tests/fixtures/release_0_1: never handed out to other tests."""
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in RESERVED_PORTS:
+            return port
 
 
 def _toml_value(value: Any) -> str:

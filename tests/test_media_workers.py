@@ -105,9 +105,12 @@ async def test_listeners_in_two_workers_hear_the_room(
     # A mute in the node process is silence in the workers' streams (once what was on
     # its way when it came has played out: a loaded machine delays that).
     api.request("POST", f"/api/v1/rooms/{room['id']}/mute", host, json={"muted": True})
-    deadline = asyncio.get_running_loop().time() + 15
-    while rms(await listeners[0].heard(1.0)) >= 0.001:
-        assert asyncio.get_running_loop().time() < deadline, "still hearing the muted host"
+    # Audio decoded before the mute may still be in the client's buffer on a loaded
+    # machine: listen in one-second windows until one is silent, within a deadline.
+    quiet = [rms(await listeners[0].heard(1.0))]
+    while quiet[-1] >= 0.001 and len(quiet) < 8:
+        quiet.append(rms(await listeners[0].heard(1.0)))
+    assert quiet[-1] < 0.001, f"still sounding after the mute: rms per second {quiet}"
 
     # DELETE ends a worker's session; the count follows.
     assert api.http.delete(listeners[0].location).status_code == 200
