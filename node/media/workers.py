@@ -101,9 +101,10 @@ OGG_WEIGHT = 0.15
 WebRTC listener a worker holds, 2026-11-30), so that placement balances CPU rather
 than connections."""
 
-WS_WEIGHT = 0.25
-"""What a handed-over WebSocket client costs a worker next to a WebRTC listener, for
-placement (bench/RESULTS.md, bench_workers --kind browser)."""
+WS_WEIGHT = 0.06
+"""What a handed-over room WebSocket costs a worker next to a WebRTC listener, for
+placement (bench/RESULTS.md, 2026-11-30 18:40 and 18:51: 0.0026 % of a core per
+WebSocket, 0.045 % per browser-like listener a worker holds)."""
 
 _BATCH = struct.Struct("!IIH")  # feed id, batch number, message count
 _MESSAGE = struct.Struct("!BI")  # 1 if a levels message, length
