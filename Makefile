@@ -59,8 +59,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy node federation
 	$(VENV)/bin/lint-imports
 
+# Two pytest workers (pytest-xdist), a test file to a worker: most tests wait on node
+# processes, browsers and the network, so two workers finish well before one on 2 cores.
 test: check-cc $(VENV)/.installed static/vendor/hls.mjs check-chromium check-nginx tests/fedify/node_modules/.package-lock.json tests/axe/node_modules/.package-lock.json lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: $(VENV)/.installed check-chromium check-nginx
 	$(PY) -m bench.run_all

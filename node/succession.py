@@ -108,7 +108,8 @@ class Carriage:
     """Every node we know carried the room, in the order they first appeared: slots,
     and the order of a failover walk."""
     resumed: bool = False
-    """Restored after a restart: never takes the room over before it followed someone."""
+    """Not attached since it started (restored after a restart, or a new copy): never takes
+    the room over before it followed someone."""
     path: list[str] = field(default_factory=list)
     """The nodes the room passes through from the acting origin to us (our upstream's
     path): we never follow a node whose path holds us (that would be a loop)."""

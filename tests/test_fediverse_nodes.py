@@ -136,7 +136,13 @@ def test_three_followers_on_one_server_get_one_request(
 
     api_a.live_room(alice, "One for all")
     wait_for(lambda: remote_rooms(api_b), what="room listed on B")
-    creates = deliveries(a, "Create")
+
+    # B may list the room before A's worker has recorded B's answer: wait for the record.
+    def settled() -> list[dict[str, Any]] | None:
+        rows = deliveries(a, "Create")
+        return rows if rows and all(d["state"] != "queued" for d in rows) else None
+
+    creates = wait_for(settled, what="A's Create deliveries recorded")
     assert [(d["inbox"], d["state"]) for d in creates] == [(f"{b.base_url}/inbox", "delivered")]
     (state, receipts), *_ = inbox_rows(b, creates[0]["activity"]["id"])
     assert receipts == 1

@@ -245,7 +245,12 @@ class RelayService:
             raise Conflict("the room is not live")
         base = str(doc["url"]).split("/rooms/")[0]
         room_id = new_room_id()
-        carriage = Carriage.relay_of(self.stage.own_entry(room_id), origin, relay_url_of(doc))
+        # A new copy has carried nothing yet: like a copy resumed after a restart it never
+        # takes the room over before it followed a node (a slow first subscription to a
+        # live origin must not start a second origin), and it ends if nobody carries it.
+        carriage = Carriage.relay_of(
+            self.stage.own_entry(room_id), origin, relay_url_of(doc), resumed=True
+        )
         on_air = self._carry(doc, netloc(base), carriage, room_id=room_id)
         # Return once the first snapshot arrived (or soon anyway: the client watches).
         with contextlib.suppress(TimeoutError):

@@ -89,8 +89,8 @@ class Carrier:
         return source if isinstance(source, Upstream) else None
 
     def _gave_up(self) -> bool:
-        """A relay resumed after a restart that finds no node carrying the room on for
-        RESUME_WINDOW_S lets it end here (it never carries it on alone)."""
+        """A relay resumed after a restart (or a new copy) that finds no node carrying the
+        room on for RESUME_WINDOW_S lets it end here (it never carries it on alone)."""
         if not self.carriage.resumed:
             return False
         now = asyncio.get_running_loop().time()
