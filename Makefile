@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= node.toml
 
-.PHONY: run test lint check-chromium check-nginx bench clean
+.PHONY: run test lint check-chromium check-cc check-nginx bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml node/media/_rtpsend.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -23,6 +23,15 @@ check-chromium:
 	@# Reactions are emoji: without a colour emoji font the screenshots show empty boxes.
 	@test -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji; }
+
+# The native step of the WebRTC fan-out (node/media/_rtpsend.c) is compiled by pip: it
+# needs a C compiler and Python's headers (the node runs without it, in Python, but the
+# tests check it). Its libsrtp is pylibsrtp's own: no SRTP package to install.
+check-cc:
+	@command -v cc >/dev/null && $(PYTHON) -c "import os, sysconfig, sys; \
+	  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+	  || { echo "installing a C compiler and Python's headers"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev python3-dev; }
 
 # hls.js plays rooms over HLS in the web client. Pinned (version and sha512) in
 # client/package-lock.json, which `npm ci` checks; the file is served as it ships (no build
@@ -55,7 +64,7 @@ lint: $(VENV)/.installed
 
 # Two pytest workers (pytest-xdist), a test file to a worker: most tests wait on node
 # processes, browsers and the network, so two workers finish well before one on 2 cores.
-test: $(VENV)/.installed static/vendor/hls.mjs check-chromium check-nginx tests/fedify/node_modules/.package-lock.json tests/axe/node_modules/.package-lock.json lint
+test: check-cc $(VENV)/.installed static/vendor/hls.mjs check-chromium check-nginx tests/fedify/node_modules/.package-lock.json tests/axe/node_modules/.package-lock.json lint
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: $(VENV)/.installed check-chromium check-nginx

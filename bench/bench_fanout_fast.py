@@ -1,11 +1,14 @@
-"""WebRTC fan-out, side by side: aiortc's sender per listener against the batched loop.
+"""WebRTC fan-out, side by side: aiortc's sender per listener against the batched loop,
+its per-listener step in Python ("batched") and in C ("native").
 
     .venv/bin/python -m bench.bench_fanout_fast --counts 100,200 --duration 10
+    .venv/bin/python -m bench.bench_fanout_fast --modes aiortc,batched,native,batched40,native40 \
+        --counts 200,400 --aiortc-counts 100,200
 
-Both paths are served by the same small server (bench/fast_server.py: Parley's
+Every path is served by the same small server (bench/fast_server.py: Parley's
 ``PeerSessions.listen`` over a ``PacketStream`` of pre-encoded 440 Hz Opus, nothing else
 in the process), one fresh server process per point, points interleaved (aiortc, batched,
-aiortc, batched...) so drift of the shared machine hits both. Listeners are real aiortc
+native, aiortc...) so drift of the shared machine hits all alike. Listeners are real aiortc
 peers (ICE + DTLS + SRTP) in separate load-generator processes (bench/loadgen.py, which
 counts RTP sequence numbers and computes RFC 3550 jitter; one canary per point decodes
 and must hear 440 Hz). The server's CPU comes from /proc/PID/stat over the window; per
@@ -38,16 +41,28 @@ from bench.harness import (
     run_dir,
 )
 
-MODES = ("aiortc", "batched", "batched40", "batched60")
-"""aiortc's sender per listener and the batched loop, both at 20 ms per RTP packet, and
-the batched loop at 40 ms (two Opus frames, the node's default) and 60 ms per packet."""
-DEFAULT_MODES = "aiortc,batched,batched40"
+MODES = (
+    "aiortc",
+    "batched",
+    "batched40",
+    "batched60",
+    "native",
+    "native40",
+    "native60",
+    "silent",
+)
+"""aiortc's sender per listener and the batched loop (Python or native step), all at
+20 ms per RTP packet, and the batched loop at 40 ms (two Opus frames, the node's
+default) and 60 ms per packet; "silent" is the native server sending no audio at all:
+what a connected listener costs without it (ICE consent, RTCP, the event loop)."""
+DEFAULT_MODES = "aiortc,batched,native,batched40,native40"
 
 
 class FastServer(ProcessUnderTest):
     def __init__(self, directory: Path, mode: str) -> None:
         self.port = free_port()
-        fanout, _, packet_ms = mode.partition("batched")
+        fanout = "native" if mode == "silent" else mode.rstrip("0123456789")
+        packet_ms = mode[len(fanout) :] if mode != "silent" else ""
         super().__init__(
             [
                 sys.executable,
@@ -56,9 +71,10 @@ class FastServer(ProcessUnderTest):
                 "--port",
                 str(self.port),
                 "--fanout",
-                fanout or "batched",
+                fanout,
                 "--packet-ms",
                 packet_ms or "20",
+                *(["--silent"] if mode == "silent" else []),
             ],
             directory / f"server-{mode}.log",
         )
@@ -90,6 +106,8 @@ class Point(LoadWindow):
     mode: str
     listeners: int
     leftover: int | None = None
+    native: int | None = None
+    """Listeners the server had on the native step during the window."""
     error: str | None = None
 
 
@@ -117,6 +135,8 @@ def measure(
             duration=args.duration,
             profile_seconds=profile_seconds,
             profile_path=workdir / f"profile-{mode}-{n}.txt",
+            at_end=lambda: setattr(point, "native", server.stats().get("native_listeners")),
+            extra=("--receiver-reports", str(args.receiver_reports)),
         )
         time.sleep(2)
         point.leftover = int(server.stats()["peer_connections"])
@@ -158,7 +178,9 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
         )
     text = [
         f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh server per point; "
-        f"{args.per_proc} listeners per load-generator process. Logs: `{workdir}`.\n",
+        f"{args.per_proc} listeners per load-generator process; listeners' RTCP receiver "
+        f"reports: {f'every ~{args.receiver_reports:g} s' if args.receiver_reports else 'none'}."
+        f" Logs: `{workdir}`.\n",
         markdown_table(
             [
                 "fan-out",
@@ -171,16 +193,21 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
             rows,
         ),
     ]
-    for mode, what in (
-        ("batched", "20 ms packets"),
-        ("batched40", "40 ms packets"),
-        ("batched60", "60 ms packets"),
-    ):
+    for mode in MODES[1:-1]:
+        step = "native (C)" if mode.startswith("native") else "Python"
+        what = f"{mode[len(mode.rstrip('0123456789')) :] or '20'} ms packets"
         if "aiortc" in slopes and mode in slopes and slopes[mode][0] > 0:
             text.append(
-                f"\n{mode} ({what}) is **{slopes['aiortc'][0] / slopes[mode][0]:.2f}×** "
-                "cheaper per WebRTC listener than aiortc's sender per listener at 20 ms "
-                "packets (same run)."
+                f"\n{mode} ({step} step, {what}) is "
+                f"**{slopes['aiortc'][0] / slopes[mode][0]:.2f}×** cheaper per WebRTC listener "
+                "than aiortc's sender per listener at 20 ms packets (same run)."
+            )
+        python = "batched" + mode.removeprefix("native")
+        if mode.startswith("native") and python in slopes and slopes[mode][0] > 0:
+            text.append(
+                f"\n{mode} is **{slopes[python][0] / slopes[mode][0]:.2f}×** cheaper per "
+                f"WebRTC listener than {python}, the same loop with its step in Python "
+                "(same run)."
             )
     detail = []
     for p in points:
@@ -208,6 +235,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
                 f"{gap:.0f}" if gap is not None else "-",
                 f"{silent}/{bad}",
                 f"{canary:.0f}" if canary else "-",
+                "-" if p.native is None else p.native,
                 "-" if p.leftover is None else p.leftover,
                 p.error or "",
             ]
@@ -230,6 +258,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
                 "max gap ms",
                 "silent/bad",
                 "canary Hz",
+                "on native step",
                 "left after close",
                 "error",
             ],
@@ -266,6 +295,10 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
 def main(argv: list[str] | None = None) -> list[Point]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--counts", default="100,200")
+    parser.add_argument(
+        "--aiortc-counts",
+        help="counts for the aiortc mode (default: --counts); it saturates a core early",
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -273,14 +306,24 @@ def main(argv: list[str] | None = None) -> list[Point]:
     parser.add_argument("--profile-at", type=int, default=0, help="N to profile (0: none)")
     parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"of {','.join(MODES)}")
+    parser.add_argument(
+        "--receiver-reports",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="listeners send RTCP receiver reports every S s (5: as browsers; 0: none)",
+    )
     parser.add_argument("--no-results", dest="write", action="store_false")
     args = parser.parse_args(argv)
     counts = [0] + [int(c) for c in args.counts.split(",") if c.strip()]
+    stock = [0] + [int(c) for c in (args.aiortc_counts or args.counts).split(",") if c.strip()]
     modes = [m for m in args.modes.split(",") if m in MODES]
     workdir = run_dir("fanout-fast")
     points = []
-    for n in counts:
+    for n in sorted({*counts, *stock}):
         for mode in modes:
+            if n not in (stock if mode == "aiortc" else counts):
+                continue
             seconds = args.profile_seconds if n == args.profile_at and n else 0
             started = time.monotonic()
             point = measure(mode, n, args, workdir, seconds)
@@ -301,7 +344,7 @@ def main(argv: list[str] | None = None) -> list[Point]:
     body = report(points, args, workdir)
     print(body)
     if args.write:
-        append_results("WebRTC fan-out: aiortc sender per listener vs batched loop", body)
+        append_results("WebRTC fan-out: aiortc's sender, the Python step, the native step", body)
     return points
 
 

@@ -3,14 +3,23 @@
     .venv/bin/python -m bench.bench_workers --counts 100,200,300,400 --workers 0,2
     .venv/bin/python -m bench.bench_workers --kind http --counts 500,1000,1500,2000 \
         --per-proc 500
+    .venv/bin/python -m bench.bench_workers --kind browser --counts 100,200,300 \
+        --workers 0,2 --fanouts native,batched
+    .venv/bin/python -m bench.bench_workers --kind ws --counts 200,500,1000 --workers 0 \
+        --per-proc 500
 
 A real node (``python -m node``) with ``[media] workers`` at each value, a WHIP speaker
 (440 Hz), and N real listeners in separate load-generator processes: aiortc WebRTC
-listeners (``--kind webrtc``), or HTTP clients of the Ogg stream (``--kind http``, which
-workers take over from the node process connection by connection). Over
-the window the CPU of the node process and of each of its worker processes is read from
-/proc; a least-squares slope over N = 0 and the counts gives each process's base and cost
-per listener. Points are interleaved (workers 0, 2, 0, 2...) so drift of the shared
+listeners (``--kind webrtc``), HTTP clients of the Ogg stream (``--kind http``, which
+workers take over from the node process connection by connection), *browser-like*
+listeners (``--kind browser``: WHEP audio plus the room WebSocket as a guest, as the web
+client holds them, and RTCP receiver reports every ~5 s as a browser sends them), or
+room WebSocket watchers alone (``--kind ws``). ``--fanouts`` runs the node with each
+``[media] webrtc_fanout`` too (e.g. ``native,batched``: the C step and the Python one),
+every setting interleaved in one run. Over the window the CPU of the node process and
+of each of its worker processes is read from /proc; a least-squares slope over N = 0
+and the counts gives each process's base and cost per listener. Points are interleaved
+(workers 0, 2, 0, 2...) so drift of the shared
 machine hits every setting alike.
 
 What a setting can serve is where its first limit is reached: a process at 100 % of a
@@ -42,12 +51,16 @@ from bench.harness import (
     run_dir,
 )
 
+BROWSER_RR_S = 5.0
+"""A browser-like listener's RTCP receiver reports, every ~5 s (libwebrtc, audio)."""
+
 OGG_PAGE_MS = 200
 """node.toml's [media] ogg_page_ms, which NodeUnderTest leaves at its default."""
 
 
 @dataclass(kw_only=True)
 class Point(LoadWindow):
+    fanout: str
     workers: int
     listeners: int
     per_worker: list[int] | None = None
@@ -60,17 +73,47 @@ class Point(LoadWindow):
         return [v for k, v in sorted(self.other_cpu_percent.items()) if k.startswith("worker")]
 
 
-def held_by_workers(node: NodeUnderTest, point: Point) -> None:
+def held_by_workers(node: NodeUnderTest, point: Point, kind: str) -> None:
     stats = node.stats()
     if "media_workers" in stats:
-        point.per_worker = list(stats["media_workers"]["listeners"])
+        # Room WebSockets handed over are not sessions: counted apart.
+        key = "websockets" if kind == "ws" else "listeners"
+        point.per_worker = list(stats["media_workers"].get(key) or [])
 
 
-def measure(workers: int, listeners: int, args: argparse.Namespace, workdir: Path) -> Point:
-    point = Point(workers=workers, listeners=listeners)
-    directory = workdir / f"workers{workers}-{listeners}"
+ROOM_EVENTS = {
+    "before": {"room_events": "per_watcher", "ws_compression": True},
+    "deflate": {"room_events": "shared", "ws_compression": True},
+    "after": {"room_events": "shared", "ws_compression": False},
+}
+"""``--room-events``: how room events reach WebSockets. ``before``: each event to each
+watcher on its own, JSON-encoded and compressed (permessage-deflate) per watcher, as
+before issue 18; ``after``: encoded once per room and tick, the same strings to every
+socket, uncompressed (the default); ``deflate``: the shared path with compression."""
+
+
+def measure(
+    fanout: str,
+    workers: int,
+    listeners: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    events: str | None = None,
+) -> Point:
+    label = fanout if events is None else f"{fanout}/{events}"
+    point = Point(fanout=label, workers=workers, listeners=listeners)
+    directory = workdir / f"{label.replace('/', '-')}-workers{workers}-{listeners}"
+    for again in range(2, 1000):
+        if not directory.exists():
+            break
+        directory = workdir / f"{label.replace('/', '-')}-workers{workers}-{listeners}-{again}"
     directory.mkdir()
-    node = NodeUnderTest(directory, {"media": {"workers": workers}})
+    settings: dict[str, dict[str, object]] = {
+        "media": {"workers": workers, "webrtc_fanout": fanout}
+    }
+    if events is not None:
+        settings["node"] = dict(ROOM_EVENTS[events])
+    node = NodeUnderTest(directory, settings)
     node.start()
     speaker: SpeakerProcess | None = None
     generators: list[LoadGen] = []
@@ -82,19 +125,37 @@ def measure(workers: int, listeners: int, args: argparse.Namespace, workdir: Pat
         if len(pids) != workers:
             raise RuntimeError(f"expected {workers} worker processes, found {pids}")
         time.sleep(args.warmup)
+        kind, url, extra = {
+            "webrtc": ("webrtc", room.whep_url, ()),
+            "browser": (
+                "webrtc",
+                room.whep_url,
+                (
+                    "--ws-url",
+                    room.ws_url,
+                    "--receiver-reports",
+                    str(BROWSER_RR_S),
+                    # As the web client, once the program's CSRCs name a speaker.
+                    "--levels-from-audio",
+                ),
+            ),
+            "http": ("http", room.listen_url, ()),
+            "ws": ("ws", room.ws_url, ()),
+        }[args.kind]
         load_and_measure(
             point,
             node.pid,
             generators,
             directory,
-            kind=args.kind,
+            kind=kind,
+            extra=extra,
             listeners=listeners,
-            url=room.whep_url if args.kind == "webrtc" else room.listen_url,
+            url=url,
             per_proc=args.per_proc,
             settle=args.settle,
             duration=args.duration,
             others={f"worker{i}": pid for i, pid in enumerate(pids)},
-            at_end=lambda: held_by_workers(node, point),
+            at_end=lambda: held_by_workers(node, point, args.kind),
         )
     except Exception as exc:
         point.error = f"{type(exc).__name__}: {exc}"
@@ -133,8 +194,8 @@ class Capacity:
         return min(limits) if limits else float("inf")
 
 
-def capacity(points: list[Point], workers: int) -> Capacity | None:
-    series = [p for p in points if p.workers == workers and p.error is None]
+def capacity(points: list[Point], fanout: str, workers: int) -> Capacity | None:
+    series = [p for p in points if p.fanout == fanout and p.workers == workers and p.error is None]
     if len({p.listeners for p in series}) < 2:
         return None
     main_slope, main_base = fit_line([(p.listeners, p.cpu_percent) for p in series])
@@ -156,65 +217,109 @@ def capacity(points: list[Point], workers: int) -> Capacity | None:
     )
 
 
+LABELS = {
+    "webrtc": "WebRTC",
+    "http": "HTTP (Ogg)",
+    "browser": "browser-like (WHEP + room WebSocket)",
+    "ws": "room WebSocket",
+}
+
+
+def _events(points: list[Point]) -> str:
+    """WebSocket messages per second per watcher over the points, by type."""
+    totals: dict[str, float] = {}
+    watchers = 0.0
+    for p in points:
+        for result in p.results:
+            n = float(result.get("ws_watchers") or 0)
+            watchers += n
+            for kind, rate in (result.get("ws_types_per_s") or {}).items():
+                totals[kind] = totals.get(kind, 0.0) + rate * n
+    if not watchers:
+        return "-"
+    parts = sorted(((rate / watchers, kind) for kind, rate in totals.items()), reverse=True)
+    return f"{sum(r for r, _ in parts):.2f} (" + ", ".join(f"{k} {r:.2f}" for r, k in parts) + ")"
+
+
 def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
     cores = os.cpu_count() or 1
-    label = "WebRTC" if args.kind == "webrtc" else "HTTP (Ogg)"
+    label = LABELS[args.kind]
     text = [
         f"Window {args.duration:g} s after {args.settle:g} s settle; a fresh node per point; "
         f"{args.per_proc} listeners per load-generator process; logs in `{workdir}`.",
         "",
     ]
-    caps = {w: capacity(points, w) for w in sorted({p.workers for p in points})}
+    settings = sorted({(p.fanout, p.workers) for p in points})
+    caps = {(f, w): capacity(points, f, w) for f, w in settings}
     rows = []
-    for workers, cap in caps.items():
+    for (fanout, workers), cap in caps.items():
         if cap is None:
             continue
+        series = [p for p in points if (p.fanout, p.workers) == (fanout, workers) and p.listeners]
         rows.append(
             [
+                fanout,
                 workers,
                 f"{cap.main_base:.1f}",
                 f"{cap.main_slope:.4f}",
                 f"{cap.worker_base:.1f}" if workers else "-",
                 f"{cap.worker_slope:.4f}" if workers else "-",
                 f"{cap.total_slope:.4f}",
+                f"{100 / cap.total_slope:.0f}" if cap.total_slope > 0 else "n/a",
                 f"{cap.rss_slope:.0f}",
                 f"{cap.listeners(1 if not workers else cores):.0f}",
+                _events(series),
             ]
         )
     text.append(
         markdown_table(
             [
+                "fan-out",
                 "workers",
                 "node process base %",
                 "node process % / listener",
                 "worker base %",
                 "worker % / listener it holds",
                 "all processes % / listener",
+                "listeners / core (all processes)",
                 "RSS KiB / listener (all)",
                 f"listeners at first limit ({cores} cores)",
+                "WebSocket messages / s / watcher (by type)",
             ],
             rows,
         )
     )
-    one = caps.get(0)
-    pooled = [c for w, c in caps.items() if w and c is not None]
-    if one is not None:
+    for fanout in sorted({f for f, _ in settings}):
+        one = caps.get((fanout, 0))
+        pooled = [c for (f, w), c in caps.items() if f == fanout and w and c is not None]
+        if one is None:
+            continue
         for cap in pooled:
             ratio = cap.listeners(cores) / one.listeners(1)
             text += [
                 "",
-                f"With {cap.workers} worker(s) the machine serves **{ratio:.2f}×** the {label} "
-                "listeners one process does (same run).",
+                f"{fanout}: with {cap.workers} worker(s) the machine serves **{ratio:.2f}×** "
+                f"the {label} listeners one process does (same run).",
             ]
-    if len(pooled) > 1:
-        few, most = pooled[0], pooled[-1]
-        scaling = most.listeners(cores) / few.listeners(cores)
-        text += [
-            "",
-            f"{most.workers} workers serve **{scaling:.2f}×** "
-            f"what {few.workers} worker(s) do (same run): how the worker path scales with cores.",
-        ]
-    if one is not None and pooled:
+    fanouts = sorted({f for f, _ in settings})
+    if len(fanouts) > 1:
+        for workers in sorted({w for _, w in settings}):
+            costs = {
+                f: caps[(f, workers)].total_slope  # type: ignore[union-attr]
+                for f in fanouts
+                if caps.get((f, workers)) is not None
+            }
+            if len(costs) > 1 and min(costs.values()) > 0:
+                best = min(costs, key=costs.__getitem__)
+                for other, cost in costs.items():
+                    if other != best:
+                        text += [
+                            "",
+                            f"workers = {workers}: a {label} listener costs all processes "
+                            f"**{cost / costs[best]:.2f}×** more with `{other}` than with "
+                            f"`{best}` (same run).",
+                        ]
+    if any(w for _, w in settings) or args.kind != "ws":
         text += [
             "",
             "The load generators cannot drive a setting to its limit on this machine, so the "
@@ -223,8 +328,16 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
         ]
     detail = []
     for p in points:
+        if args.kind in ("webrtc", "browser"):
+            delivery = p.webrtc_delivery()
+        elif args.kind == "http":
+            delivery = p.http_delivery(OGG_PAGE_MS)
+        else:
+            delivery = "-"
+        watchers = sum(int(r.get("ws_watchers") or 0) for r in p.results)
         detail.append(
             [
+                p.fanout,
                 p.workers,
                 p.listeners,
                 f"{p.connected}/{p.listeners}",
@@ -235,7 +348,8 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
                 f"{(p.rss_kib + sum(p.other_rss_kib.values())) / 1024:.1f}",
                 f"{p.loadgen_cpu_percent:.0f}",
                 f"{p.machine_percent:.0f}",
-                p.webrtc_delivery() if args.kind == "webrtc" else p.http_delivery(OGG_PAGE_MS),
+                delivery,
+                f"{watchers} watching, {_events([p])}" if watchers else "-",
                 p.error or "",
             ]
         )
@@ -243,6 +357,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
         "",
         markdown_table(
             [
+                "fan-out",
                 "workers",
                 "N",
                 "connected",
@@ -254,6 +369,7 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
                 "loadgen CPU %",
                 "machine busy %",
                 "delivery",
+                "WebSocket",
                 "error",
             ],
             detail,
@@ -264,9 +380,23 @@ def report(points: list[Point], args: argparse.Namespace, workdir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> list[Point]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kind", choices=("webrtc", "http"), default="webrtc")
+    parser.add_argument("--kind", choices=tuple(LABELS), default="webrtc")
     parser.add_argument("--counts", default="100,200,300,400")
     parser.add_argument("--workers", default="0,2", help="settings of [media] workers")
+    parser.add_argument(
+        "--fanouts", default="native", help="settings of [media] webrtc_fanout to compare"
+    )
+    parser.add_argument(
+        "--room-events",
+        default="",
+        help=f"how room events reach WebSockets, variants to compare: {', '.join(ROOM_EVENTS)}",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds over every setting and count (a busy machine: more points per fit)",
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -275,16 +405,24 @@ def main(argv: list[str] | None = None) -> list[Point]:
     args = parser.parse_args(argv)
     counts = [0] + [int(c) for c in args.counts.split(",") if c.strip()]
     settings = [int(w) for w in args.workers.split(",") if w.strip()]
+    fanouts = [f for f in args.fanouts.split(",") if f.strip()]
+    variants: list[str | None] = [v for v in args.room_events.split(",") if v.strip()] or [None]
+    for variant in variants:
+        if variant is not None and variant not in ROOM_EVENTS:
+            parser.error(f"--room-events: {variant} is none of {', '.join(ROOM_EVENTS)}")
     workdir = run_dir("workers")
     points = []
-    for n in counts:
-        for workers in settings:
+    for n in [c for _ in range(args.repeat) for c in counts]:
+        for fanout, variant, workers in (
+            (f, v, w) for f in fanouts for v in variants for w in settings
+        ):
             started = time.monotonic()
-            point = measure(workers, n, args, workdir)
+            point = measure(fanout, workers, n, args, workdir, variant)
             points.append(point)
             print(
                 json.dumps(
                     {
+                        "fanout": point.fanout,
                         "workers": workers,
                         "n": n,
                         "node_cpu": round(point.cpu_percent, 1),
@@ -299,8 +437,7 @@ def main(argv: list[str] | None = None) -> list[Point]:
     body = report(points, args, workdir)
     print(body)
     if args.write:
-        kind = "WebRTC" if args.kind == "webrtc" else "HTTP (Ogg)"
-        append_results(f"{kind} listeners over worker processes", body)
+        append_results(f"{LABELS[args.kind]} listeners over worker processes", body)
     return points
 
 

@@ -1,13 +1,15 @@
 """A WHEP server on Parley's own media layer, for comparing listener fan-out paths.
 
-    python -m bench.fast_server --port P --fanout aiortc|batched [--packet-ms 20|40|60]
+    python -m bench.fast_server --port P --fanout aiortc|batched|native [--packet-ms 20|40|60]
 
 A 440 Hz tone is encoded once (``OpusFrameEncoder``, as the mixer does) and published to a
-:class:`~node.media.packets.PacketStream` every 20 ms; ``PeerSessions.listen`` serves it to
-WHEP clients either the way the node did before issue 5 (``aiortc``: one ``PacketTrack``
-and one ``RTCRtpSender`` coroutine per listener) or through the batched send loop of
-``node/media/fanout.py`` (``batched``). Nothing else runs in the process (no mixer
-decoding, no rooms, no speaker), so its CPU is the fan-out's.
+:class:`~node.media.packets.PacketStream` every 20 ms, each packet naming one speaker (a
+CSRC and its level, as the mixer's packets do); ``PeerSessions.listen`` serves it to WHEP
+clients either the way the node did before issue 5 (``aiortc``: one ``PacketTrack`` and
+one ``RTCRtpSender`` coroutine per listener) or through the batched send loop of
+``node/media/fanout.py`` with its per-listener step in Python (``batched``) or in C
+(``native``). Nothing else runs in the process (no mixer decoding, no rooms, no speaker),
+so its CPU is the fan-out's.
 """
 
 from __future__ import annotations
@@ -28,10 +30,18 @@ from starlette.routing import Route
 
 from node.media.ice import IceSettings, install_ice_policy
 from node.media.mixer import OpusFrameEncoder
-from node.media.packets import OPUS_RATE, SAMPLES_PER_FRAME, OpusPacket, PacketStream
+from node.media.packets import (
+    OPUS_RATE,
+    SAMPLES_PER_FRAME,
+    Contributors,
+    OpusPacket,
+    PacketStream,
+)
 from node.media.peers import PeerSessions
 
 LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
+SPEAKING = Contributors(13, ((1, 13),))
+"""One speaker heard at -13 dBov: every packet carries one CSRC, as in a room."""
 
 
 async def publish_tone(stream: PacketStream, hz: float = 440.0) -> None:
@@ -43,13 +53,13 @@ async def publish_tone(stream: PacketStream, hz: float = 440.0) -> None:
         t = (np.arange(SAMPLES_PER_FRAME) + seq * SAMPLES_PER_FRAME) / OPUS_RATE
         data = encoder.encode((np.sin(2 * np.pi * hz * t) * 0.3 * 32767).astype(np.int16))
         if data is not None:
-            stream.publish(OpusPacket(seq, seq * SAMPLES_PER_FRAME, data))
+            stream.publish(OpusPacket(seq, seq * SAMPLES_PER_FRAME, data, SPEAKING))
         seq += 1
         due += SAMPLES_PER_FRAME / OPUS_RATE
         await asyncio.sleep(max(due - time.monotonic(), 0.0))
 
 
-def create_app(fanout: str, packet_ms: int = 20) -> Starlette:
+def create_app(fanout: str, packet_ms: int = 20, *, silent: bool = False) -> Starlette:
     stream = PacketStream()
     peers = PeerSessions(
         LOOPBACK,
@@ -73,12 +83,20 @@ def create_app(fanout: str, packet_ms: int = 20) -> Starlette:
         return Response(status_code=200)
 
     async def stats(request: Request) -> Response:
-        return JSONResponse({"peer_connections": peers.count(), "fanout": fanout})
+        return JSONResponse(
+            {
+                "peer_connections": peers.count(),
+                "fanout": peers.fanout_path,
+                "native_listeners": peers.native_listeners(),
+                "fanout_listeners": peers.fanout_listeners(),
+            }
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         install_ice_policy(LOOPBACK, asyncio.get_running_loop())
-        task = asyncio.create_task(publish_tone(stream))
+        # Silent: listeners connect and stay (ICE consent, RTCP) but no audio is sent.
+        task = asyncio.create_task(asyncio.Event().wait() if silent else publish_tone(stream))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -96,13 +114,16 @@ def create_app(fanout: str, packet_ms: int = 20) -> Starlette:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="WHEP fan-out server (aiortc or batched)")
+    parser = argparse.ArgumentParser(description="WHEP fan-out server (aiortc, batched, native)")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--fanout", choices=("aiortc", "batched"), default="batched")
+    parser.add_argument("--fanout", choices=("aiortc", "batched", "native"), default="native")
     parser.add_argument("--packet-ms", type=int, choices=(20, 40, 60), default=20)
+    parser.add_argument(
+        "--silent", action="store_true", help="send no audio: a listener's cost without it"
+    )
     args = parser.parse_args()
     uvicorn.run(
-        create_app(args.fanout, args.packet_ms),
+        create_app(args.fanout, args.packet_ms, silent=args.silent),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

@@ -232,6 +232,7 @@ class Room:
     whip_url: str
     whep_url: str
     listen_url: str
+    ws_url: str
 
 
 class NodeUnderTest(ProcessUnderTest):
@@ -289,7 +290,14 @@ class NodeUnderTest(ProcessUnderTest):
                 f"/api/v1/rooms/{data['id']}/mute", json={"muted": False}, headers=auth
             )
             unmuted.raise_for_status()
-        return Room(data["id"], token, data["whip_url"], data["whep_url"], data["listen_url"])
+        return Room(
+            data["id"],
+            token,
+            data["whip_url"],
+            data["whep_url"],
+            data["listen_url"],
+            data["ws_url"],
+        )
 
     def stats(self) -> dict[str, Any]:
         response = httpx.get(f"{self.base_url}/api/v1/node/stats", timeout=10)
@@ -649,7 +657,14 @@ class LoadWindow:
 
 
 def start_loadgens(
-    directory: Path, *, kind: str, listeners: int, url: str, per_proc: int, max_seconds: float
+    directory: Path,
+    *,
+    kind: str,
+    listeners: int,
+    url: str,
+    per_proc: int,
+    max_seconds: float,
+    extra: Sequence[str] = (),
 ) -> list[LoadGen]:
     """Spread `listeners` over as many load-generator processes as `per_proc` asks."""
     procs = math.ceil(listeners / per_proc) if listeners else 0
@@ -662,6 +677,7 @@ def start_loadgens(
             name=str(i),
             max_seconds=max_seconds,
             canary=i == 0,
+            extra=extra,
         )
         for i in range(procs)
     ]
@@ -680,10 +696,12 @@ def load_and_measure(
     settle: float,
     duration: float,
     profile_seconds: int = 0,
+    extra: Sequence[str] = (),
     **measure: Any,
 ) -> None:
     """Start load generators for `listeners` (appended to `generators`, which the caller
-    stops whatever happens) and measure `pid` with them (see :func:`measure_window`)."""
+    stops whatever happens) and measure `pid` with them (see :func:`measure_window`);
+    `extra` goes on their command line."""
     budget = settle + duration + profile_seconds + 120 + listeners * 0.5
     generators.extend(
         start_loadgens(
@@ -693,6 +711,7 @@ def load_and_measure(
             url=url,
             per_proc=per_proc,
             max_seconds=budget,
+            extra=extra,
         )
     )
     measure_window(

@@ -1,6 +1,7 @@
 """The load generator: N real listeners in one process, driven over stdin/stdout.
 
-    python -m bench.loadgen --kind webrtc|http --count N --url URL [--duration S]
+    python -m bench.loadgen --kind webrtc|http|ws --count N --url URL [--ws-url URL]
+        [--duration S]
 
 Protocol (one JSON object per stdout line): after connecting it prints
 ``{"event": "connected", ...}``. Then either it is driven over stdin (``start`` resets the
@@ -13,6 +14,14 @@ Opus payload is not decoded: ``RTCRtpReceiver._handle_rtp_packet`` (called by th
 transport with an already decrypted and parsed ``RtpPacket``) is replaced per receiver by a
 counter that checks the payload type and the Opus TOC byte (one 20 ms frame). One canary
 listener keeps aiortc's decoder and checks that the audio is the 440 Hz tone.
+
+Those listeners send no RTCP receiver reports (aiortc's receiver only reports streams
+its own packet handler saw); ``--receiver-reports 5`` makes each send one every ~5 s, as
+libwebrtc does for audio.
+
+A *browser-like* listener (``--kind webrtc --ws-url URL``) also holds the room WebSocket
+as the web client does, as a guest; ``--kind ws`` opens only WebSockets (watchers). The
+WebSocket messages are counted (by type) and their bytes, not decoded beyond their type.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import resource
 import sys
 import time
@@ -31,8 +41,9 @@ from urllib.parse import urljoin, urlsplit
 import av
 import httpx
 import numpy as np
+import websockets.asyncio.client
 from aiortc import RTCPeerConnection
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtpPacket
 
 from node.media.ice import IceSettings, install_ice_policy
 from tests.tonekit import (
@@ -81,6 +92,7 @@ class RtpCounter:
 
     __slots__ = (
         "payload_type",
+        "ssrc",
         "packets",
         "frames",
         "last_frames",
@@ -99,6 +111,7 @@ class RtpCounter:
 
     def __init__(self, payload_type: int | None) -> None:
         self.payload_type = payload_type
+        self.ssrc: int | None = None
         self.last_seq: int | None = None
         self.first_at: float | None = None
         self.reset()
@@ -119,6 +132,7 @@ class RtpCounter:
 
     def add(self, packet: RtpPacket) -> None:
         now = time.monotonic()
+        self.ssrc = packet.ssrc
         if self.first_at is None:
             self.first_at = now
         payload = packet.payload
@@ -174,6 +188,19 @@ class WebRtcListener:
     location: str | None
     canary_frames: list[av.AudioFrame] = field(default_factory=list)
     canary_task: asyncio.Task[None] | None = None
+    report_task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Watcher:
+    """One room WebSocket: messages and bytes received in the window, by type."""
+
+    task: asyncio.Task[None] | None = None
+    messages: int = 0
+    octets: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    ended: bool = False
+    error: str | None = None
 
 
 @dataclass
@@ -198,11 +225,15 @@ class Generator:
         self.canary: bool = args.canary
         self.webrtc: list[WebRtcListener] = []
         self.http: list[HttpListener] = []
+        self.watchers: list[Watcher] = []
+        self.ws_url: str | None = args.ws_url if args.kind != "ws" else args.url
         self.failures: list[str] = []
         self.window_start = 0.0
         self.rusage_start = 0.0
         self.http_client: httpx.AsyncClient | None = None
         self.burst: bool = args.burst
+        self.receiver_reports: float = args.receiver_reports
+        self.levels_from_audio: bool = args.levels_from_audio
 
     # -- connecting --------------------------------------------------------------------
 
@@ -219,8 +250,10 @@ class Generator:
                 try:
                     if self.kind == "webrtc":
                         await self._connect_webrtc(index == 0 and self.canary)
-                    else:
+                    elif self.kind == "http":
                         await self._connect_http(index == 0 and self.canary)
+                    if self.ws_url is not None:
+                        await self._connect_ws(self.ws_url)
                     join_times.append(time.monotonic() - t0)
                 except Exception as exc:  # counted and reported, never fatal
                     self.failures.append(f"{type(exc).__name__}: {exc}")
@@ -325,11 +358,22 @@ class Generator:
                     counter.add(packet)
 
                 receiver._handle_rtp_packet = count_only  # type: ignore[method-assign]
+                if self.receiver_reports:
+                    listener.report_task = asyncio.create_task(
+                        _report(receiver, counter, self.receiver_reports)
+                    )
             self.webrtc.append(listener)
             await wait_connected(pc, timeout=60)
         except BaseException:
             await pc.close()
             raise
+
+    async def _connect_ws(self, url: str) -> None:
+        watcher = Watcher()
+        connected = asyncio.get_running_loop().create_future()
+        watcher.task = asyncio.create_task(_watch(url, watcher, connected, self.levels_from_audio))
+        self.watchers.append(watcher)
+        await asyncio.wait_for(connected, 30)
 
     async def _connect_http(self, canary: bool) -> None:
         listener = HttpListener(canary_bytes=bytearray() if canary else None)
@@ -348,6 +392,9 @@ class Generator:
         for http in self.http:
             http.octets = 0
             http.pages = 0
+        for watcher in self.watchers:
+            watcher.messages = watcher.octets = 0
+            watcher.by_type.clear()
 
     def result(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.window_start
@@ -362,9 +409,27 @@ class Generator:
         }
         if self.kind == "webrtc":
             result.update(self._webrtc_result(elapsed))
-        else:
+        elif self.kind == "http":
             result.update(self._http_result(elapsed))
+        if self.watchers:
+            result.update(self._ws_result(elapsed))
         return result
+
+    def _ws_result(self, elapsed: float) -> dict[str, Any]:
+        watchers = self.watchers
+        by_type: dict[str, int] = {}
+        for watcher in watchers:
+            for kind, n in watcher.by_type.items():
+                by_type[kind] = by_type.get(kind, 0) + n
+        count = max(len(watchers), 1)
+        return {
+            "ws_watchers": sum(1 for w in watchers if not w.ended),
+            "ws_ended_early": sum(1 for w in watchers if w.ended),
+            "ws_errors": sorted({w.error for w in watchers if w.error})[:5],
+            "ws_messages_per_s": round(sum(w.messages for w in watchers) / elapsed / count, 3),
+            "ws_bytes_per_s": round(sum(w.octets for w in watchers) / elapsed / count, 1),
+            "ws_types_per_s": {k: round(n / elapsed / count, 3) for k, n in by_type.items()},
+        }
 
     def _webrtc_result(self, elapsed: float) -> dict[str, Any]:
         counters = [listener.counter for listener in self.webrtc]
@@ -434,6 +499,8 @@ class Generator:
             async with gate:
                 if listener.canary_task is not None:
                     listener.canary_task.cancel()
+                if listener.report_task is not None:
+                    listener.report_task.cancel()
                 if listener.location and self.http_client is not None:
                     with contextlib.suppress(httpx.HTTPError):
                         response = await self.http_client.delete(listener.location)
@@ -446,9 +513,34 @@ class Generator:
             if http.task is not None:
                 http.task.cancel()
         await asyncio.gather(*(h.task for h in self.http if h.task), return_exceptions=True)
+        for watcher in self.watchers:
+            if watcher.task is not None:
+                watcher.task.cancel()
+        await asyncio.gather(*(w.task for w in self.watchers if w.task), return_exceptions=True)
         if self.http_client is not None:
             await self.http_client.aclose()
         return {"event": "closed", "deleted": deleted}
+
+
+async def _report(receiver: Any, counter: RtpCounter, interval: float) -> None:
+    """RTCP receiver reports every ``interval`` s (randomised 0.5-1.5x, RFC 3550), as a
+    browser sends them (libwebrtc: 5 s for audio). The counting receiver replaced aiortc's
+    packet handler, so aiortc's own receiver sends none."""
+    while True:
+        await asyncio.sleep(interval * (0.5 + random.random()))
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+        if counter.ssrc is None or rtcp_ssrc is None:
+            continue
+        report = RtcpReceiverInfo(
+            ssrc=counter.ssrc,
+            fraction_lost=0,
+            packets_lost=0,
+            highest_sequence=counter.last_ext & 0xFFFFFFFF,
+            jitter=int(counter.jitter * 48000),
+            lsr=0,
+            dlsr=0,
+        )
+        await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=[report]))
 
 
 async def _drain_canary(receiver: Any, listener: WebRtcListener) -> None:
@@ -459,6 +551,37 @@ async def _drain_canary(receiver: Any, listener: WebRtcListener) -> None:
         if got < wanted and isinstance(frame, av.AudioFrame):
             listener.canary_frames.append(frame)
             got += frame.samples
+
+
+async def _watch(
+    url: str, watcher: Watcher, connected: asyncio.Future[None], levels_from_audio: bool
+) -> None:
+    """A guest on the room WebSocket, as the web client's page is, counting what comes.
+    With ``levels_from_audio`` it says it reads speaking levels from its WebRTC audio, as
+    the web client does once the program names a speaker (CSRCs)."""
+    try:
+        async with websockets.asyncio.client.connect(url, max_size=1 << 20) as ws:
+            if levels_from_audio:
+                await ws.send(json.dumps({"type": "levels_source", "source": "audio"}))
+            async for message in ws:
+                if not connected.done():
+                    connected.set_result(None)
+                watcher.messages += 1
+                watcher.octets += len(message)
+                text = message if isinstance(message, str) else ""
+                # '{"type":"levels", ...': the type without parsing the whole message.
+                start = text.find('"type":')
+                start = text.find('"', start + 7) + 1 if start >= 0 else -1
+                kind = text[start : text.find('"', start)] if start > 0 else "?"
+                watcher.by_type[kind] = watcher.by_type.get(kind, 0) + 1
+        watcher.ended = True
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        watcher.ended = True
+        watcher.error = f"{type(exc).__name__}: {exc}"
+        if not connected.done():
+            connected.set_exception(exc)
 
 
 async def _http_listen(url: str, listener: HttpListener, connected: asyncio.Future[None]) -> None:
@@ -577,9 +700,12 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kind", choices=("webrtc", "http"), required=True)
+    parser.add_argument("--kind", choices=("webrtc", "http", "ws"), required=True)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--url", required=True, help="WHEP URL or Ogg listen URL")
+    parser.add_argument("--url", required=True, help="WHEP URL, Ogg listen URL or ws_url")
+    parser.add_argument(
+        "--ws-url", help="also hold the room WebSocket per listener (a browser-like listener)"
+    )
     parser.add_argument("--duration", type=float, help="run one window alone, then exit")
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=300.0)
@@ -587,11 +713,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--burst", action="store_true", help="WebRTC: fire every WHEP POST at once (join storm)"
     )
+    parser.add_argument(
+        "--receiver-reports",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="WebRTC: send RTCP receiver reports every S s as browsers do (0: none)",
+    )
+    parser.add_argument(
+        "--levels-from-audio",
+        action="store_true",
+        help="room WebSockets say they read speaking levels from the WebRTC audio "
+        "(levels_source), as the web client does when listening over WebRTC",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.count <= 5000:
         parser.error("--count must be 1..5000")
-    if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
-        parser.error("loopback only: the URL must point at 127.0.0.1")
+    for url in (args.url, args.ws_url):
+        if url and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("loopback only: the URL must point at 127.0.0.1")
 
     async def bounded() -> None:
         try:

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_fanout_fast.main(quick)
         bench_workers.main(quick)
         bench_workers.main(["--kind", "http", *quick])
+        bench_workers.main(["--kind", "browser", "--fanouts", "native,batched", *quick])
+        bench_workers.main(["--kind", "ws", "--workers", "0", *quick])
     else:
         bench_mixer.main([])
         bench_join.main([])
@@ -60,8 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         bench_latency.main([])
         bench_page_load.main(["--runs", "5"])
         bench_fanout.main(["--http-extra", "500,1000,2000"])
-        bench_fanout_fast.main(["--counts", "50,100", "--per-proc", "50"])
+        bench_fanout_fast.main(["--counts", "200,400", "--aiortc-counts", "100,200"])
         bench_workers.main([])
+        bench_workers.main(
+            ["--kind", "browser", "--counts", "100,200,300", "--fanouts", "native,batched"]
+        )
+        bench_workers.main(
+            ["--kind", "ws", "--counts", "200,500,1000", "--workers", "0", "--per-proc", "500"]
+        )
         bench_workers.main(
             ["--kind", "http", "--counts", "1000,2000,3000,4000", "--workers", "0,1,2"]
             + ["--per-proc", "1000"]

@@ -64,6 +64,7 @@ def _serve(config: Config) -> int:
         proxy_headers=bool(config.node.trusted_proxies),
         forwarded_allow_ips=list(config.node.trusted_proxies) or None,
         ws_max_size=16 * 1024,
+        ws_per_message_deflate=config.node.ws_compression,
     )
     lock.release()
     return 0

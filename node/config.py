@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 MAX_NODE_DESCRIPTION = 500
 
 Registration = Literal["open", "approval", "closed"]
-WebRtcFanout = Literal["batched", "aiortc"]
+WebRtcFanout = Literal["native", "batched", "aiortc"]
 EventLoop = Literal["asyncio", "uvloop"]
 HttpParser = Literal["h11", "httptools"]
+RoomEventsPath = Literal["shared", "per_watcher"]
 
 
 class ConfigError(Exception):
@@ -48,6 +49,14 @@ class NodeSettings:
     # less CPU per Ogg listener than asyncio + h11, and no worse for WebRTC (bench/RESULTS.md).
     event_loop: EventLoop = "uvloop"
     http_parser: HttpParser = "httptools"
+    # How a room's events reach its WebSocket clients: "shared" (encoded once per room,
+    # the same strings to every socket, gathered per event-loop tick) or "per_watcher"
+    # (each event to each client on its own: the path before issue 18, kept for
+    # bench/). node/onair/watchers.py.
+    room_events: RoomEventsPath = "shared"
+    # permessage-deflate on WebSockets. Off: a room's events are tiny JSON messages, and
+    # compressing each for each client costs more CPU than it saves bytes (bench/RESULTS.md).
+    ws_compression: bool = False
     # What this node is, in a sentence or two: shown to logged-out visitors on the home
     # page and in link previews. Optional (node.web.about reads it).
     description: str = ""
@@ -76,12 +85,14 @@ class MediaSettings:
     # How long a live room waits for a host who left without ending it.
     host_grace_s: float = 60.0
     max_sdp_bytes: int = 16 * 1024
-    # How WebRTC listeners get their packets: "batched" (one send loop per room, see
-    # node/media/fanout.py) or "aiortc" (aiortc's own sender per listener, the fallback).
-    webrtc_fanout: WebRtcFanout = "batched"
-    # Audio per RTP packet for WebRTC listeners on the batched fan-out, in ms: 20, 40 or 60.
-    # A listener costs about the same per packet whatever its size, so 40 halves the cost
-    # per listener and adds 20 ms of delay (speakers' own returns stay at 20).
+    # How WebRTC listeners get their packets: "native" (one send loop per room, the
+    # per-listener step in C: node/media/native.py), "batched" (the same loop in pure
+    # Python, node/media/fanout.py) or "aiortc" (aiortc's own sender per listener).
+    webrtc_fanout: WebRtcFanout = "native"
+    # Audio per RTP packet for WebRTC listeners on the batched fan-out (native or Python
+    # step), in ms: 20, 40 or 60. A packet costs about the same whatever its size, so 40
+    # cuts a listener's cost (by a fifth to a third with the native step: what is left is
+    # ICE consent and RTCP) and adds 20 ms of delay (speakers' own returns stay at 20).
     webrtc_packet_ms: int = 40
     # Audio per Ogg page for HTTP listeners, in ms (a multiple of the 20 ms Opus frame):
     # each listener is woken and written to once per page, so longer pages cost less CPU

@@ -26,6 +26,7 @@ from node.rooms import (
     Room,
     RoomState,
     Visibility,
+    valid_csrc,
 )
 
 
@@ -96,6 +97,7 @@ def member_from_json(raw: dict[str, Any], hands: list[str]) -> Member:
         invited=bool(raw.get("invited")),
         connections=1 if raw.get("connected") else 0,
         publishing=bool(raw.get("publishing")),
+        csrc=valid_csrc(raw.get("csrc")),
     )
 
 

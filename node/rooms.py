@@ -171,6 +171,9 @@ class Member:
     invited: bool = False
     connections: int = 0
     publishing: bool = False
+    csrc: int | None = None
+    """The contributing source (RTP CSRC) naming this member in the room's audio once they
+    spoke (see Room.csrc_for)."""
 
     @property
     def on_stage(self) -> bool:
@@ -186,7 +189,15 @@ class Member:
             "invited": self.invited,
             "connected": self.connections > 0 or self.publishing,
             "publishing": self.publishing,
+            "csrc": self.csrc,
         }
+
+
+def valid_csrc(value: Any) -> int | None:
+    """A CSRC from a room JSON (another node's), or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 0xFFFFFFFF:
+        return value
+    return None
 
 
 def validate_title(value: Any) -> str:
@@ -261,6 +272,9 @@ class Room:
     stats: RoomStats = field(default_factory=RoomStats)
     reactions: ReactionLimiter = field(default_factory=ReactionLimiter)
     clock: Callable[[], float] = time.time
+    csrcs: dict[str, int] = field(default_factory=dict)
+    """Username -> CSRC, kept for the room's life (a speaker who leaves and comes back is
+    named by the same number)."""
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -450,7 +464,9 @@ class Room:
                 raise Forbidden(refused)
         member = self.members.get(username)
         if member is None:
-            member = self.members[username] = Member(username, display_name)
+            member = self.members[username] = Member(
+                username, display_name, csrc=self.csrcs.get(username)
+            )
         member.connections += 1
         self._member_changed(member)
         return member
@@ -472,6 +488,19 @@ class Room:
             return
         member.publishing = publishing
         self._member_changed(member)
+
+    def csrc_for(self, username: str) -> int:
+        """The CSRC naming ``username`` in the room's program packets (RFC 3550): given
+        the first time they are mixed, the same for the rest of the room's life. Clients
+        map the CSRCs a WebRTC receiver reports to people with the members' ``csrc``."""
+        csrc = self.csrcs.get(username)
+        if csrc is None:
+            csrc = self.csrcs[username] = max(self.csrcs.values(), default=0) + 1
+        member = self.members.get(username)
+        if member is not None and member.csrc != csrc:
+            member.csrc = csrc
+            self._member_changed(member)
+        return csrc
 
     def set_listener_count(self, count: int, total: int | None = None) -> None:
         self.stats.listeners(count, total)
@@ -725,6 +754,7 @@ class Room:
         self.host = host
         self.host_display_name = host_display_name
         self.members = {m.username: m for m in members}
+        self.csrcs.update((m.username, m.csrc) for m in members if m.csrc is not None)
         self.members.setdefault(host, Member(host, host_display_name, role=Role.HOST))
         self.listener_count = listener_count
         self.started_at = started_at if started_at is not None else self.started_at
@@ -749,6 +779,9 @@ class Room:
         member.invited = bool(raw.get("invited"))
         member.publishing = bool(raw.get("publishing"))
         member.connections = max(member.connections, 1) if raw.get("connected") else 0
+        csrc = valid_csrc(raw.get("csrc"))
+        if csrc is not None:
+            member.csrc = self.csrcs[username] = csrc
         self._member_changed(member)
 
     def replicate_left(self, username: str) -> None:

@@ -528,6 +528,13 @@ export class RoomAudio {
     return this.session ? this.rtcLatency : null;
   }
 
+  /** The RTCRtpReceiver of the WebRTC listening session, or null (speaking, off). */
+  listeningReceiver() {
+    if (this.mode !== 'listen' || !this.session || !this.session.pc) return null;
+    const [receiver] = this.session.pc.getReceivers();
+    return receiver || null;
+  }
+
   /** RTP counters of the running session, for diagnostics and tests. */
   async stats() {
     const result = {

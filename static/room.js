@@ -3,9 +3,12 @@
 // State comes from the node over the room WebSocket: a snapshot first, then member,
 // room, levels, listeners and kicked messages. The page re-renders its lists from that
 // state; speaking levels only toggle classes so focus and screen readers are not
-// disturbed four times a second.
+// disturbed four times a second. Listening over WebRTC, the page reads who speaks from
+// the audio's contributing sources instead (levels.js) and tells the node so
+// (`levels_source`), which then ignores the WebSocket's levels.
 
 import { ApiError, get, memberPath, post, roomPath, del } from './api.js';
+import { ContributingSources } from './levels.js';
 import { AudioOutput, RoomAudio, openMicrophone } from './media.js';
 import { micPanel } from './mic-check.js';
 import { reportForm } from './report.js';
@@ -137,6 +140,10 @@ export async function mountRoom(main, roomId, ctx) {
   const lastAnnounced = new Map();
   let lastAnnounceAt = 0;
   let audioStatus = 'off';
+  // Where speaking rings come from: 'websocket' (the room's levels messages) or 'audio'
+  // (the CSRCs of the WebRTC program, once it has named a speaker).
+  let levelsSource = 'websocket';
+  let csrcWatch = null;
   let ws = null;
   let wsBackoff = WS_BACKOFF_MIN_MS;
   let wsTimer = null;
@@ -154,6 +161,7 @@ export async function mountRoom(main, roomId, ctx) {
     onStatus: (status) => {
       audioStatus = status;
       renderStatus();
+      followAudioLevels();
     },
     onMicStream: (stream) => {
       if (stream) stopPreview();
@@ -212,6 +220,13 @@ export async function mountRoom(main, roomId, ctx) {
     get connection() {
       return connection;
     },
+    get levelsSource() {
+      return levelsSource;
+    },
+    contributingSources: () => {
+      const receiver = roomAudio.listeningReceiver();
+      return receiver ? receiver.getContributingSources() : [];
+    },
     stats: () => roomAudio.stats(),
   };
 
@@ -239,7 +254,10 @@ export async function mountRoom(main, roomId, ctx) {
   // A copy of a room that another server's moderators stopped carrying: it goes on here.
   const stoppedEl = h('p.muted.room-stopped', { hidden: true });
   const inviteEl = h('div.invite-banner', { hidden: true });
-  const stageList = h('ul.stage-grid', { 'aria-label': 'Speakers' });
+  const stageList = h('ul.stage-grid', {
+    'aria-label': 'Speakers',
+    dataset: { levelsSource: 'websocket' },
+  });
   const handsSection = h('section.panel.hands', { 'aria-labelledby': 'hands-h', hidden: true });
   const handsList = h('ol.hand-list', { 'aria-label': 'Raised hands, in the order they were raised' });
   const audienceList = h('ul.audience-grid', { 'aria-label': 'Audience' });
@@ -630,15 +648,51 @@ export async function mountRoom(main, roomId, ctx) {
   }
 
   function applyLevels(levels) {
+    const loud = Object.entries(levels || {}).filter(([, level]) => level > SPEAKING_THRESHOLD);
+    markSpeaking(loud.map(([username]) => username));
+  }
+
+  function markSpeaking(usernames) {
     const now = performance.now();
-    for (const [username, level] of Object.entries(levels || {})) {
-      if (level > SPEAKING_THRESHOLD) {
-        const wasSpeaking = (speakingUntil.get(username) || 0) > now;
-        speakingUntil.set(username, now + SPEAKING_HOLD_MS);
-        if (!wasSpeaking) maybeAnnounceSpeaker(username, now);
-      }
+    for (const username of usernames) {
+      const wasSpeaking = (speakingUntil.get(username) || 0) > now;
+      speakingUntil.set(username, now + SPEAKING_HOLD_MS);
+      if (!wasSpeaking) maybeAnnounceSpeaker(username, now);
     }
     renderSpeaking();
+  }
+
+  /** Read speaking levels from the WebRTC audio while we listen over WebRTC. */
+  function followAudioLevels() {
+    const receiver = audioStatus === 'listening' && !disposed ? roomAudio.listeningReceiver() : null;
+    if (csrcWatch && csrcWatch.receiver === receiver) return;
+    if (csrcWatch) csrcWatch.stop();
+    csrcWatch = null;
+    setLevelsSource('websocket');
+    if (!receiver) return;
+    csrcWatch = new ContributingSources({
+      receiver,
+      nameOf: (csrc) => {
+        for (const member of members.values()) if (member.csrc === csrc) return member.username;
+        return null;
+      },
+      onSpeaking: markSpeaking,
+      onFirstSource: () => setLevelsSource('audio'),
+    });
+  }
+
+  function setLevelsSource(source) {
+    if (levelsSource === source) return;
+    levelsSource = source;
+    stageList.dataset.levelsSource = source;
+    sendLevelsSource();
+  }
+
+  // The node then sends this socket the room's state only, no `levels` (docs/API.md).
+  function sendLevelsSource() {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: 'levels_source', source: levelsSource }));
+    }
   }
 
   function maybeAnnounceSpeaker(username, now) {
@@ -724,6 +778,7 @@ export async function mountRoom(main, roomId, ctx) {
       handleMessage(msg);
     });
     socket.addEventListener('open', () => {
+      if (levelsSource !== 'websocket') sendLevelsSource();
       clearInterval(pingTimer);
       pingTimer = setInterval(() => {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'ping' }));
@@ -796,7 +851,7 @@ export async function mountRoom(main, roomId, ctx) {
         }
         break;
       case 'levels':
-        applyLevels(msg.levels);
+        if (levelsSource === 'websocket') applyLevels(msg.levels);
         break;
       case 'listeners':
         if (room) {
@@ -1374,6 +1429,7 @@ export async function mountRoom(main, roomId, ctx) {
     clearTimeout(wsTimer);
     clearInterval(pingTimer);
     clearInterval(speakingTimer);
+    if (csrcWatch) csrcWatch.stop();
     clearInterval(latencyTimer);
     clearTimeout(flashTimer);
     window.removeEventListener('pagehide', onPageHide);

@@ -15,6 +15,7 @@ def test_shipped_node_toml_loads_with_open_registration() -> None:
     config = load_config(ROOT / "node.toml")
     assert config.accounts.registration == "open"
     assert config.media.max_speakers == 10
+    assert config.media.webrtc_fanout == "native"
     assert Path(config.node.data_dir).is_absolute()
 
 
@@ -41,6 +42,7 @@ def test_shipped_node_toml_loads_with_open_registration() -> None:
         ({"media": {"ice_servers": ["http://x"]}}, "media.ice_servers[0]"),
         ({"media": {"ice_servers": "stun:x:3478"}}, "media.ice_servers"),
         ({"federation": {"authorized_fetch": "yes"}}, "federation.authorized_fetch"),
+        ({"media": {"webrtc_fanout": "c"}}, "media.webrtc_fanout"),
         ({"node": {"description": 3}}, "node.description"),
         ({"node": {"description": "x" * 501}}, "node.description"),
     ],

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from node.mailbox import Mailbox
-from node.onair.on_air import Watcher
+from node.onair.watchers import Watcher
 from node.relaying.hub import RelaySubscriber
 
 

@@ -1,5 +1,7 @@
 """The batched RTP fan-out: listeners hear the tone, RTP stays well-formed, and a
-leaving or broken listener does not disturb the others.
+leaving or broken listener does not disturb the others. Every test with aiortc listeners
+runs on both paths of the per-listener step: the native one (node/media/native.py) and
+the pure-Python one.
 
 Audio is checked as audio (decoded, dominant frequency); nothing here asserts timing.
 """
@@ -20,15 +22,18 @@ from aiortc import RTCPeerConnection
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 from OpenSSL import SSL
 
-from node.media.fanout import RtpFanout, RtpListener, _socket_sendto, plain_transmitter
+from node.media.fanout import RtpFanout, RtpListener, plain_transmitter
+from node.media.fanout_attach import _socket_sendto
 from node.media.lean import SpentDtls
-from node.media.packets import OpusPacket, PacketStream, combine_opus
-from node.media.peers import PeerSessions
+from node.media.packets import Contributors, OpusPacket, PacketStream, combine_opus
+from node.media.peers import FanoutMode, PeerSessions
+from node.media.rtpwire import RtpLayout
 from tests.conftest import LOOPBACK
 from tests.tonekit import (
     accept_answer,
     decode_opus_packets,
     dominant_frequency,
+    header_extensions,
     make_offer,
     opus_tone_packets,
     record_track,
@@ -36,6 +41,11 @@ from tests.tonekit import (
 )
 
 TONE = opus_tone_packets(440, 50)  # one second: a whole number of 440 Hz cycles
+
+SPEAKERS = Contributors(9, ((7, 12), (0xDEADBEEF, 40)))
+"""What the mixer says of the tone's packets: two speakers heard, CSRCs 7 and 0xDEADBEEF."""
+
+PATHS: list[FanoutMode] = ["native", "batched"]
 
 
 async def _play(stream: PacketStream) -> None:
@@ -45,7 +55,7 @@ async def _play(stream: PacketStream) -> None:
     due = loop.time()
     while True:
         source = TONE[seq % len(TONE)]
-        stream.publish(OpusPacket(seq, seq * 960, source.data))
+        stream.publish(OpusPacket(seq, seq * 960, source.data, SPEAKERS))
         seq += 1
         due += 0.02
         await asyncio.sleep(max(due - loop.time(), 0))
@@ -62,12 +72,34 @@ async def stream() -> AsyncIterator[PacketStream]:
     program.close()
 
 
+@pytest.fixture(params=PATHS)
+async def sessions(
+    loopback_ice: None, request: pytest.FixtureRequest
+) -> AsyncIterator[PeerSessions]:
+    """The node's WebRTC sessions on one path of the fan-out (overrides conftest's)."""
+    peers = PeerSessions(LOOPBACK, fanout=request.param)
+    yield peers
+    await peers.close_all()
+
+
+def _on_its_path(sessions: PeerSessions) -> None:
+    """Every fan-out listener is on the path the sessions were made for."""
+    native = sessions.native_listeners()
+    assert native == (sessions.fanout_listeners() if sessions.fanout_path == "native" else 0)
+
+
+CSRC_LEVELS_EXTMAP = "a=extmap:9 urn:ietf:params:rtp-hdrext:csrc-audio-level"
+
+
 @dataclass
 class Client:
     pc: RTCPeerConnection
     session_id: str
     transceiver: Any
+    answer: str
     packets: list[RtpPacket] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    """The RTP packets as they arrived, decrypted (header extensions aiortc drops)."""
 
 
 @pytest.fixture
@@ -76,12 +108,14 @@ async def connect(
 ) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     clients: list[Client] = []
 
-    async def one(setup: str = "actpass") -> Client:
+    async def one(setup: str = "actpass", *, csrc_levels: bool = False) -> Client:
         pc, offer = await make_offer("recvonly")
         offer = offer.replace("a=setup:actpass", f"a=setup:{setup}")
+        if csrc_levels:  # as Firefox offers RFC 6465 (aiortc does not)
+            offer = offer.replace("a=mid:", CSRC_LEVELS_EXTMAP + "\r\na=mid:", 1)
         session_id, answer = await sessions.listen(offer, stream=stream)
         transceiver = await accept_answer(pc, answer)
-        client = Client(pc, session_id, transceiver)
+        client = Client(pc, session_id, transceiver, answer)
         receiver = transceiver.receiver
         original = receiver._handle_rtp_packet
 
@@ -90,6 +124,14 @@ async def connect(
             await original(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = record
+        dtls = receiver.transport
+        handle_rtp_data = dtls._handle_rtp_data
+
+        async def keep_raw(data: bytes, arrival_time_ms: int) -> None:
+            client.raw.append(data)
+            await handle_rtp_data(data, arrival_time_ms=arrival_time_ms)
+
+        dtls._handle_rtp_data = keep_raw
         clients.append(client)
         await wait_connected(pc)
         return client
@@ -137,6 +179,7 @@ async def test_listeners_on_the_fast_path_hear_the_tone(
     # The node moves a listener to the fast path once its own side of DTLS is done, which
     # may come a moment after the client sees the connection up.
     await _until(lambda: sessions.fanout_listeners() == 3)
+    _on_its_path(sessions)
     heard = await asyncio.gather(
         *(record_track(c.transceiver.receiver.track, 1.5, skip=0.3) for c in clients)
     )
@@ -148,8 +191,31 @@ async def test_listeners_on_the_fast_path_hear_the_tone(
         assert not any(p.marker for p in client.packets[1:])
         # The MID header extension is there, as aiortc's own sender writes it.
         assert client.packets[0].extensions.mid == client.transceiver.mid
+        # The speakers heard are the CSRCs, and the mix's level is RFC 6464's (aiortc
+        # offers it, as Chromium does).
+        assert all(p.csrc == [7, 0xDEADBEEF] for p in client.packets)
+        assert client.packets[0].extensions.audio_level == (True, 9)
     # Every listener has its own SSRC and sequence space.
     assert len({c.packets[0].ssrc for c in clients}) == 3
+
+
+async def test_listeners_offering_rfc_6465_get_each_speaker_s_level(
+    sessions: PeerSessions, connect: Callable[..., Awaitable[Client]]
+) -> None:
+    client = await connect(csrc_levels=True)
+    plain = await connect()
+    # Answered as sent only (RFC 8285), with the offer's id; not to those who did not ask.
+    assert "a=extmap:9/sendonly urn:ietf:params:rtp-hdrext:csrc-audio-level" in client.answer
+    assert "csrc-audio-level" not in plain.answer
+    await _until(lambda: len(client.raw) > 5 and len(plain.raw) > 5)
+    _on_its_path(sessions)
+    for data in client.raw:
+        assert data[0] & 0x0F == 2  # CSRC count
+        # One -dBov level per CSRC, in CSRC order.
+        assert header_extensions(data)[9] == bytes([12, 40])
+    assert all(9 not in header_extensions(data) for data in plain.raw)
+    heard = await record_track(client.transceiver.receiver.track, 1.0, skip=0.2)
+    assert dominant_frequency(heard) == pytest.approx(440, abs=5)
 
 
 async def test_a_listener_leaving_does_not_disturb_the_others(
@@ -186,9 +252,9 @@ async def test_a_broken_listener_is_dropped_and_the_rest_keep_playing(
 
 
 def _capturing_listener(sent: list[bytes], ssrc: int, **kwargs: Any) -> RtpListener:
-    extension = b"\xbe\xde\x00\x01\x10a\x00\x00"  # one-byte header: MID "a", padded
-    transmit = plain_transmitter(ssrc, extension, lambda data: data, sent.append)
-    return RtpListener(ssrc=ssrc, payload_type=111, transmit=transmit, **kwargs)
+    transmit = plain_transmitter(ssrc, lambda data: data, sent.append)
+    layout = RtpLayout(mid="a", mid_id=1)
+    return RtpListener(ssrc=ssrc, payload_type=111, transmit=transmit, layout=layout, **kwargs)
 
 
 async def test_rtp_headers_are_built_per_listener() -> None:
@@ -226,13 +292,13 @@ async def test_failing_listeners_are_dropped_without_stalling_the_batch() -> Non
     broken = RtpListener(
         ssrc=3,
         payload_type=111,
-        transmit=plain_transmitter(3, b"", bytes, closed_socket),
+        transmit=plain_transmitter(3, bytes, closed_socket),
         on_drop=lambda _, reason: dropped.append(reason),
     )
     slow = RtpListener(
         ssrc=4,
         payload_type=111,
-        transmit=plain_transmitter(4, b"", bytes, full_socket),
+        transmit=plain_transmitter(4, bytes, full_socket),
         on_drop=lambda _, reason: dropped.append(reason),
     )
     fanout.add(broken)
@@ -253,11 +319,12 @@ async def test_failing_listeners_are_dropped_without_stalling_the_batch() -> Non
 # -- several 20 ms frames per RTP packet ([media] webrtc_packet_ms) ----------------------
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("frames", [2, 3])
 async def test_listeners_hear_the_tone_in_multi_frame_packets(
-    stream: PacketStream, frames: int, loopback_ice: None
+    stream: PacketStream, frames: int, path: FanoutMode, loopback_ice: None
 ) -> None:
-    peers = PeerSessions(LOOPBACK, frames_per_packet=frames)
+    peers = PeerSessions(LOOPBACK, frames_per_packet=frames, fanout=path)
     pc, offer = await make_offer("recvonly")
     packets: list[RtpPacket] = []
     try:
@@ -271,6 +338,7 @@ async def test_listeners_hear_the_tone_in_multi_frame_packets(
 
         transceiver.receiver._handle_rtp_packet = record
         heard = await record_track(transceiver.receiver.track, 1.5, skip=0.3)
+        _on_its_path(peers)
     finally:
         await pc.close()
         await peers.close_all()

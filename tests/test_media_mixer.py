@@ -210,3 +210,40 @@ async def test_a_standing_queue_drains_but_a_cushion_stays() -> None:
         mixer.tick()
     assert sink.pending() == 1
     mixer.close()
+
+
+async def test_program_packets_name_the_speakers_heard_loudest_first() -> None:
+    names = {"loud": 40, "soft": 7, "muted": 9, "quiet": 11}
+    mixer = RoomMixer(csrc_of=names.__getitem__)
+    program = mixer.program.reader()
+    inputs = {sid: mixer.add_speaker(sid) for sid in names}
+    inputs["muted"].muted = True
+    assert mixer.csrcs() == names
+    for i in range(10):
+        inputs["loud"].push(tone_frame(440, FRAME, i * FRAME, amplitude=0.5))
+        inputs["soft"].push(tone_frame(660, FRAME, i * FRAME, amplitude=0.1))
+        inputs["muted"].push(tone_frame(550, FRAME, i * FRAME, amplitude=0.5))
+        # Audible, but under the speaking level: mixed, not named.
+        inputs["quiet"].push(tone_frame(770, FRAME, i * FRAME, amplitude=0.01))
+        mixer.tick()
+    packets = await drain(program)
+    last = packets[-1].contributors
+    assert last is not None
+    # A 0.5 sine is -9 dBov (RMS 0.354), a 0.1 sine -23.
+    assert last.sources == ((40, 9), (7, 23))
+    assert last.voice and last.level == 9  # the mix: RMS 0.36
+    for _ in range(25):  # half a second of silence: the smoothed levels fall away
+        mixer.tick()
+    quiet = (await drain(program))[-1].contributors
+    assert quiet is not None and quiet.sources == () and not quiet.voice
+    assert quiet.level == 127
+    mixer.close()
+
+
+async def test_without_a_room_speakers_are_numbered_in_order() -> None:
+    mixer = RoomMixer()
+    mixer.add_speaker("a")
+    mixer.add_speaker("b")
+    mixer.add_speaker("a")  # already there: same speaker
+    assert mixer.csrcs() == {"a": 1, "b": 2}
+    mixer.close()

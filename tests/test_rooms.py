@@ -116,3 +116,34 @@ def test_host_presence() -> None:
     assert not room.host_present
     room.set_publishing("alice", True)
     assert room.host_present
+
+
+def test_csrcs_name_speakers_for_the_room_s_life() -> None:
+    room, events = live_room()
+    assert room.members["bob"].to_json()["csrc"] is None
+    assert room.csrc_for("alice") == 1
+    assert room.csrc_for("bob") == 2
+    assert room.csrc_for("alice") == 1
+    assert events[-1] == {"type": "member", "member": room.members["bob"].to_json()}
+    assert room.to_json()["speakers"][0]["csrc"] == 1
+    # Bob leaves (his member goes) and comes back: the same number names him.
+    room.disconnect("bob")
+    assert "bob" not in room.members
+    room.connect("bob", "Bob")
+    assert room.members["bob"].csrc == 2
+    # Someone mixed before joining (a remote speaker) gets theirs when they join.
+    assert room.csrc_for("erin@b.example") == 3
+    room.connect("erin@b.example", "Erin")
+    assert room.members["erin@b.example"].csrc == 3
+
+
+def test_a_copy_of_a_room_keeps_the_origin_s_csrcs() -> None:
+    room, _ = make_room()
+    room.replicate_member({"username": "bob", "role": "speaker", "csrc": 5})
+    room.replicate_member({"username": "carol", "role": "speaker", "csrc": "6"})
+    room.replicate_member({"username": "dave", "role": "speaker", "csrc": True})
+    assert room.members["bob"].csrc == 5
+    assert room.members["carol"].csrc is None and room.members["dave"].csrc is None
+    # Promoted, its own mixer keeps bob's and numbers newcomers after the highest.
+    assert room.csrc_for("bob") == 5
+    assert room.csrc_for("carol") == 6

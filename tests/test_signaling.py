@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
+from aiortc.rtp import RtpPacket
 
 from tests.conftest import Api, NodeProcess
 from tests.tonekit import (
@@ -37,6 +38,8 @@ pytestmark = pytest.mark.usefixtures("loopback_ice")
 class Peer:
     pc: RTCPeerConnection
     location: str
+    csrcs: set[int] = field(default_factory=set)
+    """Every contributing source (CSRC) the RTP packets received so far listed."""
 
     async def heard(self, seconds: float = 2.0) -> np.ndarray:
         track = self.pc.getTransceivers()[0].receiver.track
@@ -63,8 +66,16 @@ async def whep(url: str, pcs: list[RTCPeerConnection]) -> Peer:
     async with httpx.AsyncClient(timeout=20) as http:
         response = await http.post(url, content=offer, headers={"Content-Type": "application/sdp"})
     assert response.status_code == 201, response.text
-    await accept_answer(pc, response.text)
-    return Peer(pc, response.headers["location"])
+    receiver = (await accept_answer(pc, response.text)).receiver
+    peer = Peer(pc, response.headers["location"])
+    original = receiver._handle_rtp_packet
+
+    async def record(packet: RtpPacket, arrival_time_ms: int) -> None:
+        peer.csrcs.update(packet.csrc)
+        await original(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = record  # type: ignore[method-assign]
+    return peer
 
 
 def put_on_stage(api: Api, room_id: str, host: str, speaker: str, username: str) -> None:

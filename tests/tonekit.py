@@ -23,6 +23,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import unpack_header_extensions
 
 from node.media.mixer import OpusFrameEncoder
 from node.media.packets import OPUS_RATE, OpusPacket
@@ -35,6 +36,7 @@ __all__ = [
     "decode_opus_packets",
     "dominant_frequency",
     "frequency_power",
+    "header_extensions",
     "make_offer",
     "opus_tone_packets",
     "record_track",
@@ -245,3 +247,15 @@ async def wait_connected(pc: RTCPeerConnection, *, timeout: float = 20.0) -> Non
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(connected(), timeout)
+
+
+def header_extensions(rtp: bytes) -> dict[int, bytes]:
+    """The header extension elements of a decrypted RTP packet, by id (RFC 8285), as
+    they are on the wire (aiortc's parser keeps only those it knows)."""
+    if not rtp[0] & 0x10:
+        return {}
+    start = 12 + 4 * (rtp[0] & 0x0F)
+    profile = int.from_bytes(rtp[start : start + 2], "big")
+    words = int.from_bytes(rtp[start + 2 : start + 4], "big")
+    body = rtp[start + 4 : start + 4 + 4 * words]
+    return dict(unpack_header_extensions(profile, body))

@@ -5,6 +5,11 @@ voice), so nobody hears themselves with a delay. Encoding a mix-minus per speake
 tick is the expensive part, so it is done only for speakers who are audible right now
 (plus a short hangover): for a speaker who contributed nothing audible, the program
 *is* their mix-minus, and their return stream carries the very same packet.
+
+Each program packet also says who is heard in it (:class:`~node.media.packets.Contributors`:
+the speakers' CSRCs and levels, and the level of the mix), which the WebRTC fan-out
+writes into every listener's RTP header (node/media/rtpwire.py), so a browser knows who
+speaks from the audio itself.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from node.media.packets import OPUS_RATE, OpusPacket, PacketStream
+from node.media.packets import MAX_CSRCS, OPUS_RATE, Contributors, OpusPacket, PacketStream
+from node.media.rtpwire import dbov
 
 __all__ = ["AudioSink", "OpusFrameEncoder", "RoomMixer", "SpeakerInput"]
 
@@ -53,6 +59,12 @@ such stall cut audio out for every listener of the room."""
 
 LEVEL_DECAY = 0.8
 """Per-tick decay of the smoothed speaking level (fast attack, ~100 ms release)."""
+
+SPEAKING_LEVEL = 0.03
+"""A speaker whose smoothed level is above this (about -30 dBov) is a contributing source
+(CSRC) of the program packet: the threshold at which the web client lights a speaking
+ring from the levels of the room WebSocket (static/room.js), so both say the same.
+Chromium gives no level per CSRC (rtpwire.py), so being listed must mean speaking."""
 
 Samples = npt.NDArray[np.int16]
 
@@ -164,15 +176,16 @@ class OpusFrameEncoder:
 
 
 class _Speaker:
-    __slots__ = ("input", "returns", "encoder", "level", "hangover", "own")
+    __slots__ = ("input", "returns", "encoder", "level", "hangover", "own", "csrc")
 
-    def __init__(self, speaker_input: SpeakerInput, encoder: OpusFrameEncoder) -> None:
+    def __init__(self, speaker_input: SpeakerInput, encoder: OpusFrameEncoder, csrc: int) -> None:
         self.input = speaker_input
         self.returns = PacketStream()
         self.encoder = encoder
         self.level = 0.0
         self.hangover = 0
         self.own: Samples | None = None
+        self.csrc = csrc
 
 
 class RoomMixer:
@@ -184,7 +197,11 @@ class RoomMixer:
         frame_ms: int = 20,
         bitrate: int = 32000,
         clock: Callable[[], float] = time.monotonic,
+        csrc_of: Callable[[str], int] | None = None,
     ) -> None:
+        """``csrc_of(speaker_id)`` names each speaker's contributing source (RFC 3550 CSRC,
+        1..2**32-1) in program packets; the room keeps them stable (node.rooms). Without
+        it speakers are numbered in the order they were added."""
         if frame_ms not in (10, 20, 40, 60):
             raise ValueError("frame_ms must be an Opus frame size: 10, 20, 40 or 60")
         self.frame_ms = frame_ms
@@ -192,7 +209,9 @@ class RoomMixer:
         self.bitrate = bitrate
         self.program = PacketStream()
         self._clock = clock
+        self._csrc_of = csrc_of
         self._speakers: dict[str, _Speaker] = {}
+        self._next_csrc = 1
         self._encoder = OpusFrameEncoder(frame_samples=self.frame_samples, bitrate=bitrate)
         self._sum = np.zeros(self.frame_samples, dtype=np.int32)
         self._mix = np.zeros(self.frame_samples, dtype=np.int16)
@@ -212,7 +231,11 @@ class RoomMixer:
             speaker_id, frame_samples=self.frame_samples, clock=self._clock
         )
         encoder = OpusFrameEncoder(frame_samples=self.frame_samples, bitrate=self.bitrate)
-        self._speakers[speaker_id] = _Speaker(speaker_input, encoder)
+        if self._csrc_of is not None:
+            csrc = self._csrc_of(speaker_id)
+        else:
+            csrc, self._next_csrc = self._next_csrc, self._next_csrc + 1
+        self._speakers[speaker_id] = _Speaker(speaker_input, encoder, csrc & 0xFFFFFFFF)
         return speaker_input
 
     def remove_speaker(self, speaker_id: str) -> None:
@@ -231,6 +254,10 @@ class RoomMixer:
         """Speaker id -> smoothed RMS level in 0..1, for "who is speaking"."""
         return {sid: speaker.level for sid, speaker in self._speakers.items()}
 
+    def csrcs(self) -> dict[str, int]:
+        """Speaker id -> the CSRC that names them in program packets."""
+        return {sid: speaker.csrc for sid, speaker in self._speakers.items()}
+
     # -- the 20 ms step ---------------------------------------------------------------
 
     def tick(self) -> None:
@@ -238,6 +265,7 @@ class RoomMixer:
         total = self._sum
         total.fill(0)
         square = self._square
+        heard: list[tuple[int, int]] = []
         for speaker in self._speakers.values():
             speaker_input = speaker.input
             if speaker_input.muted:
@@ -254,7 +282,11 @@ class RoomMixer:
                     speaker.hangover = HANGOVER_TICKS
             speaker.own = own
             level = rms / 32768.0
-            speaker.level = level if level > speaker.level else speaker.level * LEVEL_DECAY
+            # Fast attack, slow release: a frame a little quieter than the last is not a
+            # 20 % drop (a tone whose frames hold a fractional number of cycles flickered).
+            speaker.level = max(level, speaker.level * LEVEL_DECAY)
+            if speaker.level > SPEAKING_LEVEL and not speaker_input.muted:
+                heard.append((dbov(speaker.level), speaker.csrc))
 
         mix = self._mix
         np.clip(total, -32768, 32767, out=mix)
@@ -262,7 +294,9 @@ class RoomMixer:
         self._seq += 1
         self._pts += self.frame_samples
         data = self._encoder.encode(mix)
-        program = OpusPacket(seq, pts, data) if data is not None else None
+        program = None
+        if data is not None:
+            program = OpusPacket(seq, pts, data, self._contributors(mix, heard))
         if program is not None:
             self.program.publish(program)
 
@@ -285,6 +319,13 @@ class RoomMixer:
                     speaker.returns.publish(OpusPacket(seq, pts, own_data))
             elif program is not None:
                 speaker.returns.publish(program)
+
+    def _contributors(self, mix: Samples, heard: list[tuple[int, int]]) -> Contributors:
+        heard.sort()  # loudest (lowest -dBov) first; CSRC breaks ties
+        square = self._square
+        np.multiply(mix, mix, out=square, dtype=np.float64)
+        level = float(np.sqrt(square.mean())) / 32768.0
+        return Contributors(dbov(level), tuple((csrc, level) for level, csrc in heard[:MAX_CSRCS]))
 
     # -- pacing -----------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from node.media.errors import StreamClosed
 __all__ = [
     "Broadcast",
     "BroadcastReader",
+    "Contributors",
+    "MAX_CSRCS",
     "OPUS_RATE",
     "OPUS_TIME_BASE",
     "OpusPacket",
@@ -38,6 +40,41 @@ DEFAULT_CAPACITY = 50  # one second of 20 ms packets
 T = TypeVar("T")
 
 
+MAX_CSRCS = 15
+"""An RTP header lists at most 15 contributing sources (RFC 3550 section 5.1, CC is 4 bits)."""
+
+SILENCE_DBOV = 127
+"""RFC 6464/6465 audio levels are -dBov from 0 (loudest) to 127 (silence or quieter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contributors:
+    """Who is audible in a packet of a mix, for the RTP header of every listener.
+
+    ``sources`` become the CSRC list (RFC 3550) with one level each in the mixer-to-client
+    audio level extension (RFC 6465); ``level`` is the packet's own level, for the
+    client-to-mixer extension (RFC 6464), the one a browser reports for every source.
+    Levels are -dBov, 0 (loudest) to 127 (silence).
+    """
+
+    level: int = SILENCE_DBOV
+    sources: tuple[tuple[int, int], ...] = ()
+    """(CSRC, level) of each speaker heard in the packet, loudest first, at most 15."""
+
+    @property
+    def voice(self) -> bool:
+        """Somebody is speaking in this packet (RFC 6464's V flag)."""
+        return bool(self.sources)
+
+    def merge(self, other: Contributors) -> Contributors:
+        """The contributors of two packets carried as one: each source at its loudest."""
+        loudest = dict(self.sources)
+        for csrc, level in other.sources:
+            loudest[csrc] = min(level, loudest.get(csrc, SILENCE_DBOV))
+        ranked = sorted(loudest.items(), key=lambda item: (item[1], item[0]))
+        return Contributors(min(self.level, other.level), tuple(ranked[:MAX_CSRCS]))
+
+
 @dataclass(slots=True)
 class OpusPacket:
     """One 20 ms Opus frame at 48 kHz."""
@@ -47,6 +84,8 @@ class OpusPacket:
     pts: int
     """Start of the packet in 48 kHz samples (increases by 960)."""
     data: bytes
+    contributors: Contributors | None = None
+    """Who speaks in it, when a mixer made it (None: a stream that does not say)."""
     _av_packet: av.Packet | None = field(default=None, repr=False, compare=False)
 
     def as_av_packet(self) -> av.Packet:
@@ -89,7 +128,8 @@ def combine_opus(packets: list[OpusPacket]) -> OpusPacket | None:
     RFC 7587 allows one such packet per RTP packet (up to 120 ms). Only packets that
     :func:`continue <continues_opus>` one another combine, which is what a steady encoder
     produces; anything else (a mode switch, a gap in sequence) is None and the caller
-    sends the packets one by one. The result keeps the first packet's seq and pts.
+    sends the packets one by one. The result keeps the first packet's seq and pts, and
+    each contributor at its loudest in any of the packets.
     """
     if not 2 <= len(packets) <= 6:
         return None
@@ -109,7 +149,15 @@ def combine_opus(packets: list[OpusPacket]) -> OpusPacket | None:
                 lengths += bytes((low, (size - low) >> 2))
     body = b"".join(packet.data[1:] for packet in packets)
     header = bytes((first.data[0] | 0x03, 0x80 | len(packets)))
-    return OpusPacket(first.seq, first.pts, header + bytes(lengths) + body)
+    contributors = first.contributors
+    for packet in packets[1:]:
+        if packet.contributors is not None:
+            contributors = (
+                packet.contributors
+                if contributors is None
+                else contributors.merge(packet.contributors)
+            )
+    return OpusPacket(first.seq, first.pts, header + bytes(lengths) + body, contributors)
 
 
 class Broadcast(Generic[T]):

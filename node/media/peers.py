@@ -1,9 +1,12 @@
 """WebRTC peer sessions: WHIP-style publishing (speakers) and WHEP-style listening.
 
 Listeners get pre-encoded Opus packets, never a per-listener encode. By default (fan-out
-"batched") one :class:`~node.media.fanout.RtpFanout` per packet stream builds, protects and
-sends every WHEP listener's RTP in one loop, and aiortc keeps ICE, DTLS and RTCP (see
-``node/media/fanout.py``). With fan-out "aiortc" each listener instead has a
+"native", or "batched" for the same loop in pure Python) one
+:class:`~node.media.fanout.RtpFanout` per packet stream builds, protects and sends every
+WHEP listener's RTP in one loop, and aiortc keeps ICE, DTLS and RTCP (see
+``node/media/fanout.py`` and ``node/media/native.py``). Listeners' answers accept the
+MID and the two audio level header extensions (node/media/rtpwire.py), so packets of a
+mix name their speakers (CSRCs). With fan-out "aiortc" each listener instead has a
 :class:`PacketTrack` handing its ``RTCRtpSender`` an ``av.Packet`` to pack (the slower,
 stock path, kept as a fallback and as the benchmark's baseline). Speakers' return
 streams (few per room) always use :class:`PacketTrack`.
@@ -37,19 +40,23 @@ from aiortc import (
 from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
 from aiortc.utils import uint16_add
 
+from node.media import native
 from node.media.certificate import CertificateKeeper
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed
-from node.media.fanout import FanoutTrack, RtpFanout, RtpListener, listener_for, report_slowly
+from node.media.fanout import RtpFanout, RtpListener
+from node.media.fanout_attach import FanoutTrack, listener_for, report_slowly
 from node.media.ice import IceSettings, rtc_configuration
 from node.media.lean import release_after_handshake, shed_setup_state
 from node.media.mixer import AudioSink
 from node.media.packets import PacketReader, PacketStream
+from node.media.rtpwire import CSRC_AUDIO_LEVEL, LISTENER_EXTENSIONS
 
 __all__ = ["FanoutMode", "ListenerSessions", "PacketTrack", "PeerSessions", "check_offer"]
 
-FanoutMode = Literal["batched", "aiortc"]
+FanoutMode = Literal["native", "batched", "aiortc"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,11 +163,14 @@ class PeerSessions:
         *,
         max_sdp_bytes: int = 16384,
         connect_timeout: float = 30.0,
-        fanout: FanoutMode = "batched",
+        fanout: FanoutMode = "native",
         frames_per_packet: int = 1,
     ) -> None:
-        if fanout not in ("batched", "aiortc"):
+        if fanout not in ("native", "batched", "aiortc"):
             raise ValueError(f"unknown fan-out {fanout!r}")
+        if fanout == "native" and not native.available():
+            logger.warning("WebRTC fan-out in Python: %s", native.why_unavailable())
+            fanout = "batched"
         self._frames_per_packet = frames_per_packet
         self._settings = settings
         self._fanout_mode = fanout
@@ -217,14 +227,27 @@ class PeerSessions:
         else:
             track = self._fanout_track(session_id, stream)
         transceiver = session.pc.addTransceiver(track, direction="sendonly")
+        prepare = None
         if isinstance(track, FanoutTrack):
             report_slowly(transceiver.sender)
+            prepare = _accept_level_extensions(offer_sdp)
         _opus_only(transceiver)
-        return session_id, await self._answer(session_id, offer_sdp)
+        answer = await self._answer(session_id, offer_sdp, prepare=prepare)
+        return session_id, send_only_extensions(answer, (CSRC_AUDIO_LEVEL,))
 
     def fanout_listeners(self) -> int:
         """WebRTC listeners currently served by batched fan-out loops."""
         return sum(len(fanout) for fanout in self._fanouts.values())
+
+    @property
+    def fanout_path(self) -> FanoutMode:
+        """How WebRTC listeners are sent to: "native", "batched" (its pure-Python step,
+        also where the native one is not built) or "aiortc"."""
+        return self._fanout_mode
+
+    def native_listeners(self) -> int:
+        """Of those, the listeners served by the native step."""
+        return sum(fanout.native_count() for fanout in self._fanouts.values())
 
     def _fanout_track(self, session_id: str, stream: PacketStream) -> FanoutTrack:
         attached: list[RtpListener] = []
@@ -234,7 +257,7 @@ class PeerSessions:
             if session is None:
                 raise ConnectionError("session already closed")
             transceiver = session.pc.getTransceivers()[0]
-            listener = listener_for(transceiver)
+            listener = listener_for(transceiver, use_native=self._fanout_mode == "native")
             release_after_handshake(transceiver.sender.transport)
             shed_setup_state(session.pc)
             listener.on_drop = lambda _listener, _reason: self._close_soon(session_id)
@@ -243,6 +266,7 @@ class PeerSessions:
                 fanout = self._fanouts[stream] = RtpFanout(
                     stream, frames_per_packet=self._frames_per_packet
                 )
+                logger.info("WebRTC fan-out of a stream started (%s step)", self._fanout_mode)
             fanout.add(listener)
             attached.append(listener)
 
@@ -291,13 +315,21 @@ class PeerSessions:
 
         return session_id, session
 
-    async def _answer(self, session_id: str, offer_sdp: str) -> str:
+    async def _answer(
+        self,
+        session_id: str,
+        offer_sdp: str,
+        *,
+        prepare: Callable[[RTCRtpTransceiver], None] | None = None,
+    ) -> str:
         pc = self._sessions[session_id].pc
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             for transceiver in pc.getTransceivers():
                 if transceiver.kind != "audio":
                     transceiver.direction = "inactive"
+                elif prepare is not None:
+                    prepare(transceiver)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             logger.info("refused offer for session %s: %s", session_id, exc)
@@ -333,6 +365,39 @@ class PeerSessions:
                     callback(session_id)
                 except Exception:
                     logger.exception("on_closed callback failed for session %s", session_id)
+
+
+def _accept_level_extensions(offer_sdp: str) -> Callable[[RTCRtpTransceiver], None]:
+    """Make a listener's answer accept the header extensions of rtpwire.py it was offered.
+
+    aiortc answers only the extensions it implements itself (MID and RFC 6464's level);
+    the RFC 6465 one the fan-out writes is added here, with the offer's id.
+    """
+
+    def prepare(transceiver: RTCRtpTransceiver) -> None:
+        # Runs inside _answer's error handling: an offer aiortc parsed parses here too.
+        transceiver._headerExtensions = [
+            ext
+            for media in SessionDescription.parse(offer_sdp).media
+            if media.kind == "audio"
+            for ext in media.rtp.headerExtensions
+            if ext.uri in LISTENER_EXTENSIONS
+        ]
+
+    return prepare
+
+
+def send_only_extensions(sdp: str, uris: tuple[str, ...]) -> str:
+    """Mark extensions we only send as ``sendonly`` in an answer (RFC 8285 section 6):
+    a client offers RFC 6465's as ``recvonly`` and an answer line without a direction
+    would claim ``sendrecv``. aiortc writes no directions."""
+    lines = sdp.split("\r\n")
+    for i, line in enumerate(lines):
+        if line.startswith("a=extmap:"):
+            ext_id, _, uri = line[len("a=extmap:") :].partition(" ")
+            if uri in uris and "/" not in ext_id:
+                lines[i] = f"a=extmap:{ext_id}/sendonly {uri}"
+    return "\r\n".join(lines)
 
 
 class ArrivalOrderBuffer(JitterBuffer):

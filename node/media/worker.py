@@ -1,5 +1,5 @@
-"""A media worker process: WHEP listeners' peer connections and handed-over Ogg
-listeners' TCP connections (see node/media/workers.py).
+"""A media worker process: WHEP listeners' peer connections, handed-over Ogg listeners'
+and room WebSocket clients' TCP connections (see node/media/workers.py).
 
 Started by the node as ``python -m node.media.worker SETTINGS_JSON [HANDOFF_FD]``; reads
 frames on stdin, writes frames on stdout, receives listeners' sockets on the Unix socket
@@ -25,17 +25,20 @@ from node.media.peers import PeerSessions
 from node.media.stream import OggOpusPages
 from node.media.workers import (
     ANSWER,
+    BATCH,
     CLOSE,
     END,
     GONE,
     LISTEN,
     PACKET,
     WorkerSettings,
+    decode_batch,
     decode_handoff,
     decode_packet,
     encode_json,
     read_frame,
 )
+from node.media.ws_fanout import PING_INTERVAL_S, WsFanout
 
 logger = logging.getLogger("node.media.worker")
 
@@ -51,6 +54,9 @@ class Worker:
         self.peers.on_closed(self._closed)
         self.streams: dict[int, PacketStream] = {}
         self.ogg: dict[int, OggFanout] = {}
+        self.feeds: dict[int, WsFanout] = {}
+        """WebSocket clients, per feed (a room's events)."""
+        self._ws_sessions: dict[str, int] = {}
         self._ogg_packets_per_page = settings.ogg_packets_per_page
         self._out = out
         self._tasks: set[asyncio.Task[None]] = set()
@@ -61,6 +67,19 @@ class Worker:
 
     def _closed(self, session_id: str) -> None:
         self._send(GONE, {"session": session_id})
+
+    def _ws_closed(self, session_id: str) -> None:
+        feed_id = self._ws_sessions.pop(session_id, None)
+        feed = self.feeds.get(feed_id) if feed_id is not None else None
+        if feed is not None and not feed.connections:
+            del self.feeds[feed_id]  # type: ignore[arg-type]
+        self._closed(session_id)
+
+    def _feed(self, feed_id: int) -> WsFanout:
+        feed = self.feeds.get(feed_id)
+        if feed is None:
+            feed = self.feeds[feed_id] = WsFanout()
+        return feed
 
     def _stream(self, stream_id: int) -> PacketStream:
         stream = self.streams.get(stream_id)
@@ -75,11 +94,19 @@ class Worker:
             if not stream.closed:
                 stream.publish(packet)
             return
+        if kind == BATCH:
+            feed_id, number, messages, levels = decode_batch(body)
+            self._feed(feed_id).broadcast(number, messages, levels)
+            return
         doc = json.loads(body)
         if kind == LISTEN:
             self._spawn(self._listen(int(doc["id"]), int(doc["stream"]), str(doc["offer"])))
         elif kind == CLOSE:
             session_id = str(doc["session"])
+            feed = self._ws_sessions.get(session_id)
+            if feed is not None:
+                self._feed(feed).close_session(session_id, int(doc.get("code") or 1000))
+                return
             if not any(fanout.close_session(session_id) for fanout in self.ogg.values()):
                 self._spawn(self._close(session_id))
         elif kind == END:
@@ -93,7 +120,7 @@ class Worker:
         """A listener's TCP socket from the node process (see WorkerPool.hand_off)."""
         socks = [socket.socket(fileno=fd) for fd in fds]
         try:
-            session_id, stream_id, head = decode_handoff(message)
+            doc = decode_handoff(message)
             if len(socks) != 1:
                 raise ValueError(f"{len(socks)} descriptors")
         except (ValueError, KeyError) as exc:
@@ -103,6 +130,12 @@ class Worker:
             return
         sock = socks[0]
         sock.setblocking(False)
+        session_id, head = doc["session"], doc["head"]
+        if "feed" in doc:
+            self._ws_sessions[session_id] = doc["feed"]
+            self._spawn(self._attach_ws(sock, doc["feed"], session_id, head, doc["since"]))
+            return
+        stream_id = doc["stream"]
         fanout = self.ogg.get(stream_id)
         if fanout is None:
             pages = OggOpusPages(
@@ -119,6 +152,21 @@ class Worker:
         except OSError as exc:  # reported gone by attach
             logger.info("handed-over listener %s already gone: %s", session_id, exc)
             sock.close()
+
+    async def _attach_ws(
+        self, sock: socket.socket, feed_id: int, session_id: str, head: bytes, since: int
+    ) -> None:
+        try:
+            await self._feed(feed_id).attach(sock, session_id, head, since, self._ws_closed)
+        except OSError as exc:  # reported gone by attach
+            logger.info("handed-over WebSocket client %s already gone: %s", session_id, exc)
+            sock.close()
+
+    async def keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(PING_INTERVAL_S / 4)
+            for feed in list(self.feeds.values()):
+                feed.keepalive()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -145,8 +193,12 @@ class Worker:
             await self.peers.close(session_id)
 
     async def run(self, reader: asyncio.StreamReader) -> None:
+        keepalive = asyncio.get_running_loop().create_task(self.keepalive())
         while (frame := await read_frame(reader)) is not None:
             self.handle(*frame)
+        keepalive.cancel()
+        for feed in self.feeds.values():
+            feed.close(1001)
         for stream in self.streams.values():
             stream.close()
         for fanout in self.ogg.values():

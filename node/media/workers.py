@@ -22,6 +22,14 @@ The node process talks to each worker over the worker's stdin/stdout pipes:
   its own :class:`~node.media.packets.PacketStream`;
 - a close goes one way, a peer that went away (failed, timed out) comes back as "gone".
 
+- room WebSocket clients' TCP connections: the node process checks the upgrade request,
+  builds the handshake's answer and the client's first message (the room's snapshot),
+  and hands the socket over as it does an Ogg listener's; each batch of the room's
+  events then goes to every worker holding clients of it once (``BATCH`` frames,
+  ``broadcast``), and the worker frames it once and writes the bytes to each client
+  (node/media/ws_fanout.py). The node process's share stays flat in the number of
+  clients; their end comes back as "gone".
+
 Handed-over sockets go on the Unix socket (``SOCK_SEQPACKET``: one message per listener,
 the socket as ancillary data, the body JSON with session id, program id and the
 response head); they are counted as sessions like WHEP listeners.
@@ -51,7 +59,7 @@ from typing import Any
 
 from node.media.errors import InvalidOffer, SessionNotFound, StreamClosed, WorkerUnavailable
 from node.media.ice import IceSettings
-from node.media.packets import OpusPacket, PacketStream
+from node.media.packets import MAX_CSRCS, Contributors, OpusPacket, PacketStream
 from node.media.peers import FanoutMode, check_offer
 
 __all__ = [
@@ -68,10 +76,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _FRAME = struct.Struct("!IB")
-_PACKET = struct.Struct("!IIQ")  # stream id, seq, pts
+_PACKET = struct.Struct("!IIQB")  # stream id, seq, pts, CSRC count (NO_CONTRIBUTORS: none)
+_LEVEL = struct.Struct("!B")  # the packet's -dBov level
+_SOURCE = struct.Struct("!IB")  # a contributing source and its -dBov level
+NO_CONTRIBUTORS = 0xFF
+"""The count byte of a packet that says nothing of its contributors (a relayed program)."""
 
-LISTEN, CLOSE, PACKET, END = b"L", b"C", b"P", b"E"
-"""Node process -> worker: a WHEP offer, a close, a program packet, a program's end."""
+LISTEN, CLOSE, PACKET, END, BATCH = b"L", b"C", b"P", b"E", b"B"
+"""Node process -> worker: a WHEP offer, a close, a program packet, a program's end, a
+batch of messages for a feed's WebSocket clients."""
 ANSWER, GONE = b"A", b"G"
 """Worker -> node process: the answer (or refusal) to an offer, a session that ended."""
 
@@ -82,10 +95,19 @@ MAX_BACKLOG = 256 * 1024
 """Bytes queued to one worker's pipe beyond which its packets are dropped (it is stuck:
 it gets a gap, the room does not wait for it)."""
 
-OGG_WEIGHT = 0.1
-"""What an Ogg listener costs a worker next to a WebRTC listener (bench/RESULTS.md,
-bench_workers: 0.0052 % of a core per Ogg listener against 0.051 % per WebRTC listener),
-so that placement balances CPU rather than connections."""
+OGG_WEIGHT = 0.15
+"""What an Ogg listener costs a worker next to a WebRTC listener on the native fan-out
+(bench/RESULTS.md: bench_workers, 0.0052 % of a core per Ogg listener; 0.037 % per
+WebRTC listener a worker holds, 2026-11-30), so that placement balances CPU rather
+than connections."""
+
+WS_WEIGHT = 0.06
+"""What a handed-over room WebSocket costs a worker next to a WebRTC listener, for
+placement (bench/RESULTS.md, 2026-11-30 18:40 and 18:51: 0.0026 % of a core per
+WebSocket, 0.045 % per browser-like listener a worker holds)."""
+
+_BATCH = struct.Struct("!IIH")  # feed id, batch number, message count
+_MESSAGE = struct.Struct("!BI")  # 1 if a levels message, length
 
 ANSWER_TIMEOUT = 30.0
 """A worker that does not answer an offer in this time has failed it."""
@@ -100,26 +122,86 @@ def encode_json(kind: bytes, doc: dict[str, Any]) -> bytes:
 
 
 def encode_packet(stream_id: int, packet: OpusPacket) -> bytes:
-    return encode_frame(
-        PACKET, _PACKET.pack(stream_id, packet.seq & 0xFFFFFFFF, packet.pts) + packet.data
-    )
+    """A program packet for the workers, with its contributors (the speakers' CSRCs)."""
+    contributors = packet.contributors
+    if contributors is None:
+        head = _PACKET.pack(stream_id, packet.seq & 0xFFFFFFFF, packet.pts, NO_CONTRIBUTORS)
+    else:
+        sources = contributors.sources
+        head = b"".join(
+            (
+                _PACKET.pack(stream_id, packet.seq & 0xFFFFFFFF, packet.pts, len(sources)),
+                _LEVEL.pack(contributors.level),
+                *(_SOURCE.pack(csrc, level) for csrc, level in sources),
+            )
+        )
+    return encode_frame(PACKET, head + packet.data)
 
 
 def decode_packet(body: bytes) -> tuple[int, OpusPacket]:
-    stream_id, seq, pts = _PACKET.unpack_from(body)
-    return stream_id, OpusPacket(seq, pts, body[_PACKET.size :])
+    stream_id, seq, pts, count = _PACKET.unpack_from(body)
+    offset = _PACKET.size
+    contributors = None
+    if count != NO_CONTRIBUTORS:
+        if count > MAX_CSRCS:
+            raise ValueError(f"{count} contributing sources")
+        (level,) = _LEVEL.unpack_from(body, offset)
+        offset += _LEVEL.size
+        sources = []
+        for _ in range(count):
+            sources.append(_SOURCE.unpack_from(body, offset))
+            offset += _SOURCE.size
+        contributors = Contributors(level, tuple(sources))
+    return stream_id, OpusPacket(seq, pts, body[offset:], contributors)
 
 
-def encode_handoff(session_id: str, stream_id: int, head: bytes) -> bytes:
-    return json.dumps(
-        {"session": session_id, "stream": stream_id, "head": head.decode("latin-1")},
-        separators=(",", ":"),
-    ).encode()
+def encode_handoff(
+    session_id: str, stream_id: int, head: bytes, *, feed: int | None = None, since: int = 0
+) -> bytes:
+    """A handed-over socket's message: an Ogg listener of program ``stream_id``, or (with
+    ``feed``) a WebSocket client of that feed, to get its batches from ``since`` on."""
+    doc: dict[str, Any] = {"session": session_id, "head": head.decode("latin-1")}
+    if feed is None:
+        doc["stream"] = stream_id
+    else:
+        doc["feed"], doc["since"] = feed, since
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def decode_handoff(message: bytes) -> tuple[str, int, bytes]:
+def decode_handoff(message: bytes) -> dict[str, Any]:
     doc = json.loads(message)
-    return str(doc["session"]), int(doc["stream"]), str(doc["head"]).encode("latin-1")
+    out: dict[str, Any] = {
+        "session": str(doc["session"]),
+        "head": str(doc["head"]).encode("latin-1"),
+    }
+    if "feed" in doc:
+        out["feed"], out["since"] = int(doc["feed"]), int(doc["since"])
+    else:
+        out["stream"] = int(doc["stream"])
+    return out
+
+
+def encode_batch(feed: int, number: int, messages: list[tuple[bytes, bool]]) -> bytes:
+    """Batch ``number`` of ``feed``: (message, is a levels message) pairs."""
+    parts = [_BATCH.pack(feed, number, len(messages))]
+    for data, is_levels in messages:
+        parts += [_MESSAGE.pack(1 if is_levels else 0, len(data)), data]
+    return encode_frame(BATCH, b"".join(parts))
+
+
+def decode_batch(body: bytes) -> tuple[int, int, list[bytes], list[bool]]:
+    feed, number, count = _BATCH.unpack_from(body)
+    offset = _BATCH.size
+    messages, levels = [], []
+    for _ in range(count):
+        flag, length = _MESSAGE.unpack_from(body, offset)
+        offset += _MESSAGE.size
+        if offset + length > len(body):
+            raise ValueError("a batch message runs past the frame")
+        messages.append(body[offset : offset + length])
+        levels.append(bool(flag))
+        offset += length
+    return feed, number, messages, levels
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
@@ -144,7 +226,7 @@ class WorkerSettings:
 
     ice: IceSettings
     max_sdp_bytes: int = 16384
-    fanout: FanoutMode = "batched"
+    fanout: FanoutMode = "native"
     frames_per_packet: int = 1
     event_loop: str = "asyncio"
     ogg_packets_per_page: int = 10
@@ -174,6 +256,9 @@ class _Worker:
     sessions: dict[str, PacketStream] = field(default_factory=dict)
     http: set[str] = field(default_factory=set)
     """Which of ``sessions`` are handed-over Ogg listeners (the rest are WHEP)."""
+    ws: dict[str, int] = field(default_factory=dict)
+    """Handed-over WebSocket clients (not in ``sessions``): session id -> feed id."""
+    per_feed: dict[int, int] = field(default_factory=dict)
     per_stream: dict[PacketStream, int] = field(default_factory=dict)
     """Listeners of each program on this worker (the pump's targets)."""
     pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
@@ -187,7 +272,9 @@ class _Worker:
         """What placing one more listener compares: WHEP sessions (joining or joined)
         count 1, Ogg listeners ``OGG_WEIGHT``."""
         ogg = len(self.http)
-        return len(self.sessions) - ogg + self.joining + ogg * OGG_WEIGHT
+        return (
+            len(self.sessions) - ogg + self.joining + ogg * OGG_WEIGHT + len(self.ws) * WS_WEIGHT
+        )
 
     def send(self, frame: bytes, *, droppable: bool = False) -> bool:
         stdin = self.process.stdin
@@ -206,6 +293,14 @@ class _Worker:
         self.per_stream[stream] = self.per_stream.get(stream, 0) + 1
 
     def detach(self, session_id: str) -> None:
+        feed = self.ws.pop(session_id, None)
+        if feed is not None:
+            left = self.per_feed[feed] - 1
+            if left:
+                self.per_feed[feed] = left
+            else:
+                del self.per_feed[feed]
+            return
         self.http.discard(session_id)
         stream = self.sessions.pop(session_id, None)
         if stream is not None:
@@ -229,6 +324,8 @@ class WorkerPool:
         self._workers: list[_Worker | None] = [None] * count
         self._sessions: dict[str, _Worker] = {}
         self._stream_ids: dict[PacketStream, int] = {}
+        self._feeds: dict[object, list[int]] = {}
+        """A feed's key -> [its id, the number of its next batch]."""
         self._pumps: dict[PacketStream, asyncio.Task[None]] = {}
         self._ids = itertools.count(1)
         self._callbacks: list[Callable[[str], None]] = []
@@ -241,7 +338,7 @@ class WorkerPool:
 
     def count(self) -> int:
         """WHEP sessions (peer connections) held by the workers."""
-        return len(self._sessions) - self.http_count()
+        return len(self._sessions) - self.http_count() - self.ws_count()
 
     def http_count(self) -> int:
         """Ogg listeners handed over to the workers."""
@@ -306,6 +403,62 @@ class WorkerPool:
         self._ensure_pump(stream)
         return session_id
 
+    def hand_off_ws(self, sock: socket.socket, *, feed: object, head: bytes) -> str:
+        """Give a WebSocket client's accepted TCP socket to the least loaded worker.
+
+        ``head`` is the handshake's answer and the client's first message (bytes to write
+        as they are); from then on the client gets each batch of ``feed`` (any hashable
+        key, e.g. a room) sent with :meth:`broadcast` after this call. Returns its session
+        id (ended with :meth:`close_ws`; its end comes to the ``on_closed`` callbacks).
+        Raises :class:`WorkerUnavailable` if no worker can take it now.
+        """
+        worker = self._least_loaded()
+        ids = self._feeds.get(feed)
+        if ids is None:
+            ids = self._feeds[feed] = [next(self._ids), 0]
+        feed_id, since = ids
+        session_id = "w" + secrets.token_urlsafe(15)
+        message = encode_handoff(session_id, 0, head, feed=feed_id, since=since)
+        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", sock.fileno()))
+        try:
+            sent = worker.handoff.sendmsg([message], [rights])
+        except OSError as exc:
+            raise WorkerUnavailable(f"the media worker cannot take the client: {exc}") from exc
+        if sent != len(message):
+            raise WorkerUnavailable("the handoff message was cut")
+        worker.ws[session_id] = feed_id
+        worker.per_feed[feed_id] = worker.per_feed.get(feed_id, 0) + 1
+        self._sessions[session_id] = worker
+        return session_id
+
+    def broadcast(self, feed: object, messages: list[tuple[bytes, bool]]) -> None:
+        """One batch of messages (each with: is it a ``levels`` message) to every worker
+        holding clients of ``feed``, once per worker."""
+        ids = self._feeds.get(feed)
+        if ids is None:
+            return
+        feed_id, number = ids
+        ids[1] = number + 1
+        frame = encode_batch(feed_id, number, messages)
+        for worker in self._workers:
+            if worker is not None and feed_id in worker.per_feed:
+                worker.send(frame)
+
+    def close_ws(self, session_id: str, code: int) -> None:
+        """End a handed-over WebSocket client with close ``code``."""
+        worker = self._sessions.get(session_id)
+        if worker is None or session_id not in worker.ws:
+            return
+        worker.send(encode_json(CLOSE, {"session": session_id, "code": code}))
+        self._gone(worker, session_id)
+
+    def forget_feed(self, feed: object) -> None:
+        """``feed`` has no more batches (its clients were closed)."""
+        self._feeds.pop(feed, None)
+
+    def ws_count(self) -> int:
+        return sum(len(w.ws) for w in self._workers if w is not None)
+
     async def close(self, session_id: str) -> None:
         worker = self._sessions.get(session_id)
         if worker is None:
@@ -357,6 +510,7 @@ class WorkerPool:
             "workers": self._count,
             "listeners": [len(w.sessions) if w is not None else 0 for w in self._workers],
             "http_listeners": [len(w.http) if w is not None else 0 for w in self._workers],
+            "websockets": [len(w.ws) if w is not None else 0 for w in self._workers],
             "restarts": self.restarts,
             "dropped_packets": sum(w.dropped for w in self._workers if w is not None),
         }
@@ -412,7 +566,7 @@ class WorkerPool:
         for future in worker.pending.values():
             if not future.done():
                 future.set_exception(WorkerUnavailable("the media worker stopped"))
-        for session_id in list(worker.sessions):
+        for session_id in [*worker.sessions, *worker.ws]:
             self._gone(worker, session_id)
         if self._closing or self._workers[worker.index] is not worker:
             return

@@ -29,7 +29,7 @@ class LocalMix:
     def __init__(self, on_air: RoomOnAir, *, host_grace_s: float) -> None:
         self._on_air = on_air
         self._host_grace_s = host_grace_s
-        self.mixer = RoomMixer()
+        self.mixer = RoomMixer(csrc_of=on_air.room.csrc_for)
         self._tasks: list[asyncio.Task[None]] = []
         self._grace: asyncio.Task[None] | None = None
         self._unsubscribe = lambda: None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.errors import Conflict, Forbidden, NotFound
-from node.mailbox import Mailbox
 from node.media.errors import SessionNotFound, StreamClosed, WorkerUnavailable
 from node.media.packets import PacketStream
 from node.media.peers import ListenerSessions, PeerSessions
@@ -28,6 +28,7 @@ from node.media.stream import OggOpusPages
 from node.media.workers import WorkerPool
 from node.onair.events import Event, RoomEvents
 from node.onair.source import ProgramSource, Republisher, Speaker
+from node.onair.watchers import RemoteWatcher, RoomEventsPath, RoomWatchers, Watcher
 from node.room_actions import Act, RoomAction
 from node.rooms import Role, Room, RoomState
 from node.succession import Carriage
@@ -36,17 +37,6 @@ from node.visitors import Person, Visitor
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 0.25
-
-
-class Watcher(Mailbox[dict[str, Any]]):
-    """One WebSocket client of a room: events are queued and sent by its own task, so a
-    slow client never blocks the room (its queue is bounded; overflow disconnects it)."""
-
-    def __init__(self, username: str | None, *, visitor: Visitor | None = None) -> None:
-        super().__init__(maxsize=256)
-        self.username = username
-        self.visitor = visitor
-        """Set when the watcher is a verified visitor of this node (node.visitors)."""
 
 
 @dataclass
@@ -75,6 +65,7 @@ class Sessions:
     forget: Callable[[OnAir], None]
     ogg_packets_per_page: int
     speaker_timeout_s: float
+    room_events: RoomEventsPath = "shared"
 
 
 class OnAir:
@@ -101,13 +92,17 @@ class OnAir:
         """WebRTC and Ogg listening sessions this node started for the room."""
         self.relayed_totals: dict[str, int] = {}
         """Per relay host: the sessions it (and its relays) started (the summary)."""
-        self.watchers: set[Watcher] = set()
+        pool = node.listeners if isinstance(node.listeners, WorkerPool) else None
+        self.watchers = RoomWatchers(
+            path=node.room_events, dropped=self._watcher_dropped, host=pool
+        )
+        """The room's WebSocket clients (node/onair/watchers.py)."""
         self.source: ProgramSource | None = source
         self._started = False
         self._housekeeping: asyncio.Task[None] | None = None
         self._ogg_pages: OggOpusPages | None = None
         room.subscribe(self._room_event)
-        self.events.subscribe(self._to_watchers)
+        self.events.subscribe(self.watchers.publish)
         self.events.subscribe(self._to_sessions)
 
     # -- the source -----------------------------------------------------------------------
@@ -315,8 +310,7 @@ class OnAir:
         suspended): their publishing session and their room sockets."""
         await self.close_publisher(username)
         for watcher in [w for w in self.watchers if w.username == username]:
-            self.watchers.discard(watcher)
-            watcher.close()
+            self.watchers.close(watcher)
             if self.source is not None:
                 self.source.leave(username)
 
@@ -334,40 +328,76 @@ class OnAir:
     # -- watchers (WebSocket clients) -----------------------------------------------------
 
     def watch(self, account: Person | None) -> Watcher:
-        if account is not None:
-            if account.username in self.room.blocked:
-                raise Forbidden("you are blocked from this room")
-            self._remember(account)
-            self._source().join(account.username, account.display_name)
+        self._join_as_watcher(account)
         watcher = Watcher(
             account.username if account else None,
             visitor=account if isinstance(account, Visitor) else None,
         )
         self.watchers.add(watcher)
+        watcher.send(self._snapshot(account))
+        return watcher
+
+    def watch_elsewhere(
+        self, account: Person | None, sock: socket.socket, head: Callable[[str], bytes]
+    ) -> RemoteWatcher | None:
+        """Hand a watcher's accepted connection to a media worker ([media] workers):
+        ``head(snapshot_json)`` is what the worker writes first (the handshake's answer
+        and the snapshot). None when it stays here (no workers, the per-watcher path, or
+        no worker can take it now); then the caller calls :meth:`watch`."""
+        pool = self.watchers.host
+        if not isinstance(pool, WorkerPool) or self.watchers.path != "shared":
+            return None
+        self._join_as_watcher(account)
+        self.watchers.flush()  # what came before is in the snapshot
+        snapshot = json.dumps(self._snapshot(account))
+        try:
+            session_id = pool.hand_off_ws(sock, feed=self.watchers, head=head(snapshot))
+        except WorkerUnavailable as exc:
+            logger.warning("serving a room WebSocket in the node process: %s", exc)
+            if account is not None and self.source is not None:
+                self.source.leave(account.username)
+            return None
+        watcher = RemoteWatcher(
+            account.username if account else None,
+            session_id,
+            visitor=account if isinstance(account, Visitor) else None,
+        )
+        self.watchers.add_remote(watcher)
+        self._node.by_id[session_id] = self
+        return watcher
+
+    def remote_watcher_gone(self, session_id: str) -> None:
+        self._node.by_id.pop(session_id, None)
+        watcher = self.watchers.remote_gone(session_id)
+        if watcher is not None and watcher.username is not None and self.source is not None:
+            self.source.leave(watcher.username)
+
+    def _join_as_watcher(self, account: Person | None) -> None:
+        if account is not None:
+            if account.username in self.room.blocked:
+                raise Forbidden("you are blocked from this room")
+            self._remember(account)
+            self._source().join(account.username, account.display_name)
+
+    def _snapshot(self, account: Person | None) -> dict[str, Any]:
         you: dict[str, Any] | None = None
         if account is not None:
             role = self.room.role_of(account.username) or Role.LISTENER
             you = {"username": account.username, "role": role}
             if isinstance(account, Visitor):
                 you["visitor"] = True
-        watcher.send({"type": "snapshot", "room": self._node.room_json(self), "you": you})
-        return watcher
+        return {"type": "snapshot", "room": self._node.room_json(self), "you": you}
 
     def unwatch(self, watcher: Watcher) -> None:
-        if watcher not in self.watchers:
+        if not self.watchers.discard(watcher):
             return
-        self.watchers.discard(watcher)
         if watcher.username is not None and self.source is not None:
             self.source.leave(watcher.username)
 
-    def _to_watchers(self, event: Event) -> None:
-        for watcher in list(self.watchers):
-            if not watcher.send(event):
-                logger.info("dropping a WebSocket client that cannot keep up")
-                self.watchers.discard(watcher)
-                watcher.close()
-                if watcher.username is not None and self.source is not None:
-                    self.source.leave(watcher.username)
+    def _watcher_dropped(self, watcher: Watcher) -> None:
+        """A watcher too slow to keep up was dropped: its user leaves."""
+        if watcher.username is not None and self.source is not None:
+            self.source.leave(watcher.username)
 
     # -- room events -> the bus -> sessions -----------------------------------------------
 
@@ -384,8 +414,7 @@ class OnAir:
             username = event["username"]
             self._close_later(username)
             for watcher in [w for w in self.watchers if w.username == username]:
-                self.watchers.discard(watcher)
-                watcher.close()
+                self.watchers.close(watcher)
             self._node.persist_block(self.room, username, bool(event["blocked"]))
         elif kind == "room" and self.room.state is RoomState.LIVE:
             self._node.persist(self.room)
@@ -437,7 +466,5 @@ class OnAir:
         if self._ogg_pages is not None:
             await self._ogg_pages.close()
             self._ogg_pages = None
-        for watcher in list(self.watchers):
-            watcher.close()
-        self.watchers.clear()
+        self.watchers.close_all()
         self._node.forget(self)

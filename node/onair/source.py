@@ -24,7 +24,7 @@ import av
 
 from node.media.errors import StreamClosed
 from node.media.mixer import AudioSink
-from node.media.packets import SAMPLES_PER_FRAME, OpusPacket, PacketStream
+from node.media.packets import SAMPLES_PER_FRAME, Contributors, OpusPacket, PacketStream
 from node.onair.events import RoomEvents
 from node.room_actions import Act, RoomAction
 from node.rooms import Room
@@ -40,10 +40,12 @@ class Republisher:
         self._seq = stream.published
         self._pts = stream.published * SAMPLES_PER_FRAME
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, contributors: Contributors | None = None) -> None:
+        """Publish ``data`` as the next packet; ``contributors`` (who speaks in it, when
+        a mixer made it) travel with it to the WebRTC listeners' CSRCs."""
         if self.stream.closed:
             return
-        self.stream.publish(OpusPacket(self._seq, self._pts, data))
+        self.stream.publish(OpusPacket(self._seq, self._pts, data, contributors))
         self._seq += 1
         self._pts += SAMPLES_PER_FRAME
 
@@ -53,7 +55,7 @@ async def copy_stream(stream: PacketStream, feed: Republisher) -> None:
     reader = stream.reader()
     with contextlib.suppress(StreamClosed):
         async for packet in reader:
-            feed.feed(packet.data)
+            feed.feed(packet.data, packet.contributors)
 
 
 class MutableSink(AudioSink, Protocol):

@@ -77,6 +77,7 @@ class Stage:
             forget=lambda on_air: self._forget(on_air),
             ogg_packets_per_page=config.media.ogg_page_ms // 20,
             speaker_timeout_s=config.media.speaker_timeout_s,
+            room_events=config.node.room_events,
         )
         peers.on_closed(self._peer_closed)
         if self.listeners is not peers:
@@ -128,6 +129,8 @@ class Stage:
             return
         if session_id in on_air.listener_sessions:
             on_air.listener_gone(session_id)
+        elif on_air.watchers.remote(session_id) is not None:
+            on_air.remote_watcher_gone(session_id)
         else:
             on_air.publisher_gone(session_id)
 

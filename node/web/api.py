@@ -363,6 +363,7 @@ async def node_stats(request: Request) -> Response:
         "rooms_live": len(live),
         "listeners": sum(r.room.listener_count for r in live),
         "peer_connections": stage.peers.count(),
+        "webrtc_fanout": stage.peers.fanout_path,
         "http_listeners": sum(r.http_listeners for r in live),
         "relay": _relay(request).stats(),
     }

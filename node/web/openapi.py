@@ -168,6 +168,10 @@ SCHEMAS: dict[str, Any] = {
             "invited": {"type": "boolean"},
             "connected": {"type": "boolean"},
             "publishing": {"type": "boolean"},
+            "csrc": {
+                "type": ["integer", "null"],
+                "description": "RTP CSRC naming this member in the room's WebRTC audio",
+            },
         },
     },
     "PasswordChange": {

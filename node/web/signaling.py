@@ -4,6 +4,7 @@ and the room's WebSocket of state events."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.utils import accept_key
 
 from federation import jsonlimits
 from federation.errors import ActivityParseError, FederationError
@@ -26,13 +28,16 @@ from node.errors import Conflict, Forbidden, InvalidInput, ParleyError, Unavaila
 from node.mailbox import Mailbox
 from node.media.errors import InvalidOffer, WorkerUnavailable
 from node.media.stream import ogg_listener
+from node.media.ws_fanout import text_frames
 from node.notifications import NotificationHub
 from node.onair.on_air import OnAir
 from node.onair.stage import Stage
+from node.onair.watchers import Watcher
 from node.relaying.hub import RelayHub, RelaySubscriber
 from node.relaying.service import RelayService
 from node.rooms import RoomState, Visibility
 from node.store.notifications import NotificationStore
+from node.visitors import Person
 from node.web.auth import optional_person
 from node.web.connections import transport_of
 from node.web.publish_keys import publisher
@@ -233,6 +238,10 @@ async def room_socket(websocket: WebSocket) -> None:
         on_air = stage.get(websocket.path_params["room_id"])
         if on_air.room.state is RoomState.ENDED:
             raise Conflict("the room has ended")
+        # A signed-in user's notifications ride the socket in this process: only guests'
+        # and visitors' sockets go to a media worker.
+        if not isinstance(account, Account) and await _hand_over(websocket, on_air, account):
+            return
         watcher = on_air.watch(account)
     except ParleyError as exc:
         await websocket.accept()
@@ -244,7 +253,12 @@ async def room_socket(websocket: WebSocket) -> None:
     detach = _notifications_on(
         websocket, account if isinstance(account, Account) else None, watcher
     )
-    sender = asyncio.create_task(_send_mailbox(websocket, watcher, close_code=lambda: 4001))
+
+    direct = None
+    config = websocket.app.state.config
+    if config.node.room_events == "shared" and not config.node.ws_compression:
+        direct = transport_of(websocket.scope)
+    sender = asyncio.create_task(_send_watcher(websocket, watcher, direct))
     try:
         while True:
             receive = asyncio.create_task(websocket.receive_text())
@@ -263,8 +277,12 @@ async def room_socket(websocket: WebSocket) -> None:
                 break
             with contextlib.suppress(ActivityParseError):
                 message = jsonlimits.loads(text)
-                if isinstance(message, dict) and message.get("type") == "ping":
+                if not isinstance(message, dict):
+                    continue
+                if message.get("type") == "ping":
                     watcher.send({"type": "pong"})
+                elif message.get("type") == "levels_source":
+                    watcher.levels_in_audio = message.get("source") == "audio"
     except (WebSocketDisconnect, RuntimeError, AttributeError):
         pass
     finally:
@@ -286,11 +304,73 @@ def _notifications_on(
     return hub.attach(account.id, watcher)
 
 
+async def _hand_over(websocket: WebSocket, on_air: OnAir, account: Person | None) -> bool:
+    """[media] workers: a worker serves this room WebSocket on this very connection (it
+    writes the handshake's answer and the snapshot built here, then the room's events).
+    True once it has it: this process closes only its own descriptor (no FIN, no reset)
+    and sends nothing more. False to serve it here."""
+    transport = transport_of(websocket.scope)
+    if transport is None:
+        return False
+    key = websocket.headers.get("sec-websocket-key", "")
+    if websocket.headers.get("sec-websocket-version") != "13" or not _valid_key(key):
+        return False  # uvicorn's own handshake answers it (and refuses it)
+    head = (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n"
+        f"Date: {formatdate(usegmt=True)}\r\n\r\n"
+    ).encode("latin-1")
+    watcher = on_air.watch_elsewhere(
+        account,
+        transport.get_extra_info("socket"),
+        lambda snapshot: head + text_frames([snapshot.encode()]),
+    )
+    if watcher is None:
+        return False
+    transport.abort()
+    # uvicorn now answers a handshake nobody reads (it logs a 403): ours went out already.
+    await websocket.close()
+    return True
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        return False
+
+
+async def _send_watcher(
+    websocket: WebSocket, watcher: Watcher, direct: asyncio.Transport | None
+) -> None:
+    """A room WebSocket's sender: what the room queues for this client, until the room
+    closes it (code 4001). Once all that was queued has gone out (the snapshot first),
+    the room may write its events straight to the connection's transport (``direct``:
+    plain TCP, uncompressed), as frames built once for all its watchers."""
+    while True:
+        message = await watcher.queue.get()
+        if message is None:
+            await websocket.close(code=4001)
+            return
+        if isinstance(message, tuple):
+            for text in message:
+                await websocket.send_text(text)
+        elif isinstance(message, str):
+            await websocket.send_text(message)
+        else:
+            await websocket.send_text(json.dumps(message))
+        if direct is not None and watcher.direct is None and watcher.queue.empty():
+            if not watcher.closed and not direct.is_closing():
+                watcher.direct = direct
+
+
 async def _send_mailbox(
     websocket: WebSocket, mailbox: Mailbox[Any], *, close_code: Callable[[], int]
 ) -> None:
-    """Send what the room queues for this client (bytes as binary, str as text, anything
-    else as JSON) until the room closes its mailbox; then close with ``close_code()``."""
+    """Send what is queued for this peer (bytes as binary, str as text, anything else as
+    JSON) until its mailbox is closed; then close with ``close_code()``."""
     while True:
         message = await mailbox.queue.get()
         if message is None:
