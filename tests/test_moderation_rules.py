@@ -15,7 +15,8 @@ from node.domain_blocks import DomainBlock, Severity, covers, host_of, normalize
 from node.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
 from node.moderation.recent import RecentProblems
 from node.reports import ReportState, check_transition
-from node.rooms import EndedBy, Ending, Role, Room, RoomState, replicate
+from node.room_copy import replicate
+from node.rooms import EndedBy, Ending, Role, Room, RoomState
 from node.server_settings import ServerSettings
 from node.store.database import open_database
 from node.store.domain_blocks import DomainBlockList

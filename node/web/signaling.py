@@ -238,9 +238,9 @@ async def room_socket(websocket: WebSocket) -> None:
         on_air = stage.get(websocket.path_params["room_id"])
         if on_air.room.state is RoomState.ENDED:
             raise Conflict("the room has ended")
-        # A signed-in user's notifications ride the socket in this process: only guests'
-        # and visitors' sockets go to a media worker.
-        if not isinstance(account, Account) and await _hand_over(websocket, on_air, account):
+        # A socket a media worker serves carries no notifications: the page then keeps its
+        # own notifications socket (static/notify.js), as on pages without a room.
+        if await _hand_over(websocket, on_air, account):
             return
         watcher = on_air.watch(account)
     except ParleyError as exc:
