@@ -81,6 +81,9 @@ def test_the_bell_counts_live_and_the_page_lists_them(
         log_in(page, "alice")
         expect(page.get_by_role("link", name="Notifications")).to_be_visible()
         bell_says(page, 0)
+        # The log-in's own announcement first (it may come after the bell is drawn): a
+        # later one would replace the notification's below.
+        expect(page.locator("#announcer")).to_contain_text("Logged in as alice.")
 
         # 1. A follower (bob, on this node): the bell counts it while the home page is open.
         response = api.request("POST", "/api/v1/follows", bob, json={"handle": f"alice@{host}"})
