@@ -145,8 +145,17 @@ def test_the_room_page_recovers_from_a_network_blip(
     browser = launch(playwright_instance, tones[440])
     try:
         listener = new_context(browser, f"http://127.0.0.1:{link_port}").new_page()
+        frames: list[object] = []
+        listener.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
         listener.goto(room["url"])
         expect(listener.get_by_role("heading", name="Blip test")).to_be_visible()
+        # The heading comes from the HTTP fetch: cut the link only once the room socket is
+        # up (its snapshot arrived), so what is lost is a connection, not a first connect.
+        for _ in range(200):
+            if frames:
+                break
+            listener.wait_for_timeout(50)  # Playwright delivers socket events while it waits
+        assert frames, "the room socket never received its snapshot"
         link.cut()
         expect(listener.get_by_text("Connection lost. Reconnecting…")).to_be_visible()
         listener.wait_for_timeout(1500)
