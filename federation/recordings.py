@@ -29,8 +29,6 @@ from federation.actors import AS_PUBLIC
 from federation.sanitize import clean_html
 
 AUDIO_TYPE = "audio/ogg"
-MASTODON_AUDIO_LIMIT = 99 * 1024 * 1024
-"""Mastodon 4.2+'s ``MediaAttachment::VIDEO_LIMIT``, which also bounds audio."""
 REPLAY_HASHTAG = "ParleyReplay"
 
 
